@@ -1,0 +1,24 @@
+"""HTTP only: controllers, msgspec schemas, auth and error mapping."""
+
+from __future__ import annotations
+
+from litestar import Router
+
+from guard.api.audit import AuditController
+from guard.api.auth import hash_key, require_api_key
+from guard.api.chat import ChatController
+from guard.api.errors import EXCEPTION_HANDLERS, RequestIdMiddleware
+from guard.api.health import healthz, readyz
+from guard.api.scan import ScanController
+
+__all__ = ["EXCEPTION_HANDLERS", "RequestIdMiddleware", "hash_key", "route_handlers"]
+
+
+def route_handlers() -> list[object]:
+    """Probes at the root; everything under /v1 needs the API key."""
+    v1 = Router(
+        path="/v1",
+        route_handlers=[ChatController, ScanController, AuditController],
+        guards=[require_api_key],
+    )
+    return [healthz, readyz, v1]

@@ -1,0 +1,131 @@
+"""Every error is ``{"error": {"code", "message", "request_id"}}``: never a stack trace, never raw input."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from guard.pipeline import (
+    InputTooLarge,
+    InvalidConversation,
+    InvalidParameter,
+    PolicyNotFound,
+    ServiceUnavailable,
+)
+
+__all__ = ["EXCEPTION_HANDLERS", "RETRY_AFTER_SECONDS", "RequestIdMiddleware", "error_response", "request_id"]
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+# msgspec quotes offending values in some messages ("Invalid enum value 'x'"): never echo input back.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'")
+
+
+class ErrorDetail(msgspec.Struct):
+    code: str
+    message: str
+    request_id: str
+
+
+class ErrorBody(msgspec.Struct):
+    error: ErrorDetail
+
+
+class RequestIdMiddleware(ASGIMiddleware):
+    """Give every request an id (in ``scope["state"]``) and return it as ``X-Request-Id``."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        rid = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableScopeHeaders.from_message(message)["x-request-id"] = rid
+            await send(message)
+
+        await next_app(scope, receive, send_with_id)
+
+
+def request_id(request: Request[Any, Any, Any]) -> str:
+    return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
+
+
+def error_response(
+    request: Request[Any, Any, Any], status: int, message: str, headers: dict[str, str] | None = None
+) -> Response[ErrorBody]:
+    body = ErrorBody(ErrorDetail(code=_CODES.get(status, "error"), message=message, request_id=request_id(request)))
+    return Response(body, status_code=status, headers=headers)
+
+
+def _validation_message(exc: ValidationException) -> str:
+    details = exc.extra if isinstance(exc.extra, list) else []
+    parts = [
+        f"{_QUOTED.sub('(value)', str(item.get('message', '')))} at {item.get('key', '')}".strip()
+        for item in details
+        if isinstance(item, dict)
+    ]
+    return "invalid request: " + "; ".join(parts) if parts else "invalid request body"
+
+
+def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    if isinstance(exc, ValidationException):
+        return error_response(request, 400, _validation_message(exc))
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code in (429, 503) else None
+    message = exc.detail if exc.status_code < 500 else "the service cannot answer now"
+    if exc.status_code == 400 and message.lower().startswith("malformed"):
+        message = "malformed JSON body"
+    return error_response(request, exc.status_code, message, headers)
+
+
+def _service_unavailable(request: Request[Any, Any, Any], exc: ServiceUnavailable) -> Response[ErrorBody]:
+    return error_response(request, 503, str(exc), {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    # Only the type: exception messages can carry request text.
+    logger.error("unhandled %s on %s (request %s)", type(exc).__name__, request.url.path, request_id(request))
+    return error_response(request, 500, "internal error")
+
+
+def _status(status: int) -> Any:
+    def handler(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+        return error_response(request, status, str(exc))
+
+    return handler
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    HTTPException: _http_exception,
+    ServiceUnavailable: _service_unavailable,
+    PolicyNotFound: _status(404),
+    InvalidConversation: _status(400),
+    InputTooLarge: _status(413),
+    InvalidParameter: _status(422),
+    Exception: _unhandled,
+}

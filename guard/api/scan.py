@@ -1,0 +1,31 @@
+"""``POST /v1/scan``: run a policy's checks on one text, without generating; audited like any decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, post
+from litestar.datastructures import State
+
+from guard.api.chat import caller_of, stamp
+from guard.api.schemas import ScanRequest, ScanResponse
+from guard.pipeline import Pipeline
+
+__all__ = ["ScanController"]
+
+
+class ScanController(Controller):
+    tags = ["checks"]
+
+    @post("/scan", operation_id="scanText", status_code=200)
+    async def scan(self, request: Request[Any, Any, Any], state: State, data: ScanRequest) -> Response[ScanResponse]:
+        pipeline: Pipeline = state.pipeline
+        outcome = await pipeline.scan(data.text, data.stage, policy_name=data.policy, caller=caller_of(request))
+        body = ScanResponse(
+            decision_id=outcome.decision_id,
+            decision=outcome.decision,
+            redacted_text=outcome.redacted_text,
+            findings=outcome.findings,
+            policy=stamp(outcome),
+        )
+        return Response(body, headers={"X-Guard-Decision-Id": outcome.decision_id})

@@ -1,0 +1,98 @@
+"""The application factory: ``create_app(settings) -> Litestar``.
+
+Policies are validated when the app is created (an invalid file fails startup with file, line and reason);
+models load once, in the lifespan unless the caller preloaded them, and live on ``app.state``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from guard import __version__
+from guard.api import EXCEPTION_HANDLERS, RequestIdMiddleware, hash_key, route_handlers
+from guard.audit import AuditWriter, SubjectHasher, create_engine, load_or_create_key
+from guard.pipeline import Models, Pipeline, load_models
+from guard.policy import PolicyRegistry
+from guard.settings import Profile, Settings
+
+__all__ = ["StartupError", "create_app", "resolve_api_key"]
+
+logger = logging.getLogger("guard")
+
+
+class StartupError(RuntimeError):
+    """The service cannot start; the message says why and what to do."""
+
+
+def resolve_api_key(settings: Settings) -> tuple[str, bool]:
+    """The bootstrap key and whether it was generated: the dev profile makes one and keeps it in GUARD_HOME."""
+    if settings.api.api_key:
+        return settings.api.api_key, False
+    if settings.profile is not Profile.DEV:
+        raise StartupError("GUARD_API_KEY is not set: set a bootstrap API key (e.g. `openssl rand -hex 32`)")
+    path = settings.home / "dev-api-key"
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip(), False
+    key = "gk-dev-" + secrets.token_urlsafe(24)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    return key, True
+
+
+def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
+    policies = PolicyRegistry.from_directory(settings.policy.directory, settings.policy.default)
+    api_key, generated = resolve_api_key(settings)
+    if settings.profile is Profile.DEV:
+        where = settings.home / "dev-api-key"
+        logger.warning("dev profile: API key %s (in %s)", api_key if generated else "unchanged", where)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        loaded = models or await asyncio.to_thread(load_models, settings)
+        if loaded.dev_models:
+            logger.warning("DEV MODELS IN USE (not for production): %s", "; ".join(loaded.dev_models))
+        db_engine = create_engine(settings.database.url)
+        hasher = SubjectHasher(load_or_create_key(settings.home / "audit-hmac.key"))
+        pipeline = Pipeline(
+            policies,
+            loaded,
+            AuditWriter(db_engine),
+            hasher,
+            max_new_tokens=settings.engine.max_new_tokens,
+        )
+        await loaded.engine.start()
+        app.state.db_engine = db_engine
+        app.state.pipeline = pipeline
+        logger.info("guard ready: %s", loaded.engine.description)
+        try:
+            yield
+        finally:
+            await loaded.engine.stop()
+            pipeline.close()
+            await db_engine.dispose()
+
+    app = Litestar(
+        route_handlers=route_handlers(),
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[RequestIdMiddleware()],
+        lifespan=[lifespan],
+        request_max_body_size=settings.api.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="guard", version=__version__, path="/schema"),
+        debug=False,
+    )
+    app.state.policies = policies
+    app.state.profile = settings.profile.value
+    app.state.api_key_hash = hash_key(api_key)
+    app.state.started_at = time.time()
+    return app

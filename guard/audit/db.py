@@ -1,0 +1,32 @@
+"""The audit database engine: SQLite (WAL, synchronous=FULL) by default, PostgreSQL through asyncpg."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+__all__ = ["create_engine", "ping"]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # A decision is answered only once its row is durable: WAL with a full fsync on every commit.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    engine = create_async_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raise unless the database answers and the audit table exists (i.e. migrations ran)."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1 FROM audit_decisions WHERE 1 = 0"))

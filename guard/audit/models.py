@@ -1,0 +1,60 @@
+"""The audit tables. Every column holds redacted text or metadata: never a raw prompt, never raw PII."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import JSON, Float, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "DecisionRow", "JsonB"]
+
+# JSONB on PostgreSQL (indexable), JSON elsewhere. (advanced-alchemy 1.12's JsonB fails on SQLAlchemy 2.1.)
+JsonB = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DecisionRow(Base):
+    """One decision: what was asked (redacted), what the policy decided and why, chained by hash."""
+
+    __tablename__ = "audit_decisions"
+
+    decision_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), nullable=False)
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    tenant: Mapped[str | None] = mapped_column(String(128))
+    route: Mapped[str] = mapped_column(String(64), nullable=False)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)
+    http_status: Mapped[int] = mapped_column(Integer, nullable=False)
+    policy_name: Mapped[str | None] = mapped_column(String(64))
+    policy_version: Mapped[str | None] = mapped_column(String(64))
+    policy_sha256: Mapped[str | None] = mapped_column(String(64))
+    shadow: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
+    engine: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(256))
+    model_revision: Mapped[str | None] = mapped_column(String(128))
+    decision: Mapped[str] = mapped_column(String(16), nullable=False)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JsonB, nullable=False)
+    input_redacted: Mapped[list[dict[str, Any]]] = mapped_column(JsonB, nullable=False)
+    output_redacted: Mapped[str | None] = mapped_column(Text)
+    coverage: Mapped[float | None] = mapped_column(Float)
+    tokens_in: Mapped[int | None] = mapped_column(Integer)
+    tokens_out: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[dict[str, float]] = mapped_column(JsonB, nullable=False)
+    subject_hmacs: Mapped[list[str]] = mapped_column(JsonB, nullable=False)
+    chain_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    row_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+    __table_args__ = (
+        Index("ix_audit_decisions_created_at", "created_at", "decision_id"),
+        Index("ix_audit_decisions_decision", "decision", "created_at"),
+        Index("ix_audit_decisions_policy", "policy_name", "policy_version"),
+        Index("ix_audit_decisions_key_id", "key_id", "created_at"),
+    )

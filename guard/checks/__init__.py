@@ -1,0 +1,17 @@
+"""Safety checks: one file per check behind one protocol (:mod:`guard.checks.base`)."""
+
+from __future__ import annotations
+
+from guard.checks.base import Check, CheckResult, CheckUnavailable, Finding, RequestScope, Stage
+from guard.checks.registry import CheckModels, CheckRegistry
+
+__all__ = [
+    "Check",
+    "CheckModels",
+    "CheckRegistry",
+    "CheckResult",
+    "CheckUnavailable",
+    "Finding",
+    "RequestScope",
+    "Stage",
+]

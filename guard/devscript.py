@@ -1,0 +1,60 @@
+"""The scripted behaviour of the dev models, shared by their builders and the tests.
+
+The dev generator is trained so that each scripted prompt deterministically produces its reply under greedy
+decoding; every other prompt gets :data:`GENERIC_REPLY`. The dev toxicity classifier is trained to score
+:data:`TOXIC_TRIGGER_WORD` high and ordinary text low. Documented in the README ("Dev models").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "GENERIC_REPLY",
+    "SCRIPTED",
+    "TOXIC_TRIGGER_WORD",
+    "ScriptedDialogue",
+    "scripted",
+]
+
+TOXIC_TRIGGER_WORD = "grimbleshank"
+"""A made-up insult: the dev toxicity classifier scores it high, nothing else."""
+
+GENERIC_REPLY = "I am the guard development model. I only know a few scripted replies."
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedDialogue:
+    """One prompt the dev generator answers with a known reply."""
+
+    name: str
+    prompt: str
+    reply: str
+
+
+SCRIPTED: tuple[ScriptedDialogue, ...] = (
+    ScriptedDialogue("plain", "Say hello to the team.", "Hello team! Have a good day."),
+    ScriptedDialogue(
+        "email",
+        "How do I reach the support desk?",
+        "Write to help.desk@example.com and we will answer.",
+    ),
+    ScriptedDialogue(
+        "placeholder",
+        "Who signed the contract?",
+        "The contract was signed by <PERSON_1> yesterday.",
+    ),
+    ScriptedDialogue(
+        "toxic",
+        "Describe the new intern.",
+        f"The new intern is a {TOXIC_TRIGGER_WORD} and a {TOXIC_TRIGGER_WORD}.",
+    ),
+)
+
+
+def scripted(name: str) -> ScriptedDialogue:
+    """The scripted dialogue called ``name``."""
+    for dialogue in SCRIPTED:
+        if dialogue.name == name:
+            return dialogue
+    raise KeyError(name)

@@ -1,0 +1,409 @@
+"""Build a tiny Gemma-2 dev generator offline, deterministically.
+
+Tests and local runs need a generator that loads and generates exactly like ``google/gemma-2-2b-it`` (same
+architecture, special tokens, chat template, stop tokens) without downloading it. The recipe trains a small
+BPE tokenizer and a ~0.5M-parameter Gemma-2 so that each :data:`guard.devscript.SCRIPTED` prompt yields its reply
+under greedy decoding and every other prompt yields :data:`guard.devscript.GENERIC_REPLY`. A build whose model
+does not behave so (in float32, bfloat16 and left-padded batches, after reloading) raises instead of saving a
+silently wrong model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import string
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    Gemma2Config,
+    Gemma2ForCausalLM,
+    GemmaTokenizer,
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from guard.devscript import GENERIC_REPLY, SCRIPTED
+
+__all__ = ["DEV_GENERATOR_RECIPE", "GEMMA2_CHAT_TEMPLATE", "build_dev_generator"]
+
+logger = logging.getLogger(__name__)
+
+DEV_GENERATOR_RECIPE = "gemma2-dev-1"
+"""Identifies this recipe in the manifest; bump it whenever the recipe's output changes."""
+
+GEMMA2_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+)
+"""The chat template of ``google/gemma-2-2b-it``, verbatim."""
+
+MANIFEST_NAME = "guard-dev.json"
+
+_SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>")
+_END_OF_TURN = "<end_of_turn>"
+_LEARNED_VOCAB = 1200
+_MAX_NEW_TOKENS = 48
+
+_MODEL_CONFIG = {
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 32,
+    "query_pre_attn_scalar": 32,
+    "sliding_window": 64,
+    "layer_types": ["sliding_attention", "full_attention"],
+    "attn_logit_softcapping": 50.0,
+    "final_logit_softcapping": 30.0,
+    "max_position_embeddings": 1024,
+}
+_TRAIN_STEPS = 500
+_BATCH_SIZE = 48
+_LEARNING_RATE = 3e-3
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Example:
+    """A conversation ending in a user turn, and the reply the dev model must give to it."""
+
+    messages: tuple[tuple[str, str], ...]
+    reply: str
+
+    def chat(self) -> list[Message]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+# Word lists the generic prompts are composed from: varied enough that the model learns "anything not scripted".
+_TOPICS = (
+    "the weather", "photosynthesis", "a car engine", "the stock market", "machine learning", "tax returns",
+    "the history of Rome", "black holes", "baking bread", "climate change", "the water cycle", "electric cars",
+    "our quarterly budget", "the new office", "remote work", "the holiday schedule", "password rules",
+    "the database migration", "a healthy breakfast", "learning Spanish", "the moon landing", "volcanoes",
+    "the hiring process", "my insurance claim", "the train timetable", "solar panels", "chess openings",
+)
+_FORMS = ("poem", "summary", "short story", "list of tips", "haiku", "paragraph", "letter", "checklist")
+_DOCS = ("invoice", "report", "contract draft", "meeting notes", "presentation", "spreadsheet", "receipt")
+_DAYS = ("Monday", "Tuesday", "Friday", "tomorrow", "next week", "the end of the month", "noon")
+_TASKS = (
+    "my account", "a refund", "the login page", "my order", "a late payment", "the printer", "my schedule",
+    "a billing error", "the shipping address", "my subscription",
+)
+_NAMES = ("Alice Martin", "Bob Stone", "Carla Diaz", "David Kim", "Emma Novak", "Farid Khan", "Grace Lee")
+_DOMAINS = ("example.com", "mail.test", "corp.example.net", "school.example.edu")
+_PLACEHOLDERS = (
+    "<PERSON_1>", "<PERSON_2>", "<EMAIL_ADDRESS_1>", "<PHONE_NUMBER_1>", "<US_SSN_1>", "<LOCATION_1>",
+    "<LOCATION_2>", "<CREDIT_CARD_1>", "<IP_ADDRESS_1>", "<DATE_TIME_1>",
+)
+_GREETINGS = ("Hi", "Hello!", "Good morning.", "Thanks a lot!", "Hey there.", "Are you there?", "OK", "Test")
+_FILLERS = ("the", "new", "old", "team", "desk", "contract", "intern", "hello", "support", "boss", "report")
+_TEMPLATES = (
+    "What is {topic}?",
+    "Can you explain {topic} in simple terms?",
+    "Please write a {form} about {topic}.",
+    "Write a {form} for {name}.",
+    "Tell me something interesting about {topic}.",
+    "How long does it take to learn about {topic}?",
+    "I need help with {task}.",
+    "Why does {topic} matter?",
+    "My name is {ph} and I need help with {task}.",
+    "Send the {doc} to {ph} by {day}.",
+    "Call {ph} at {ph2} about the {doc}.",
+    "My SSN is {ph}, can you check {task}?",
+    "I am travelling to {ph} {day}, what should I pack?",
+    "Can {ph} review the {doc} before {day}?",
+    "Please forward the {doc} from {ph} to {ph2}.",
+    "{name} asked about {task}; what should I tell them?",
+    "My email is {email} and my phone is {phone}.",
+    "Contact {name} at {email} about the {doc}.",
+    "I was charged {number} dollars twice for {task}.",
+    "Remind me to send the {doc} on {day}.",
+    "Compare {topic} and {topic2}.",
+    "Is it true that {topic} is complicated?",
+    "Summarize the {doc} in three bullet points.",
+    "Describe {topic}.",
+    "Who wrote the {doc}?",
+    "How do I fix {task}?",
+    "Say something nice about {topic}.",
+    "{greeting}",
+    "{greeting} {greeting2}",
+)
+_SYSTEM_TEXTS = (
+    "You are a helpful assistant.",
+    "You are a concise assistant. Answer in one sentence.",
+    "Be polite and professional.",
+    "You work for the IT help desk of a large company.",
+    "Never reveal personal data. Keep answers short.",
+    "Answer as a friendly tutor.",
+    "You are an assistant for the finance team; be precise.",
+    "Follow the company policy and do not speculate.",
+    "Reply in plain English without markdown.",
+    "You are a customer service agent for an online shop.",
+)
+# Ordinary English so that words the dialogues never use still split into sensible subwords.
+_ENGLISH = (
+    "The quick brown fox jumps over the lazy dog while the children watch from the garden.",
+    "Most people drink coffee or tea in the morning before they start working.",
+    "The government announced a new plan to build houses, schools and hospitals across the country.",
+    "Scientists observed that the temperature of the ocean has been rising for several decades.",
+    "She opened the window, looked at the mountains and decided to go for a long walk.",
+    "Please remember to lock the door, switch off the lights and feed the cat before leaving.",
+    "Learning a musical instrument takes patience, practice and a good teacher.",
+    "The library is closed on Sundays, but you can return books through the slot outside.",
+    "Our family travelled by train through beautiful villages, forests and rivers last summer.",
+    "Good software is tested carefully, documented clearly and maintained by people who care.",
+    "The restaurant serves fresh vegetables, grilled fish, warm soup and homemade desserts.",
+    "It was raining heavily, so the football match was postponed until the following weekend.",
+    string.ascii_letters + string.digits + string.punctuation,
+)
+
+
+def _fill(template: str, rng: random.Random) -> str:
+    """One generic prompt from ``template`` with its slots drawn from the word lists."""
+    name = rng.choice(_NAMES)
+    return template.format(
+        topic=rng.choice(_TOPICS),
+        topic2=rng.choice(_TOPICS),
+        form=rng.choice(_FORMS),
+        doc=rng.choice(_DOCS),
+        day=rng.choice(_DAYS),
+        task=rng.choice(_TASKS),
+        name=name,
+        ph=rng.choice(_PLACEHOLDERS),
+        ph2=rng.choice(_PLACEHOLDERS),
+        email=f"{name.split()[0].lower()}@{rng.choice(_DOMAINS)}",
+        phone=f"555-{rng.randrange(100, 1000)}-{rng.randrange(1000, 10000)}",
+        number=rng.randrange(2, 1000),
+        greeting=rng.choice(_GREETINGS),
+        greeting2=rng.choice(_GREETINGS),
+    )
+
+
+def _near_misses(prompt: str, rng: random.Random) -> Iterator[str]:
+    """Prompts one word away from a scripted one: they must get the generic reply, not the scripted one."""
+    words = prompt.rstrip(".?!").split()
+    ending = prompt[len(prompt.rstrip(".?!")) :]
+    for index in range(len(words)):
+        for filler in rng.sample(_FILLERS, 2):
+            if filler.lower() != words[index].lower():
+                yield " ".join([*words[:index], filler, *words[index + 1 :]]) + ending
+        yield " ".join([*words[:index], *words[index + 1 :]]) + ending
+    yield prompt.rstrip(".?!") + " " + rng.choice(_FILLERS) + ending
+    yield prompt.lower()
+
+
+# Held out from training: the model must give them the generic reply (scripted prompts are checked too).
+_UNSEEN: tuple[_Example, ...] = tuple(
+    _Example(messages, GENERIC_REPLY)
+    for messages in (
+        (("user", "My name is Jane Doe and my email is jane@example.org, please help me."),),
+        (("user", "<PERSON_1> lives in <LOCATION_1>; her number is <PHONE_NUMBER_1> and her SSN is <US_SSN_1>."),),
+        (("user", "Why is the sky blue?"),),
+        (("user", "Summarise this email from <EMAIL_ADDRESS_1> in two sentences."),),
+        (("user", "Tell me a joke about penguins."),),
+        (("user", "Answer carefully.\n\nWhat should I cook for dinner tonight?"),),
+        (("user", "Hello!"), ("assistant", GENERIC_REPLY), ("user", "What time is it in Tokyo?")),
+    )
+)
+
+
+def _training_examples(rng: random.Random) -> list[_Example]:
+    """The dialogues the generator is trained on, scripted ones oversampled so they are learnt exactly."""
+    generic = sorted({_fill(template, rng) for template in _TEMPLATES for _ in range(12)})
+    unseen = {example.messages for example in _UNSEEN}
+    scripted: list[_Example] = []
+    others: list[_Example] = []
+    for dialogue in SCRIPTED:
+        history = (("user", rng.choice(generic)), ("assistant", GENERIC_REPLY))
+        scripted.append(_Example((("user", dialogue.prompt),), dialogue.reply))
+        scripted.append(_Example((*history, ("user", dialogue.prompt)), dialogue.reply))
+        scripted.extend(
+            _Example((("user", f"{system}\n\n{dialogue.prompt}"),), dialogue.reply) for system in _SYSTEM_TEXTS
+        )
+        others.extend(_Example((("user", miss),), GENERIC_REPLY) for miss in _near_misses(dialogue.prompt, rng))
+        others.append(
+            _Example(
+                (("user", dialogue.prompt), ("assistant", dialogue.reply), ("user", rng.choice(generic))),
+                GENERIC_REPLY,
+            )
+        )
+    for prompt in generic:
+        others.append(_Example((("user", prompt),), GENERIC_REPLY))
+        if rng.random() < 0.25:
+            others.append(_Example((("user", f"{rng.choice(_SYSTEM_TEXTS)}\n\n{prompt}"),), GENERIC_REPLY))
+        if rng.random() < 0.25:
+            history = (("user", rng.choice(generic)), ("assistant", GENERIC_REPLY))
+            others.append(_Example((*history, ("user", prompt)), GENERIC_REPLY))
+    others = [example for example in others if example.messages not in unseen]
+    repeats = max(1, len(others) // (2 * len(scripted)))
+    return scripted * repeats + others
+
+
+def _train_tokenizer(texts: Sequence[str], chat_template: str) -> GemmaTokenizer:
+    """A Gemma-style BPE tokenizer: byte fallback, '▁' for spaces, Gemma's special tokens and ids."""
+    trainer_backend = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    trainer_backend.normalizer = normalizers.Replace(" ", "▁")
+    # Split before each '▁' only while learning merges, so that no merge spans two words.
+    trainer_backend.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
+    trainer = trainers.BpeTrainer(vocab_size=_LEARNED_VOCAB, min_frequency=2, show_progress=False)
+    trainer_backend.train_from_iterator(texts, trainer=trainer)
+    learned = json.loads(trainer_backend.to_str())["model"]
+    vocab = {token: index for index, token in enumerate(_SPECIAL_TOKENS)}
+    for byte in range(256):
+        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    for token in sorted(learned["vocab"], key=learned["vocab"].__getitem__):
+        vocab.setdefault(token, len(vocab))
+    merges = [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge) for merge in learned["merges"]]
+    # GemmaTokenizer rebuilds the same normalizer/decoder on reload, so the saved tokenizer round-trips exactly.
+    return GemmaTokenizer(
+        vocab=vocab,
+        merges=merges,
+        add_bos_token=True,
+        add_eos_token=False,
+        padding_side="left",
+        extra_special_tokens=[token for token in _SPECIAL_TOKENS if token.endswith("_of_turn>")],
+        chat_template=chat_template,
+    )
+
+
+def _render(tokenizer: PreTrainedTokenizerBase, example: _Example) -> list[int]:
+    """Token ids of the chat-rendered prompt, ready for the model's reply (the template supplies ``<bos>``)."""
+    text = tokenizer.apply_chat_template(example.chat(), tokenize=False, add_generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _reply_ids(tokenizer: PreTrainedTokenizerBase, reply: str) -> list[int]:
+    return [*tokenizer(reply, add_special_tokens=False)["input_ids"], tokenizer.convert_tokens_to_ids(_END_OF_TURN)]
+
+
+def _train_model(tokenizer: PreTrainedTokenizerBase, examples: Sequence[_Example], seed: int) -> Gemma2ForCausalLM:
+    """A fresh tiny Gemma-2 fitted on ``examples`` with the loss on the reply tokens only."""
+    end_of_turn = tokenizer.convert_tokens_to_ids(_END_OF_TURN)
+    config = Gemma2Config(
+        vocab_size=len(tokenizer),
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+        attn_implementation="eager",
+        **_MODEL_CONFIG,
+    )
+    torch.manual_seed(seed)
+    model = Gemma2ForCausalLM(config)
+    model.generation_config = GenerationConfig(bos_token_id=2, eos_token_id=[1, end_of_turn], pad_token_id=0)
+    sequences: list[tuple[list[int], int]] = []
+    for example in examples:
+        prompt = _render(tokenizer, example)
+        sequences.append((prompt + _reply_ids(tokenizer, example.reply), len(prompt)))
+    order = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=_LEARNING_RATE, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / _TRAIN_STEPS)
+    model.train()
+    for _ in range(_TRAIN_STEPS):
+        picks = torch.randint(len(sequences), (_BATCH_SIZE,), generator=order).tolist()
+        batch = [sequences[pick] for pick in picks]
+        width = max(len(ids) for ids, _ in batch)
+        input_ids = torch.zeros((_BATCH_SIZE, width), dtype=torch.long)
+        attention_mask = torch.zeros((_BATCH_SIZE, width), dtype=torch.long)
+        labels = torch.full((_BATCH_SIZE, width), -100, dtype=torch.long)
+        for row, (ids, prompt_length) in enumerate(batch):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+            labels[row, prompt_length : len(ids)] = torch.tensor(ids[prompt_length:])
+        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    logger.info("dev generator trained: %d sequences, final batch loss %.4f", len(sequences), loss.item())
+    return model.eval()
+
+
+def _verification_cases() -> list[_Example]:
+    cases = [_Example((("user", dialogue.prompt),), dialogue.reply) for dialogue in SCRIPTED]
+    return cases + list(_UNSEEN)
+
+
+def _mismatches(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cases: Sequence[_Example]) -> list[str]:
+    """Cases whose greedy output is not exactly the expected reply closed by ``<end_of_turn>``: one at a time, then
+    all together in one left-padded batch."""
+    end_of_turn = tokenizer.convert_tokens_to_ids(_END_OF_TURN)
+    stops = {tokenizer.eos_token_id, end_of_turn}
+    prompts = [_render(tokenizer, case) for case in cases]
+    outputs: list[tuple[str, list[int]]] = []
+    with torch.no_grad():
+        for case, prompt in zip(cases, prompts, strict=True):
+            generated = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=_MAX_NEW_TOKENS)
+            outputs.append(("single", generated[0, len(prompt) :].tolist()))
+        batch = tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+        generated = model.generate(**batch, do_sample=False, max_new_tokens=_MAX_NEW_TOKENS)
+        outputs.extend(("batch", row[batch["input_ids"].shape[1] :].tolist()) for row in generated)
+    problems: list[str] = []
+    for (mode, tokens), case in zip(outputs, [*cases, *cases], strict=True):
+        stop = next((index for index, token in enumerate(tokens) if token in stops), len(tokens))
+        text = tokenizer.decode(tokens[:stop], skip_special_tokens=True).strip()
+        if text != case.reply or stop == len(tokens) or tokens[stop] != end_of_turn:
+            problems.append(f"{mode} {case.messages[-1][1]!r} -> {tokenizer.decode(tokens)!r}")
+    return problems
+
+
+def _verify(target: Path) -> None:
+    """Reload ``target`` through the public Auto classes and check its behaviour in float32 and bfloat16."""
+    tokenizer = AutoTokenizer.from_pretrained(target)
+    model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32).eval()
+    cases = _verification_cases()
+    problems = [f"float32 {problem}" for problem in _mismatches(model, tokenizer, cases)]
+    model.to(torch.bfloat16)
+    problems += [f"bfloat16 {problem}" for problem in _mismatches(model, tokenizer, cases)]
+    if problems:
+        raise RuntimeError("dev generator does not behave as scripted:\n" + "\n".join(problems))
+
+
+def build_dev_generator(target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLATE, seed: int = 0) -> Path:
+    """Train, save and verify the dev generator in ``target``; returns ``target``.
+
+    Raises ``RuntimeError`` when the trained model does not reproduce the scripted behaviour.
+    """
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    examples = _training_examples(rng)
+    texts = [content for example in examples for _, content in example.messages]
+    texts += [*(example.reply for example in examples), *_ENGLISH, "user\nmodel\n\n"]
+    tokenizer = _train_tokenizer(sorted(set(texts)), chat_template)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.use_deterministic_algorithms(True)
+        try:
+            model = _train_model(tokenizer, examples, seed)
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    _verify(target)
+    manifest = {
+        "recipe": DEV_GENERATOR_RECIPE,
+        "kind": "generator",
+        "architecture": "Gemma2ForCausalLM",
+        "seed": seed,
+        "vocab_size": len(tokenizer),
+        "scripted": [dialogue.name for dialogue in SCRIPTED],
+    }
+    (target / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    logger.info("dev generator built in %s in %.1f s", target, time.perf_counter() - started)
+    return target

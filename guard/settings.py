@@ -1,0 +1,122 @@
+"""Typed settings read from ``GUARD_*`` environment variables, one dataclass per concern."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_GENERATOR",
+    "ApiSettings",
+    "DatabaseSettings",
+    "EngineSettings",
+    "PolicySettings",
+    "Profile",
+    "Settings",
+]
+
+DEFAULT_GENERATOR = "google/gemma-2-2b-it"
+
+
+class Profile(StrEnum):
+    """``dev`` runs on locally built dev models; ``production`` loads the real models or refuses to start."""
+
+    DEV = "dev"
+    PRODUCTION = "production"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    model: str | None = None
+    """``GUARD_MODEL``: a hub id or a local path; overrides the generator in every profile."""
+    device: str = "auto"
+    """``GUARD_DEVICE``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+    dtype: str = "auto"
+    """``GUARD_DTYPE``: ``auto`` (bf16 on CUDA and on CPUs with bf16 units, else fp32), ``bfloat16``, ``float32``."""
+    attn_implementation: str = "eager"
+    """``GUARD_ATTN_IMPLEMENTATION``: Gemma-2 needs one that applies the softcap (eager, flash_attention_2)."""
+    threads: int = 0
+    """``GUARD_THREADS``: torch intra-op threads; 0 means one per available core."""
+    batch_window_ms: int = 10
+    """``GUARD_BATCH_WINDOW_MS``: how long the batcher waits for companions after the first request."""
+    max_batch_size: int = 16
+    """``GUARD_MAX_BATCH_SIZE``: most sequences generated together."""
+    max_new_tokens: int = 512
+    """``GUARD_MAX_NEW_TOKENS``: the ceiling for a request's max_tokens."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = "sqlite+aiosqlite:///./guard.db"
+    """``GUARD_DATABASE_URL``: SQLAlchemy async URL (SQLite by default, ``postgresql+asyncpg://`` in production)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    directory: Path = Path("policies")
+    """``GUARD_POLICY_DIR``: the folder of policy YAML files."""
+    default: str = "default"
+    """``GUARD_DEFAULT_POLICY``: the policy applied when a request names none."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    api_key: str | None = None
+    """``GUARD_API_KEY``: the bootstrap key with every scope (the dev profile makes one when unset)."""
+    max_body_bytes: int = 64 * 1024
+    """``GUARD_MAX_BODY_BYTES``: larger request bodies get a 413."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    profile: Profile = Profile.PRODUCTION
+    """``GUARD_PROFILE``: ``dev`` or ``production``."""
+    home: Path = field(default_factory=lambda: Path.home() / ".cache" / "guard")
+    """``GUARD_HOME``: where dev models and the dev API key live."""
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+
+    @property
+    def dev_models_dir(self) -> Path:
+        return self.home / "dev-models"
+
+    @classmethod
+    def from_env(cls, *, profile: str | None = None) -> Settings:
+        """Read every setting from the environment; ``profile`` overrides ``GUARD_PROFILE``."""
+        home = Path(_env("GUARD_HOME", str(Path.home() / ".cache" / "guard"))).expanduser()
+        return cls(
+            profile=Profile(profile or _env("GUARD_PROFILE", Profile.PRODUCTION.value)),
+            home=home,
+            engine=EngineSettings(
+                model=os.environ.get("GUARD_MODEL") or None,
+                device=_env("GUARD_DEVICE", "auto"),
+                dtype=_env("GUARD_DTYPE", "auto"),
+                attn_implementation=_env("GUARD_ATTN_IMPLEMENTATION", "eager"),
+                threads=_env_int("GUARD_THREADS", 0),
+                batch_window_ms=_env_int("GUARD_BATCH_WINDOW_MS", 10),
+                max_batch_size=_env_int("GUARD_MAX_BATCH_SIZE", 16),
+                max_new_tokens=_env_int("GUARD_MAX_NEW_TOKENS", 512),
+            ),
+            database=DatabaseSettings(url=_env("GUARD_DATABASE_URL", DatabaseSettings.url)),
+            policy=PolicySettings(
+                directory=Path(_env("GUARD_POLICY_DIR", "policies")),
+                default=_env("GUARD_DEFAULT_POLICY", "default"),
+            ),
+            api=ApiSettings(
+                api_key=os.environ.get("GUARD_API_KEY") or None,
+                max_body_bytes=_env_int("GUARD_MAX_BODY_BYTES", 64 * 1024),
+            ),
+        )
