@@ -59,7 +59,7 @@ def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        loaded = models or await asyncio.to_thread(load_models, settings)
+        loaded = models if models is not None else await asyncio.to_thread(load_models, settings)
         if loaded.dev_models:
             logger.warning("DEV MODELS IN USE (not for production): %s", "; ".join(loaded.dev_models))
         db_engine = create_engine(settings.database.url)

@@ -211,9 +211,7 @@ class Pipeline:
                 raise ServiceUnavailable(f"the {name} check failed ({type(exc).__name__})") from None
             for index, output in zip(indices, outputs, strict=True):
                 for finding in output.findings:
-                    located = msgspec.structs.replace(
-                        finding, message_index=index if stage == "input" else None
-                    )
+                    located = msgspec.structs.replace(finding, message_index=index if stage == "input" else None)
                     result.findings.append(located)
                     if name == "pii":
                         original = texts[index][finding.start : finding.end]
@@ -257,25 +255,29 @@ class Pipeline:
             {"role": m.role, "content": audit if audit is not None else NOT_STORED}
             for m, audit in zip(messages, checked.audit_texts, strict=True)
         ]
-        record = dict(
-            decision_id=decision_id,
-            route=route,
-            policy_name=policy.name,
-            policy_version=policy.version,
-            policy_sha256=policy.sha256,
-            engine=self.engine.name,
-            model=self.engine.model_id,
-            model_revision=self.engine.revision,
-            input_redacted=stored_input,
-            key_id=caller.key_id,
-            tenant=caller.tenant,
-        )
+        record: dict[str, Any] = {
+            "decision_id": decision_id,
+            "route": route,
+            "policy_name": policy.name,
+            "policy_version": policy.version,
+            "policy_sha256": policy.sha256,
+            "engine": self.engine.name,
+            "model": self.engine.model_id,
+            "model_revision": self.engine.revision,
+            "input_redacted": stored_input,
+            "key_id": caller.key_id,
+            "tenant": caller.tenant,
+        }
         if decision == "block":
-            text, finish, tokens_in, tokens_out, output_audit = policy.policy.refusal_message, "content_filter", 0, 0, None
+            text, finish, tokens_in, tokens_out, output_audit = (
+                policy.policy.refusal_message,
+                "content_filter",
+                0,
+                0,
+                None,
+            )
         else:
-            redacted = [
-                ChatMessage(role=m.role, content=t) for m, t in zip(messages, checked.texts, strict=True)
-            ]
+            redacted = [ChatMessage(role=m.role, content=t) for m, t in zip(messages, checked.texts, strict=True)]
             prompt = self.engine.render_chat(redacted)
             tokens_in = self.engine.count_tokens(prompt)
             if tokens_in + params.max_tokens > self.engine.context_length:
@@ -401,7 +403,9 @@ def _audit_copy(original: str, result: CheckResult, scope: RequestScope) -> str:
     """The form of a text that may be stored: every PII finding replaced, whatever its action."""
     text = original
     for finding in sorted(result.findings, key=lambda f: f.start, reverse=True):
-        text = text[: finding.start] + scope.placeholder(finding.type, original[finding.start : finding.end]) + text[
-            finding.end :
-        ]
+        text = (
+            text[: finding.start]
+            + scope.placeholder(finding.type, original[finding.start : finding.end])
+            + text[finding.end :]
+        )
     return text

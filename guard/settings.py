@@ -8,6 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 
 __all__ = [
+    "DEFAULT_DATABASE_URL",
     "DEFAULT_GENERATOR",
     "ApiSettings",
     "DatabaseSettings",
@@ -18,6 +19,7 @@ __all__ = [
 ]
 
 DEFAULT_GENERATOR = "google/gemma-2-2b-it"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./guard.db"
 
 
 class Profile(StrEnum):
@@ -58,7 +60,7 @@ class EngineSettings:
 
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
-    url: str = "sqlite+aiosqlite:///./guard.db"
+    url: str = DEFAULT_DATABASE_URL
     """``GUARD_DATABASE_URL``: SQLAlchemy async URL (SQLite by default, ``postgresql+asyncpg://`` in production)."""
 
 
@@ -110,7 +112,7 @@ class Settings:
                 max_batch_size=_env_int("GUARD_MAX_BATCH_SIZE", 16),
                 max_new_tokens=_env_int("GUARD_MAX_NEW_TOKENS", 512),
             ),
-            database=DatabaseSettings(url=_env("GUARD_DATABASE_URL", DatabaseSettings.url)),
+            database=DatabaseSettings(url=_env("GUARD_DATABASE_URL", DEFAULT_DATABASE_URL)),
             policy=PolicySettings(
                 directory=Path(_env("GUARD_POLICY_DIR", "policies")),
                 default=_env("GUARD_DEFAULT_POLICY", "default"),

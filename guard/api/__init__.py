@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Router
+from litestar.types import ControllerRouterHandler
 
 from guard.api.audit import AuditController
 from guard.api.auth import hash_key, require_api_key
@@ -14,7 +15,7 @@ from guard.api.scan import ScanController
 __all__ = ["EXCEPTION_HANDLERS", "RequestIdMiddleware", "hash_key", "route_handlers"]
 
 
-def route_handlers() -> list[object]:
+def route_handlers() -> list[ControllerRouterHandler]:
     """Probes at the root; everything under /v1 needs the API key."""
     v1 = Router(
         path="/v1",

@@ -34,9 +34,7 @@ class AuditController(Controller):
         cursor: str | None = None,
     ) -> AuditPage:
         """Decisions, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-        filters = AuditFilters(
-            since=since, until=until, decision=decision, policy=policy, key_id=key_id, route=route
-        )
+        filters = AuditFilters(since=since, until=until, decision=decision, policy=policy, key_id=key_id, route=route)
         try:
             items, next_cursor = await list_decisions(state.db_engine, filters, limit=limit, cursor=cursor)
         except InvalidCursor:

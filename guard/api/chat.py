@@ -24,7 +24,7 @@ from guard.api.schemas import (
 from guard.engine import ChatMessage, SamplingParams
 from guard.pipeline import Caller, ChatOutcome, Pipeline
 
-__all__ = ["ChatController", "DEFAULT_MAX_TOKENS", "caller_of", "stamp"]
+__all__ = ["DEFAULT_MAX_TOKENS", "ChatController", "caller_of", "stamp"]
 
 DEFAULT_MAX_TOKENS = 256
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}

@@ -78,8 +78,6 @@ class Check(Protocol[ConfigT_contra]):
 
     name: ClassVar[str]
 
-    def run(
-        self, texts: Sequence[str], config: ConfigT_contra, stage: Stage, scope: RequestScope
-    ) -> list[CheckResult]:
+    def run(self, texts: Sequence[str], config: ConfigT_contra, stage: Stage, scope: RequestScope) -> list[CheckResult]:
         """One result per text, in order."""
         ...

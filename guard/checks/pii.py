@@ -68,9 +68,7 @@ class PiiCheck:
         analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
         return cls(analyzer, AnonymizerEngine(), spacy_model)
 
-    def run(
-        self, texts: Sequence[str], config: PiiConfig, stage: Stage, scope: RequestScope
-    ) -> list[CheckResult]:
+    def run(self, texts: Sequence[str], config: PiiConfig, stage: Stage, scope: RequestScope) -> list[CheckResult]:
         return [self._run_one(text, config, stage, scope) for text in texts]
 
     def _run_one(self, text: str, config: PiiConfig, stage: Stage, scope: RequestScope) -> CheckResult:

@@ -30,9 +30,7 @@ class ToxicityCheck:
 
         if checkpoint is not None:
             if not checkpoint.is_file():
-                raise CheckUnavailable(
-                    f"dev toxicity checkpoint {checkpoint} not found: run `guard models build-dev`"
-                )
+                raise CheckUnavailable(f"dev toxicity checkpoint {checkpoint} not found: run `guard models build-dev`")
             return cls(Detoxify(checkpoint=str(checkpoint)), f"detoxify dev checkpoint {checkpoint.name}")
         cached = Path(torch.hub.get_dir()) / "checkpoints" / PRODUCTION_CHECKPOINT
         if not cached.is_file():
@@ -49,9 +47,7 @@ class ToxicityCheck:
             ) from None
         return cls(model, "detoxify original")
 
-    def run(
-        self, texts: Sequence[str], config: ToxicityConfig, stage: Stage, scope: RequestScope
-    ) -> list[CheckResult]:
+    def run(self, texts: Sequence[str], config: ToxicityConfig, stage: Stage, scope: RequestScope) -> list[CheckResult]:
         if not texts:
             return []
         scores: dict[str, list[float]] = {

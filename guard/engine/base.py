@@ -65,6 +65,7 @@ class Engine(Protocol):
     revision: str | None
     is_dev: bool
     description: str
+    context_length: int
 
     def render_chat(self, messages: list[ChatMessage]) -> str:
         """The prompt text for a conversation (raises :class:`InvalidConversation`)."""

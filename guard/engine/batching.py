@@ -41,13 +41,14 @@ class BatchingWorker:
         self._window_s = window_s
         self._max_batch = max_batch
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard-engine")
+        self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
         self.last_batch_size = 0
 
     async def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="guard-batcher")
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard-engine")
+            self._task = asyncio.create_task(self._loop(self._executor), name="guard-batcher")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -55,7 +56,9 @@ class BatchingWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
     async def submit(self, prompt: str, params: SamplingParams) -> Generation:
         if self._task is None:
@@ -77,7 +80,7 @@ class BatchingWorker:
                 break
         return [job for job in jobs if not job.future.done()]  # drop jobs whose caller went away
 
-    async def _loop(self) -> None:
+    async def _loop(self, executor: ThreadPoolExecutor) -> None:
         loop = asyncio.get_running_loop()
         while True:
             jobs = await self._collect()
@@ -87,8 +90,8 @@ class BatchingWorker:
             for group in groups.values():
                 self.last_batch_size = len(group)
                 try:
-                    results = await loop.run_in_executor(self._executor, self._run_batch, group)
-                except Exception as exc:  # noqa: BLE001 - every waiter must hear about the failure
+                    results = await loop.run_in_executor(executor, self._run_batch, group)
+                except Exception as exc:
                     for job in group:
                         if not job.future.done():
                             job.future.set_exception(EngineError(f"generation failed: {type(exc).__name__}"))

@@ -92,24 +92,62 @@ class _Example:
 
 # Word lists the generic prompts are composed from: varied enough that the model learns "anything not scripted".
 _TOPICS = (
-    "the weather", "photosynthesis", "a car engine", "the stock market", "machine learning", "tax returns",
-    "the history of Rome", "black holes", "baking bread", "climate change", "the water cycle", "electric cars",
-    "our quarterly budget", "the new office", "remote work", "the holiday schedule", "password rules",
-    "the database migration", "a healthy breakfast", "learning Spanish", "the moon landing", "volcanoes",
-    "the hiring process", "my insurance claim", "the train timetable", "solar panels", "chess openings",
+    "the weather",
+    "photosynthesis",
+    "a car engine",
+    "the stock market",
+    "machine learning",
+    "tax returns",
+    "the history of Rome",
+    "black holes",
+    "baking bread",
+    "climate change",
+    "the water cycle",
+    "electric cars",
+    "our quarterly budget",
+    "the new office",
+    "remote work",
+    "the holiday schedule",
+    "password rules",
+    "the database migration",
+    "a healthy breakfast",
+    "learning Spanish",
+    "the moon landing",
+    "volcanoes",
+    "the hiring process",
+    "my insurance claim",
+    "the train timetable",
+    "solar panels",
+    "chess openings",
 )
 _FORMS = ("poem", "summary", "short story", "list of tips", "haiku", "paragraph", "letter", "checklist")
 _DOCS = ("invoice", "report", "contract draft", "meeting notes", "presentation", "spreadsheet", "receipt")
 _DAYS = ("Monday", "Tuesday", "Friday", "tomorrow", "next week", "the end of the month", "noon")
 _TASKS = (
-    "my account", "a refund", "the login page", "my order", "a late payment", "the printer", "my schedule",
-    "a billing error", "the shipping address", "my subscription",
+    "my account",
+    "a refund",
+    "the login page",
+    "my order",
+    "a late payment",
+    "the printer",
+    "my schedule",
+    "a billing error",
+    "the shipping address",
+    "my subscription",
 )
 _NAMES = ("Alice Martin", "Bob Stone", "Carla Diaz", "David Kim", "Emma Novak", "Farid Khan", "Grace Lee")
 _DOMAINS = ("example.com", "mail.test", "corp.example.net", "school.example.edu")
 _PLACEHOLDERS = (
-    "<PERSON_1>", "<PERSON_2>", "<EMAIL_ADDRESS_1>", "<PHONE_NUMBER_1>", "<US_SSN_1>", "<LOCATION_1>",
-    "<LOCATION_2>", "<CREDIT_CARD_1>", "<IP_ADDRESS_1>", "<DATE_TIME_1>",
+    "<PERSON_1>",
+    "<PERSON_2>",
+    "<EMAIL_ADDRESS_1>",
+    "<PHONE_NUMBER_1>",
+    "<US_SSN_1>",
+    "<LOCATION_1>",
+    "<LOCATION_2>",
+    "<CREDIT_CARD_1>",
+    "<IP_ADDRESS_1>",
+    "<DATE_TIME_1>",
 )
 _GREETINGS = ("Hi", "Hello!", "Good morning.", "Thanks a lot!", "Hey there.", "Are you there?", "OK", "Test")
 _FILLERS = ("the", "new", "old", "team", "desk", "contract", "intern", "hello", "support", "boss", "report")

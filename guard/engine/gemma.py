@@ -148,7 +148,7 @@ class GemmaEngine:
         probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
         try:
             self._tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
-        except Exception:  # noqa: BLE001 - Gemma-2's template raises a TemplateError for a system turn
+        except Exception:
             return False
         return True
 
@@ -168,7 +168,7 @@ class GemmaEngine:
             raise InvalidConversation("the last message must be a user message")
         try:
             return str(self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
-        except Exception as exc:  # noqa: BLE001 - jinja's TemplateError carries the template's own message
+        except Exception as exc:
             raise InvalidConversation(str(exc).splitlines()[0][:200]) from None
 
     def count_tokens(self, prompt: str) -> int:

@@ -66,9 +66,7 @@ class _StrictLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -109,9 +107,7 @@ def parse_policy(text: str, source: str) -> Policy:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         reason = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        raise PolicyError(
-            source, reason, mark.line + 1 if mark else None, mark.column + 1 if mark else None
-        ) from None
+        raise PolicyError(source, reason, mark.line + 1 if mark else None, mark.column + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise PolicyError(source, f"invalid YAML: {exc}") from None
     finally:
@@ -123,9 +119,7 @@ def parse_policy(text: str, source: str) -> Policy:
         paths = re.findall(r"`(\$[^`]*)`", message)
         unknown = re.search(r"unknown field `([^`]*)`", message)
         node = _node_at(root, paths[-1] if paths else "$", unknown.group(1) if unknown else None)
-        raise PolicyError(
-            source, message, node.start_mark.line + 1, node.start_mark.column + 1
-        ) from None
+        raise PolicyError(source, message, node.start_mark.line + 1, node.start_mark.column + 1) from None
 
 
 def load_policy_file(path: Path) -> LoadedPolicy:

@@ -105,7 +105,7 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     """Every policy Struct rejects keys it does not know."""
 
 
-class PiiConfig(_Strict, kw_only=True):
+class PiiConfig(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Presidio analysis; each listed entity gets its action (redact = typed numbered placeholder)."""
 
     enabled: bool = True
@@ -114,7 +114,7 @@ class PiiConfig(_Strict, kw_only=True):
     entities: dict[PiiEntity, Action]
 
 
-class ProhibitedCategory(_Strict, kw_only=True):
+class ProhibitedCategory(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Deny rules of one prohibited-use category: case-insensitive regular expressions."""
 
     action: Action = "block"
@@ -128,12 +128,12 @@ class ProhibitedCategory(_Strict, kw_only=True):
                 raise ValueError(f"invalid regular expression ({exc.msg})") from None
 
 
-class ProhibitedUseConfig(_Strict, kw_only=True):
+class ProhibitedUseConfig(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     enabled: bool = True
     categories: dict[ProhibitedCategoryName, ProhibitedCategory]
 
 
-class ToxicityConfig(_Strict, kw_only=True):
+class ToxicityConfig(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """detoxify scores; a label at or above its threshold triggers ``action``."""
 
     enabled: bool = True
@@ -141,23 +141,23 @@ class ToxicityConfig(_Strict, kw_only=True):
     thresholds: dict[ToxicityLabel, Score]
 
 
-class InputChecks(_Strict, kw_only=True):
+class InputChecks(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     pii: PiiConfig | None = None
     prohibited_use: ProhibitedUseConfig | None = None
 
 
-class OutputChecks(_Strict, kw_only=True):
+class OutputChecks(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     pii: PiiConfig | None = None
     prohibited_use: ProhibitedUseConfig | None = None
     toxicity: ToxicityConfig | None = None
 
 
-class Limits(_Strict, kw_only=True):
+class Limits(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     max_input_chars: Annotated[int, Meta(ge=1, le=10_000_000)] = 32_000
     """Total characters across a request's messages; beyond it a 413."""
 
 
-class Policy(_Strict, kw_only=True):
+class Policy(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """One versioned policy file."""
 
     name: Name

@@ -1,0 +1,74 @@
+"""The real app (dev models, real SQLite file or the PostgreSQL server) behind Litestar's test client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from guard.app import create_app
+from guard.audit.migrate import upgrade
+from guard.pipeline import Models, load_models
+from guard.settings import ApiSettings, DatabaseSettings, PolicySettings, Settings
+from tests.conftest import POLICIES
+
+API_KEY = "test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+POSTGRES_ENV = "GUARD_TEST_POSTGRES_URL"
+
+
+def dev_settings(home: Path, database_url: str, policy_dir: Path = POLICIES) -> Settings:
+    base = Settings.from_env(profile="dev")
+    return replace(
+        base,
+        home=home,
+        database=DatabaseSettings(url=database_url),
+        policy=PolicySettings(directory=policy_dir, default="default"),
+        api=ApiSettings(api_key=API_KEY),
+    )
+
+
+@pytest.fixture(scope="session")
+def models(guard_home: Path) -> Models:
+    """Loaded once: the dev Gemma-2, the dev detoxify checkpoint and presidio on spaCy en_core_web_sm."""
+    return load_models(dev_settings(guard_home, "sqlite+aiosqlite://"))
+
+
+async def _reset_postgres(url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP TABLE IF EXISTS audit_decisions, alembic_version"))
+    await engine.dispose()
+
+
+def _postgres_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    # When the variable is set the server must be there: a connection error fails the test.
+    asyncio.run(_reset_postgres(url))
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database: a real SQLite file, or the PostgreSQL server named by GUARD_TEST_POSTGRES_URL."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'guard.db'}" if request.param == "sqlite" else _postgres_url()
+    upgrade(url)
+    yield url
+
+
+@pytest.fixture
+async def client(guard_home: Path, database_url: str, models: Models) -> AsyncIterator[AsyncTestClient[Any]]:
+    app = create_app(dev_settings(guard_home, database_url), models=models)
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
