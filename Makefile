@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install serve test lint bench clean
+.PHONY: install serve test lint clean
 
 install: $(STAMP)
 
@@ -33,8 +33,8 @@ serve: $(STAMP)
 	GUARD_PROFILE=dev $(BIN)/guard serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check guard tests migrations benchmarks
-	$(BIN)/ruff format --check guard tests migrations benchmarks
+	$(BIN)/ruff check guard tests migrations
+	$(BIN)/ruff format --check guard tests migrations
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -42,9 +42,6 @@ test: lint
 	$(BIN)/guard models build-dev
 	$(BIN)/guard policy validate policies
 	$(BIN)/pytest
-
-bench: $(STAMP)
-	$(BIN)/python benchmarks/engine.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
