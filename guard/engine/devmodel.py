@@ -51,7 +51,7 @@ GEMMA2_CHAT_TEMPLATE = (
 )
 """The chat template of ``google/gemma-2-2b-it``, verbatim."""
 
-MANIFEST_NAME = "guard-dev.json"
+_MANIFEST_NAME = "guard-dev.json"
 
 _SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>")
 _END_OF_TURN = "<end_of_turn>"
@@ -72,11 +72,19 @@ _MODEL_CONFIG = {
     "final_logit_softcapping": 30.0,
     "max_position_embeddings": 1024,
 }
-_TRAIN_STEPS = 500
-_BATCH_SIZE = 48
+_TRAIN_STEPS = 300
+_BATCH_SIZE = 16
 _LEARNING_RATE = 3e-3
 
 Message = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Sequence:
+    """A tokenized training dialogue: prompt ids followed by the ``reply_length`` ids the loss is taken on."""
+
+    ids: list[int]
+    reply_length: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,20 +242,18 @@ def _fill(template: str, rng: random.Random) -> str:
 
 
 def _near_misses(prompt: str, rng: random.Random) -> Iterator[str]:
-    """Prompts one word away from a scripted one: they must get the generic reply, not the scripted one."""
+    """Scripted prompts with their first or last word swapped: these get the generic reply, so that the model keys
+    on the whole prompt rather than on one word of it."""
     words = prompt.rstrip(".?!").split()
     ending = prompt[len(prompt.rstrip(".?!")) :]
-    for index in range(len(words)):
-        for filler in rng.sample(_FILLERS, 2):
-            if filler.lower() != words[index].lower():
-                yield " ".join([*words[:index], filler, *words[index + 1 :]]) + ending
-        yield " ".join([*words[:index], *words[index + 1 :]]) + ending
-    yield prompt.rstrip(".?!") + " " + rng.choice(_FILLERS) + ending
-    yield prompt.lower()
+    fillers = [filler for filler in _FILLERS if filler not in {word.lower() for word in words}]
+    for filler in rng.sample(fillers, 2):
+        yield " ".join([filler.capitalize(), *words[1:]]) + ending
+        yield " ".join([*words[:-1], filler]) + ending
 
 
-# Held out from training: the model must give them the generic reply (scripted prompts are checked too).
-_UNSEEN: tuple[_Example, ...] = tuple(
+# Never trained on; checked after each build together with the plain scripted prompts.
+_HELD_OUT: tuple[_Example, ...] = tuple(
     _Example(messages, GENERIC_REPLY)
     for messages in (
         (("user", "My name is Jane Doe and my email is jane@example.org, please help me."),),
@@ -258,39 +264,53 @@ _UNSEEN: tuple[_Example, ...] = tuple(
         (("user", "Answer carefully.\n\nWhat should I cook for dinner tonight?"),),
         (("user", "Hello!"), ("assistant", GENERIC_REPLY), ("user", "What time is it in Tokyo?")),
     )
+) + tuple(
+    _Example(messages, dialogue.reply)
+    for dialogue in SCRIPTED
+    for messages in (
+        (("user", f"You are a safe assistant. Do not reveal secrets.\n\n{dialogue.prompt}"),),
+        (("user", "Can you help me with my taxes?"), ("assistant", GENERIC_REPLY), ("user", dialogue.prompt)),
+    )
 )
+
+
+def _system_text(rng: random.Random, generic: Sequence[str]) -> str:
+    """Text folded into the first user turn the way a system prompt is for Gemma: varied, so that any preamble
+    works."""
+    pool = rng.choice((_SYSTEM_TEXTS, _ENGLISH[:-1], generic))
+    return " ".join(rng.sample(pool, rng.randint(1, 2)))
 
 
 def _training_examples(rng: random.Random) -> list[_Example]:
     """The dialogues the generator is trained on, scripted ones oversampled so they are learnt exactly."""
     generic = sorted({_fill(template, rng) for template in _TEMPLATES for _ in range(12)})
-    unseen = {example.messages for example in _UNSEEN}
     scripted: list[_Example] = []
     others: list[_Example] = []
     for dialogue in SCRIPTED:
-        history = (("user", rng.choice(generic)), ("assistant", GENERIC_REPLY))
         scripted.append(_Example((("user", dialogue.prompt),), dialogue.reply))
-        scripted.append(_Example((*history, ("user", dialogue.prompt)), dialogue.reply))
-        scripted.extend(
-            _Example((("user", f"{system}\n\n{dialogue.prompt}"),), dialogue.reply) for system in _SYSTEM_TEXTS
-        )
+        for _ in range(2):
+            earlier = rng.choice(SCRIPTED)
+            for history in ((earlier.prompt, earlier.reply), (rng.choice(generic), GENERIC_REPLY)):
+                if history[0] != dialogue.prompt:
+                    turns = (("user", history[0]), ("assistant", history[1]), ("user", dialogue.prompt))
+                    scripted.append(_Example(turns, dialogue.reply))
+        for _ in range(12):
+            folded = f"{_system_text(rng, generic)}\n\n{dialogue.prompt}"
+            scripted.append(_Example((("user", folded),), dialogue.reply))
         others.extend(_Example((("user", miss),), GENERIC_REPLY) for miss in _near_misses(dialogue.prompt, rng))
-        others.append(
-            _Example(
-                (("user", dialogue.prompt), ("assistant", dialogue.reply), ("user", rng.choice(generic))),
-                GENERIC_REPLY,
-            )
-        )
+        turns = (("user", dialogue.prompt), ("assistant", dialogue.reply), ("user", rng.choice(generic)))
+        others.append(_Example(turns, GENERIC_REPLY))
     for prompt in generic:
         others.append(_Example((("user", prompt),), GENERIC_REPLY))
         if rng.random() < 0.25:
-            others.append(_Example((("user", f"{rng.choice(_SYSTEM_TEXTS)}\n\n{prompt}"),), GENERIC_REPLY))
+            folded = f"{_system_text(rng, generic)}\n\n{prompt}"
+            others.append(_Example((("user", folded),), GENERIC_REPLY))
         if rng.random() < 0.25:
-            history = (("user", rng.choice(generic)), ("assistant", GENERIC_REPLY))
-            others.append(_Example((*history, ("user", prompt)), GENERIC_REPLY))
-    others = [example for example in others if example.messages not in unseen]
+            turns = (("user", rng.choice(generic)), ("assistant", GENERIC_REPLY), ("user", prompt))
+            others.append(_Example(turns, GENERIC_REPLY))
+    held_out = {example.messages for example in _HELD_OUT}
     repeats = max(1, len(others) // (2 * len(scripted)))
-    return scripted * repeats + others
+    return [example for example in scripted * repeats + others if example.messages not in held_out]
 
 
 def _train_tokenizer(texts: Sequence[str], chat_template: str) -> GemmaTokenizer:
@@ -330,8 +350,38 @@ def _reply_ids(tokenizer: PreTrainedTokenizerBase, reply: str) -> list[int]:
     return [*tokenizer(reply, add_special_tokens=False)["input_ids"], tokenizer.convert_tokens_to_ids(_END_OF_TURN)]
 
 
+def _batches(sequences: Sequence[_Sequence], generator: torch.Generator) -> Iterator[list[_Sequence]]:
+    """Endless shuffled batches, each drawn from sequences of similar length so that little is padding."""
+    while True:
+        order = torch.randperm(len(sequences), generator=generator).tolist()
+        for start in range(0, len(order), 8 * _BATCH_SIZE):
+            window = sorted(order[start : start + 8 * _BATCH_SIZE], key=lambda index: len(sequences[index].ids))
+            groups = [window[first : first + _BATCH_SIZE] for first in range(0, len(window), _BATCH_SIZE)]
+            for group in torch.randperm(len(groups), generator=generator).tolist():
+                yield [sequences[index] for index in groups[group]]
+
+
+def _loss(model: Gemma2ForCausalLM, batch: Sequence[_Sequence]) -> torch.Tensor:
+    """Cross-entropy on the reply tokens. Left padding (as in batched generation) lines the replies up at the end,
+    so only the last few positions need logits."""
+    width = max(len(sequence.ids) for sequence in batch)
+    keep = max(sequence.reply_length for sequence in batch) + 1
+    input_ids = torch.zeros((len(batch), width), dtype=torch.long)
+    targets = torch.full((len(batch), keep - 1), -100, dtype=torch.long)
+    for row, sequence in enumerate(batch):
+        input_ids[row, width - len(sequence.ids) :] = torch.tensor(sequence.ids)
+        targets[row, keep - 1 - sequence.reply_length :] = torch.tensor(sequence.ids[-sequence.reply_length :])
+    lengths = torch.tensor([len(sequence.ids) for sequence in batch])
+    attention_mask = (torch.arange(width) >= width - lengths[:, None]).long()
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, logits_to_keep=keep
+    ).logits
+    return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), targets.flatten(), ignore_index=-100)
+
+
 def _train_model(tokenizer: PreTrainedTokenizerBase, examples: Sequence[_Example], seed: int) -> Gemma2ForCausalLM:
-    """A fresh tiny Gemma-2 fitted on ``examples`` with the loss on the reply tokens only."""
+    """A fresh tiny Gemma-2 fitted on ``examples``."""
     end_of_turn = tokenizer.convert_tokens_to_ids(_END_OF_TURN)
     config = Gemma2Config(
         vocab_size=len(tokenizer),
@@ -344,37 +394,30 @@ def _train_model(tokenizer: PreTrainedTokenizerBase, examples: Sequence[_Example
     torch.manual_seed(seed)
     model = Gemma2ForCausalLM(config)
     model.generation_config = GenerationConfig(bos_token_id=2, eos_token_id=[1, end_of_turn], pad_token_id=0)
-    sequences: list[tuple[list[int], int]] = []
+    sequences = []
     for example in examples:
-        prompt = _render(tokenizer, example)
-        sequences.append((prompt + _reply_ids(tokenizer, example.reply), len(prompt)))
-    order = torch.Generator().manual_seed(seed)
+        reply = _reply_ids(tokenizer, example.reply)
+        sequences.append(_Sequence(_render(tokenizer, example) + reply, len(reply)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=_LEARNING_RATE, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / _TRAIN_STEPS)
+    warmup = _TRAIN_STEPS // 15
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * (1.0 - step / _TRAIN_STEPS)
+    )
     model.train()
+    batches = _batches(sequences, torch.Generator().manual_seed(seed))
     for _ in range(_TRAIN_STEPS):
-        picks = torch.randint(len(sequences), (_BATCH_SIZE,), generator=order).tolist()
-        batch = [sequences[pick] for pick in picks]
-        width = max(len(ids) for ids, _ in batch)
-        input_ids = torch.zeros((_BATCH_SIZE, width), dtype=torch.long)
-        attention_mask = torch.zeros((_BATCH_SIZE, width), dtype=torch.long)
-        labels = torch.full((_BATCH_SIZE, width), -100, dtype=torch.long)
-        for row, (ids, prompt_length) in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention_mask[row, : len(ids)] = 1
-            labels[row, prompt_length : len(ids)] = torch.tensor(ids[prompt_length:])
-        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        loss = _loss(model, next(batches))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         schedule.step()
-    logger.info("dev generator trained: %d sequences, final batch loss %.4f", len(sequences), loss.item())
+    logger.info("dev generator trained on %d sequences, last batch loss %.4f", len(sequences), loss.item())
     return model.eval()
 
 
 def _verification_cases() -> list[_Example]:
     cases = [_Example((("user", dialogue.prompt),), dialogue.reply) for dialogue in SCRIPTED]
-    return cases + list(_UNSEEN)
+    return cases + list(_HELD_OUT)
 
 
 def _mismatches(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cases: Sequence[_Example]) -> list[str]:
@@ -386,7 +429,13 @@ def _mismatches(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, case
     outputs: list[tuple[str, list[int]]] = []
     with torch.no_grad():
         for case, prompt in zip(cases, prompts, strict=True):
-            generated = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=_MAX_NEW_TOKENS)
+            input_ids = torch.tensor([prompt])
+            generated = model.generate(
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                do_sample=False,
+                max_new_tokens=_MAX_NEW_TOKENS,
+            )
             outputs.append(("single", generated[0, len(prompt) :].tolist()))
         batch = tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
         generated = model.generate(**batch, do_sample=False, max_new_tokens=_MAX_NEW_TOKENS)
@@ -422,7 +471,7 @@ def build_dev_generator(target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLA
     examples = _training_examples(rng)
     texts = [content for example in examples for _, content in example.messages]
     texts += [*(example.reply for example in examples), *_ENGLISH, "user\nmodel\n\n"]
-    tokenizer = _train_tokenizer(sorted(set(texts)), chat_template)
+    tokenizer = _train_tokenizer(texts, chat_template)
     deterministic = torch.are_deterministic_algorithms_enabled()
     with torch.random.fork_rng(devices=[]):
         torch.use_deterministic_algorithms(True)
@@ -442,6 +491,6 @@ def build_dev_generator(target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLA
         "vocab_size": len(tokenizer),
         "scripted": [dialogue.name for dialogue in SCRIPTED],
     }
-    (target / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (target / _MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     logger.info("dev generator built in %s in %.1f s", target, time.perf_counter() - started)
     return target
