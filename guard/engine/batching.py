@@ -40,15 +40,17 @@ class BatchingWorker:
         self._run_batch = run_batch
         self._window_s = window_s
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._queue: asyncio.Queue[Job] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
         self.last_batch_size = 0
 
     async def start(self) -> None:
         if self._task is None:
+            # Created here, not in __init__: a queue belongs to the event loop that first uses it.
+            self._queue = asyncio.Queue()
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard-engine")
-            self._task = asyncio.create_task(self._loop(self._executor), name="guard-batcher")
+            self._task = asyncio.create_task(self._loop(self._queue, self._executor), name="guard-batcher")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -61,29 +63,29 @@ class BatchingWorker:
             self._executor = None
 
     async def submit(self, prompt: str, params: SamplingParams) -> Generation:
-        if self._task is None:
+        if self._task is None or self._queue is None:
             raise EngineError("engine worker is not running")
         job = Job(prompt, params, asyncio.get_running_loop().create_future())
         await self._queue.put(job)
         return await job.future
 
-    async def _collect(self) -> list[Job]:
-        jobs = [await self._queue.get()]
+    async def _collect(self, queue: asyncio.Queue[Job]) -> list[Job]:
+        jobs = [await queue.get()]
         deadline = asyncio.get_running_loop().time() + self._window_s
         while len(jobs) < self._max_batch:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 break
             try:
-                jobs.append(await asyncio.wait_for(self._queue.get(), remaining))
+                jobs.append(await asyncio.wait_for(queue.get(), remaining))
             except TimeoutError:
                 break
         return [job for job in jobs if not job.future.done()]  # drop jobs whose caller went away
 
-    async def _loop(self, executor: ThreadPoolExecutor) -> None:
+    async def _loop(self, queue: asyncio.Queue[Job], executor: ThreadPoolExecutor) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            jobs = await self._collect()
+            jobs = await self._collect(queue)
             groups: dict[Hashable, list[Job]] = {}
             for job in jobs:
                 groups.setdefault(_group_key(job.params), []).append(job)

@@ -54,6 +54,7 @@ GEMMA2_CHAT_TEMPLATE = (
 _MANIFEST_NAME = "guard-dev.json"
 
 _SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>")
+_UNKNOWN = "<unk>"
 _END_OF_TURN = "<end_of_turn>"
 _LEARNED_VOCAB = 1200
 _MAX_NEW_TOKENS = 48
@@ -75,8 +76,10 @@ _MODEL_CONFIG = {
 _TRAIN_STEPS = 300
 _BATCH_SIZE = 16
 _LEARNING_RATE = 3e-3
+_DECISION_WEIGHT = 4.0
+_PLAIN_COPIES = 6
 
-Message = dict[str, str]
+_Message = dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +97,7 @@ class _Example:
     messages: tuple[tuple[str, str], ...]
     reply: str
 
-    def chat(self) -> list[Message]:
+    def chat(self) -> list[_Message]:
         return [{"role": role, "content": content} for role, content in self.messages]
 
 
@@ -287,7 +290,7 @@ def _training_examples(rng: random.Random) -> list[_Example]:
     scripted: list[_Example] = []
     others: list[_Example] = []
     for dialogue in SCRIPTED:
-        scripted.append(_Example((("user", dialogue.prompt),), dialogue.reply))
+        scripted += [_Example((("user", dialogue.prompt),), dialogue.reply)] * _PLAIN_COPIES
         for _ in range(2):
             earlier = rng.choice(SCRIPTED)
             for history in ((earlier.prompt, earlier.reply), (rng.choice(generic), GENERIC_REPLY)):
@@ -315,7 +318,7 @@ def _training_examples(rng: random.Random) -> list[_Example]:
 
 def _train_tokenizer(texts: Sequence[str], chat_template: str) -> GemmaTokenizer:
     """A Gemma-style BPE tokenizer: byte fallback, '▁' for spaces, Gemma's special tokens and ids."""
-    trainer_backend = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    trainer_backend = Tokenizer(models.BPE(unk_token=_UNKNOWN, byte_fallback=True))
     trainer_backend.normalizer = normalizers.Replace(" ", "▁")
     # Split before each '▁' only while learning merges, so that no merge spans two words.
     trainer_backend.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
@@ -362,22 +365,28 @@ def _batches(sequences: Sequence[_Sequence], generator: torch.Generator) -> Iter
 
 
 def _loss(model: Gemma2ForCausalLM, batch: Sequence[_Sequence]) -> torch.Tensor:
-    """Cross-entropy on the reply tokens. Left padding (as in batched generation) lines the replies up at the end,
-    so only the last few positions need logits."""
+    """Cross-entropy on the reply tokens, the first one (where the model decides scripted or generic) weighted up.
+    Left padding (as in batched generation) lines the replies up at the end, so only the last few positions need
+    logits."""
     width = max(len(sequence.ids) for sequence in batch)
     keep = max(sequence.reply_length for sequence in batch) + 1
     input_ids = torch.zeros((len(batch), width), dtype=torch.long)
-    targets = torch.full((len(batch), keep - 1), -100, dtype=torch.long)
+    targets = torch.zeros((len(batch), keep - 1), dtype=torch.long)
+    weights = torch.zeros((len(batch), keep - 1))
     for row, sequence in enumerate(batch):
+        first = keep - 1 - sequence.reply_length
         input_ids[row, width - len(sequence.ids) :] = torch.tensor(sequence.ids)
-        targets[row, keep - 1 - sequence.reply_length :] = torch.tensor(sequence.ids[-sequence.reply_length :])
+        targets[row, first:] = torch.tensor(sequence.ids[-sequence.reply_length :])
+        weights[row, first:] = 1.0
+        weights[row, first] = _DECISION_WEIGHT
     lengths = torch.tensor([len(sequence.ids) for sequence in batch])
     attention_mask = (torch.arange(width) >= width - lengths[:, None]).long()
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     logits = model(
         input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, logits_to_keep=keep
     ).logits
-    return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), targets.flatten(), ignore_index=-100)
+    losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none")
+    return (losses * weights).sum() / weights.sum()
 
 
 def _train_model(tokenizer: PreTrainedTokenizerBase, examples: Sequence[_Example], seed: int) -> Gemma2ForCausalLM:
@@ -428,7 +437,7 @@ def _mismatches(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, case
     prompts = [_render(tokenizer, case) for case in cases]
     outputs: list[tuple[str, list[int]]] = []
     with torch.no_grad():
-        for case, prompt in zip(cases, prompts, strict=True):
+        for prompt in prompts:
             input_ids = torch.tensor([prompt])
             generated = model.generate(
                 input_ids=input_ids,
@@ -467,18 +476,22 @@ def build_dev_generator(target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLA
     Raises ``RuntimeError`` when the trained model does not reproduce the scripted behaviour.
     """
     started = time.perf_counter()
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible training data, not cryptography
     examples = _training_examples(rng)
     texts = [content for example in examples for _, content in example.messages]
     texts += [*(example.reply for example in examples), *_ENGLISH, "user\nmodel\n\n"]
     tokenizer = _train_tokenizer(texts, chat_template)
-    deterministic = torch.are_deterministic_algorithms_enabled()
+    # One thread: the same weights whatever the core count, and faster for a model this small (thread wake-ups cost
+    # more than they save). The caller's RNG, determinism flag and thread count are restored afterwards.
+    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):
         torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(1)
         try:
             model = _train_model(tokenizer, examples, seed)
         finally:
             torch.use_deterministic_algorithms(deterministic)
+            torch.set_num_threads(threads)
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
