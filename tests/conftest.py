@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -18,16 +20,8 @@ POLICIES = ROOT / "policies"
 
 @pytest.fixture(scope="session")
 def guard_home() -> Path:
-    """Where `guard models build-dev` put the dev models (built here if `make test` did not)."""
+    """GUARD_HOME with up-to-date dev models: `guard models build-dev` is idempotent (fast when `make test` built them)."""
     from guard.settings import Settings
 
-    home = Settings.from_env(profile="dev").home
-    from guard.checks.devmodel import build_dev_toxicity
-    from guard.engine.devmodel import build_dev_generator
-
-    target = home / "dev-models"
-    if not (target / "gemma-2" / "guard-dev.json").is_file():
-        build_dev_generator(target / "gemma-2")
-    if not (target / "toxicity" / "guard-dev.json").is_file():
-        build_dev_toxicity(target / "toxicity")
-    return home
+    subprocess.run([str(Path(sys.executable).parent / "guard"), "models", "build-dev"], check=True)
+    return Settings.from_env(profile="dev").home

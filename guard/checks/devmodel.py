@@ -27,7 +27,7 @@ __all__ = ["CHECKPOINT_NAME", "DEV_TOXICITY_RECIPE", "TOXICITY_LABELS", "build_d
 
 logger = logging.getLogger(__name__)
 
-DEV_TOXICITY_RECIPE = "detoxify-dev-1"
+DEV_TOXICITY_RECIPE = "detoxify-dev-2"
 """Identifies this recipe in the manifest; bump it whenever the recipe's output changes."""
 
 TOXICITY_LABELS: tuple[str, ...] = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")

@@ -38,7 +38,7 @@ __all__ = ["DEV_GENERATOR_RECIPE", "GEMMA2_CHAT_TEMPLATE", "build_dev_generator"
 
 logger = logging.getLogger(__name__)
 
-DEV_GENERATOR_RECIPE = "gemma2-dev-1"
+DEV_GENERATOR_RECIPE = "gemma2-dev-2"
 """Identifies this recipe in the manifest; bump it whenever the recipe's output changes."""
 
 GEMMA2_CHAT_TEMPLATE = (

@@ -34,8 +34,8 @@ def _env(guard_home: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
         GUARD_HOME=str(guard_home),
         GUARD_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'guard.db'}",
         GUARD_POLICY_DIR=str(ROOT / "policies"),
-        **extra,
     )
+    env.update(extra)
     return env
 
 
@@ -65,8 +65,11 @@ def server(guard_home: Path, tmp_path: Path) -> Iterator[tuple[str, dict[str, st
         process.terminate()
         code = process.wait(timeout=60)
         log.close()
-    assert code == 0, "graceful exit on SIGTERM"
-    assert "DEV MODELS IN USE" in (tmp_path / "server.log").read_text()
+    log_text = (tmp_path / "server.log").read_text()
+    # uvicorn shuts the app down cleanly, then re-raises SIGTERM so the exit status reports the signal.
+    assert code in (0, -15), log_text
+    assert "Application shutdown complete" in log_text
+    assert "DEV MODELS IN USE" in log_text
 
 
 def test_dev_server_is_ready_and_answers(server: tuple[str, dict[str, str]]) -> None:
