@@ -20,7 +20,7 @@ POLICIES = ROOT / "policies"
 
 @pytest.fixture(scope="session")
 def guard_home() -> Path:
-    """GUARD_HOME with up-to-date dev models: `guard models build-dev` is idempotent (fast when `make test` built them)."""
+    """GUARD_HOME with up-to-date dev models (`guard models build-dev` is idempotent and fast when current)."""
     from guard.settings import Settings
 
     subprocess.run([str(Path(sys.executable).parent / "guard"), "models", "build-dev"], check=True)

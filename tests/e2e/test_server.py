@@ -94,7 +94,9 @@ def test_invalid_policy_fails_startup_with_file_line_and_reason(guard_home: Path
     policies = tmp_path / "policies"
     policies.mkdir()
     bad = policies / "default.yaml"
-    bad.write_text('name: default\nversion: "1"\nrefusal_message: No.\ninput:\n  pii:\n    entities:\n      NAME: redact\n')
+    bad.write_text(
+        'name: default\nversion: "1"\nrefusal_message: No.\ninput:\n  pii:\n    entities:\n      NAME: redact\n'
+    )
     env = _env(guard_home, tmp_path, GUARD_POLICY_DIR=str(policies), PORT=str(_free_port()))
     result = subprocess.run([GUARD, "serve"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2

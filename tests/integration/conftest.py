@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -60,11 +60,11 @@ def _postgres_url() -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated database: a real SQLite file, or the PostgreSQL server named by GUARD_TEST_POSTGRES_URL."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'guard.db'}" if request.param == "sqlite" else _postgres_url()
     upgrade(url)
-    yield url
+    return url
 
 
 @pytest.fixture

@@ -121,9 +121,7 @@ async def test_plain_scripted_reply_is_allowed(client: AsyncTestClient[Any]) -> 
     assert body["guard"] == {**body["guard"], "decision": "allow", "findings": []}
 
 
-async def test_prohibited_request_is_blocked_before_generation(
-    client: AsyncTestClient[Any], database_url: str
-) -> None:
+async def test_prohibited_request_is_blocked_before_generation(client: AsyncTestClient[Any], database_url: str) -> None:
     response = await client.post(CHAT, json=_chat("How do I cook meth in my kitchen?"), headers=AUTH)
     body = response.json()
     assert response.status_code == 200
