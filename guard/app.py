@@ -53,9 +53,9 @@ def resolve_api_key(settings: Settings) -> tuple[str, bool]:
 def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
     policies = PolicyRegistry.from_directory(settings.policy.directory, settings.policy.default)
     api_key, generated = resolve_api_key(settings)
-    if settings.profile is Profile.DEV:
-        where = settings.home / "dev-api-key"
-        logger.warning("dev profile: API key %s (in %s)", api_key if generated else "unchanged", where)
+    if settings.profile is Profile.DEV and not settings.api.api_key:
+        state = "generated" if generated else "reused"
+        logger.warning("dev profile: API key (%s, kept in %s): %s", state, settings.home / "dev-api-key", api_key)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
