@@ -50,10 +50,12 @@ class EngineSettings:
     """``GUARD_ATTN_IMPLEMENTATION``: Gemma-2 needs one that applies the softcap (eager, flash_attention_2)."""
     threads: int = 0
     """``GUARD_THREADS``: torch intra-op threads; 0 means one per available core."""
-    batch_window_ms: int = 10
-    """``GUARD_BATCH_WINDOW_MS``: how long the batcher waits for companions after the first request."""
-    max_batch_size: int = 16
-    """``GUARD_MAX_BATCH_SIZE``: most sequences generated together."""
+    max_batch_size: int = 32
+    """``GUARD_MAX_BATCH_SIZE``: most sequences decoding together (slots in the running batch)."""
+    max_queue: int = 64
+    """``GUARD_MAX_QUEUE``: most requests waiting for a slot; beyond it requests get 429 with Retry-After."""
+    prefill_chunk: int = 256
+    """``GUARD_PREFILL_CHUNK``: prompt tokens prefilled per step, so long prompts don't stall running streams."""
     max_new_tokens: int = 512
     """``GUARD_MAX_NEW_TOKENS``: the ceiling for a request's max_tokens."""
 
@@ -108,8 +110,9 @@ class Settings:
                 dtype=_env("GUARD_DTYPE", "auto"),
                 attn_implementation=_env("GUARD_ATTN_IMPLEMENTATION", "eager"),
                 threads=_env_int("GUARD_THREADS", 0),
-                batch_window_ms=_env_int("GUARD_BATCH_WINDOW_MS", 10),
-                max_batch_size=_env_int("GUARD_MAX_BATCH_SIZE", 16),
+                max_batch_size=_env_int("GUARD_MAX_BATCH_SIZE", 32),
+                max_queue=_env_int("GUARD_MAX_QUEUE", 64),
+                prefill_chunk=_env_int("GUARD_PREFILL_CHUNK", 256),
                 max_new_tokens=_env_int("GUARD_MAX_NEW_TOKENS", 512),
             ),
             database=DatabaseSettings(url=_env("GUARD_DATABASE_URL", DEFAULT_DATABASE_URL)),

@@ -1,19 +1,30 @@
-"""The engine protocol: render a conversation, generate text for a prompt."""
+"""The engine protocol: render a conversation, generate (or stream) text for a prompt."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 __all__ = [
     "ChatMessage",
     "Engine",
+    "EngineBusy",
     "EngineError",
+    "EngineStats",
     "EngineUnavailable",
+    "FinishReason",
     "Generation",
     "InvalidConversation",
+    "Prompt",
+    "PromptTooLong",
     "SamplingParams",
+    "StreamDelta",
 ]
+
+FinishReason = Literal["stop", "length"]
+Prompt = str | Sequence[int]
+"""Prompt text (tokenized without adding special tokens: templates carry their own ``<bos>``) or token ids."""
 
 
 class EngineUnavailable(RuntimeError):
@@ -22,6 +33,14 @@ class EngineUnavailable(RuntimeError):
 
 class EngineError(RuntimeError):
     """Generation failed (the request cannot be answered; the gateway fails closed)."""
+
+
+class EngineBusy(RuntimeError):
+    """The waiting queue is full: the caller should retry later (HTTP 429 with Retry-After)."""
+
+
+class PromptTooLong(ValueError):
+    """Prompt tokens plus ``max_tokens`` exceed the model's context."""
 
 
 class InvalidConversation(ValueError):
@@ -36,13 +55,16 @@ class ChatMessage:
 
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
-    """Per-request decoding; ``temperature == 0`` means greedy."""
+    """Per-request decoding; ``temperature == 0`` means greedy. ``top_k == 0`` disables top-k."""
 
     max_tokens: int
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    ignore_eos: bool = False
+    """Benchmarks only: generate exactly ``max_tokens`` tokens."""
 
     @property
     def greedy(self) -> bool:
@@ -52,13 +74,38 @@ class SamplingParams:
 @dataclass(frozen=True, slots=True)
 class Generation:
     text: str
-    finish_reason: Literal["stop", "length"]
+    finish_reason: FinishReason
     tokens_in: int
     tokens_out: int
 
 
+@dataclass(frozen=True, slots=True)
+class StreamDelta:
+    """New output of one sequence since the previous delta; the last one has ``finish_reason`` set.
+
+    ``text`` may be empty while an incomplete UTF-8 character or a possible stop string is held back."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    tokens_in: int
+    tokens_out: int
+    finish_reason: FinishReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    running: int
+    waiting: int
+    max_running: int
+    max_waiting: int
+    healthy: bool
+
+
 class Engine(Protocol):
-    """An in-process generator. ``generate`` never runs model code on the event loop."""
+    """An in-process generator. Model code never runs on the event loop.
+
+    Cancelling the task that awaits :meth:`generate` (or closing a :meth:`stream` iterator) removes the sequence
+    from the running batch at the next step boundary."""
 
     name: str
     model_id: str
@@ -66,6 +113,7 @@ class Engine(Protocol):
     is_dev: bool
     description: str
     context_length: int
+    has_chat_template: bool
 
     def render_chat(self, messages: list[ChatMessage]) -> str:
         """The prompt text for a conversation (raises :class:`InvalidConversation`)."""
@@ -73,7 +121,15 @@ class Engine(Protocol):
 
     def count_tokens(self, prompt: str) -> int: ...
 
-    async def generate(self, prompt: str, params: SamplingParams) -> Generation: ...
+    async def generate(self, prompt: Prompt, params: SamplingParams) -> Generation:
+        """Raises :class:`EngineBusy`, :class:`PromptTooLong` or :class:`EngineError`."""
+        ...
+
+    def stream(self, prompt: Prompt, params: SamplingParams) -> AsyncIterator[StreamDelta]:
+        """Like :meth:`generate`, delta by delta (the same exceptions, raised on first iteration)."""
+        ...
+
+    def stats(self) -> EngineStats: ...
 
     async def start(self) -> None: ...
 
