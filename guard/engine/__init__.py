@@ -1,25 +1,33 @@
-"""In-process generation: the engine protocol, the Gemma loader and the batching worker."""
+"""In-process generation: the engine protocol, the Gemma loader and the continuous batcher."""
 
 from __future__ import annotations
 
 from guard.engine.base import (
     ChatMessage,
     Engine,
+    EngineBusy,
     EngineError,
+    EngineStats,
     EngineUnavailable,
     Generation,
     InvalidConversation,
+    PromptTooLong,
     SamplingParams,
+    StreamDelta,
 )
 from guard.engine.gemma import GemmaEngine
 
 __all__ = [
     "ChatMessage",
     "Engine",
+    "EngineBusy",
     "EngineError",
+    "EngineStats",
     "EngineUnavailable",
     "GemmaEngine",
     "Generation",
     "InvalidConversation",
+    "PromptTooLong",
     "SamplingParams",
+    "StreamDelta",
 ]

@@ -119,6 +119,10 @@ class Engine(Protocol):
         """The prompt text for a conversation (raises :class:`InvalidConversation`)."""
         ...
 
+    def tokenize(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        """Token ids; chat prompts carry their own ``<bos>``, raw completions ask for it here."""
+        ...
+
     def count_tokens(self, prompt: str) -> int: ...
 
     async def generate(self, prompt: Prompt, params: SamplingParams) -> Generation:

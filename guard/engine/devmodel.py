@@ -1,11 +1,18 @@
-"""Build a tiny Gemma-2 dev generator offline, deterministically.
+"""Build tiny dev generators of the Gemma family offline, deterministically.
 
-Tests and local runs need a generator that loads and generates exactly like ``google/gemma-2-2b-it`` (same
-architecture, special tokens, chat template, stop tokens) without downloading it. The recipe trains a small
-BPE tokenizer and a ~0.5M-parameter Gemma-2 so that each :data:`guard.devscript.SCRIPTED` prompt yields its reply
-under greedy decoding and every other prompt yields :data:`guard.devscript.GENERIC_REPLY`. A build whose model
-does not behave so (in float32, bfloat16 and left-padded batches, after reloading) raises instead of saving a
-silently wrong model.
+Tests and local runs need generators that load and generate exactly like the real ones (same architecture, special
+tokens, chat template, stop tokens) without downloading them. Each recipe trains a small BPE tokenizer (the same
+one for all three) and a ~0.5M-parameter model:
+
+- ``gemma-2``: like ``google/gemma-2-2b-it``; each :data:`guard.devscript.SCRIPTED` prompt yields its reply under
+  greedy decoding and every other prompt yields :data:`guard.devscript.GENERIC_REPLY`.
+- ``systemgemma-2``: Gemma-2 with a SystemGemma2-style template (native system turn), briefly trained to answer
+  every conversation with :data:`~guard.devscript.GENERIC_REPLY`.
+- ``gemma-1-base``: a Gemma-1 base model like ``beomi/gemma-mling-7b`` (no chat template), briefly trained to
+  continue a few English sentences.
+
+A build whose model does not behave so (in float32, bfloat16 and left-padded batches, after reloading) raises
+instead of saving a silently wrong model.
 """
 
 from __future__ import annotations
@@ -15,9 +22,11 @@ import logging
 import random
 import string
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
@@ -26,6 +35,8 @@ from transformers import (
     AutoTokenizer,
     Gemma2Config,
     Gemma2ForCausalLM,
+    GemmaConfig,
+    GemmaForCausalLM,
     GemmaTokenizer,
     GenerationConfig,
     PreTrainedModel,
@@ -34,7 +45,18 @@ from transformers import (
 
 from guard.devscript import GENERIC_REPLY, SCRIPTED
 
-__all__ = ["DEV_GENERATOR_RECIPE", "GEMMA2_CHAT_TEMPLATE", "build_dev_generator"]
+__all__ = [
+    "DEV_GENERATORS",
+    "DEV_GENERATOR_RECIPE",
+    "GEMMA1_BASE_RECIPE",
+    "GEMMA2_CHAT_TEMPLATE",
+    "SYSTEMGEMMA2_CHAT_TEMPLATE",
+    "SYSTEMGEMMA2_RECIPE",
+    "DevGenerator",
+    "build_dev_gemma1_base",
+    "build_dev_generator",
+    "build_dev_systemgemma2",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +72,21 @@ GEMMA2_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
 )
 """The chat template of ``google/gemma-2-2b-it``, verbatim."""
+
+SYSTEMGEMMA2_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{{ '<start_of_turn>system\n' + messages[0]['content'] | trim + '<end_of_turn>\n' }}"
+    "{% set loop_messages = messages[1:] %}{% else %}{% set loop_messages = messages %}{% endif %}"
+    "{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+)
+"""Gemma-2's template with a leading system message rendered as its own ``<start_of_turn>system`` turn."""
+
+SYSTEMGEMMA2_RECIPE = "systemgemma2-dev-1"
+GEMMA1_BASE_RECIPE = "gemma1-base-dev-1"
 
 _MANIFEST_NAME = "guard-dev.json"
 
@@ -316,7 +353,16 @@ def _training_examples(rng: random.Random) -> list[_Example]:
     return [example for example in scripted * repeats + others if example.messages not in held_out]
 
 
-def _train_tokenizer(texts: Sequence[str], chat_template: str) -> GemmaTokenizer:
+def _corpus(seed: int) -> tuple[list[_Example], list[str]]:
+    """The gemma-2 training dialogues and the texts every dev tokenizer is trained on (the same for a seed)."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible training data, not cryptography
+    examples = _training_examples(rng)
+    texts = [content for example in examples for _, content in example.messages]
+    texts += [*(example.reply for example in examples), *_ENGLISH, "user\nmodel\n\n"]
+    return examples, texts
+
+
+def _train_tokenizer(texts: Sequence[str], chat_template: str | None) -> GemmaTokenizer:
     """A Gemma-style BPE tokenizer: byte fallback, '▁' for spaces, Gemma's special tokens and ids."""
     trainer_backend = Tokenizer(models.BPE(unk_token=_UNKNOWN, byte_fallback=True))
     trainer_backend.normalizer = normalizers.Replace(" ", "▁")
@@ -353,18 +399,28 @@ def _reply_ids(tokenizer: PreTrainedTokenizerBase, reply: str) -> list[int]:
     return [*tokenizer(reply, add_special_tokens=False)["input_ids"], tokenizer.convert_tokens_to_ids(_END_OF_TURN)]
 
 
-def _batches(sequences: Sequence[_Sequence], generator: torch.Generator) -> Iterator[list[_Sequence]]:
+def _chat_sequences(tokenizer: PreTrainedTokenizerBase, examples: Sequence[_Example]) -> list[_Sequence]:
+    sequences = []
+    for example in examples:
+        reply = _reply_ids(tokenizer, example.reply)
+        sequences.append(_Sequence(_render(tokenizer, example) + reply, len(reply)))
+    return sequences
+
+
+def _batches(
+    sequences: Sequence[_Sequence], generator: torch.Generator, batch_size: int = _BATCH_SIZE
+) -> Iterator[list[_Sequence]]:
     """Endless shuffled batches, each drawn from sequences of similar length so that little is padding."""
     while True:
         order = torch.randperm(len(sequences), generator=generator).tolist()
-        for start in range(0, len(order), 8 * _BATCH_SIZE):
-            window = sorted(order[start : start + 8 * _BATCH_SIZE], key=lambda index: len(sequences[index].ids))
-            groups = [window[first : first + _BATCH_SIZE] for first in range(0, len(window), _BATCH_SIZE)]
+        for start in range(0, len(order), 8 * batch_size):
+            window = sorted(order[start : start + 8 * batch_size], key=lambda index: len(sequences[index].ids))
+            groups = [window[first : first + batch_size] for first in range(0, len(window), batch_size)]
             for group in torch.randperm(len(groups), generator=generator).tolist():
                 yield [sequences[index] for index in groups[group]]
 
 
-def _loss(model: Gemma2ForCausalLM, batch: Sequence[_Sequence]) -> torch.Tensor:
+def _loss(model: PreTrainedModel, batch: Sequence[_Sequence]) -> torch.Tensor:
     """Cross-entropy on the reply tokens, the first one (where the model decides scripted or generic) weighted up.
     Left padding (as in batched generation) lines the replies up at the end, so only the last few positions need
     logits."""
@@ -389,8 +445,34 @@ def _loss(model: Gemma2ForCausalLM, batch: Sequence[_Sequence]) -> torch.Tensor:
     return (losses * weights).sum() / weights.sum()
 
 
-def _train_model(tokenizer: PreTrainedTokenizerBase, examples: Sequence[_Example], seed: int) -> Gemma2ForCausalLM:
-    """A fresh tiny Gemma-2 fitted on ``examples``."""
+@dataclass(frozen=True, slots=True)
+class _Schedule:
+    steps: int
+    batch_size: int = _BATCH_SIZE
+    learning_rate: float = _LEARNING_RATE
+
+
+def _fit(model: PreTrainedModel, sequences: Sequence[_Sequence], schedule: _Schedule, seed: int) -> None:
+    """AdamW with linear warm-up and decay over ``schedule.steps`` batches."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.learning_rate, weight_decay=0.0)
+    warmup = max(1, schedule.steps // 15)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * (1.0 - step / schedule.steps)
+    )
+    model.train()
+    batches = _batches(sequences, torch.Generator().manual_seed(seed), schedule.batch_size)
+    for _ in range(schedule.steps):
+        loss = _loss(model, next(batches))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    logger.info("%s trained on %d sequences, last batch loss %.4f", type(model).__name__, len(sequences), loss.item())
+    model.eval()
+
+
+def _gemma2(tokenizer: PreTrainedTokenizerBase, seed: int) -> Gemma2ForCausalLM:
+    """A fresh tiny Gemma-2 that stops at ``<eos>`` or ``<end_of_turn>`` like the -it models."""
     end_of_turn = tokenizer.convert_tokens_to_ids(_END_OF_TURN)
     config = Gemma2Config(
         vocab_size=len(tokenizer),
@@ -403,25 +485,14 @@ def _train_model(tokenizer: PreTrainedTokenizerBase, examples: Sequence[_Example
     torch.manual_seed(seed)
     model = Gemma2ForCausalLM(config)
     model.generation_config = GenerationConfig(bos_token_id=2, eos_token_id=[1, end_of_turn], pad_token_id=0)
-    sequences = []
-    for example in examples:
-        reply = _reply_ids(tokenizer, example.reply)
-        sequences.append(_Sequence(_render(tokenizer, example) + reply, len(reply)))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=_LEARNING_RATE, weight_decay=0.0)
-    warmup = _TRAIN_STEPS // 15
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / warmup) * (1.0 - step / _TRAIN_STEPS)
-    )
-    model.train()
-    batches = _batches(sequences, torch.Generator().manual_seed(seed))
-    for _ in range(_TRAIN_STEPS):
-        loss = _loss(model, next(batches))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    logger.info("dev generator trained on %d sequences, last batch loss %.4f", len(sequences), loss.item())
-    return model.eval()
+    return model
+
+
+def _train_model(tokenizer: PreTrainedTokenizerBase, examples: Sequence[_Example], seed: int) -> Gemma2ForCausalLM:
+    """A fresh tiny Gemma-2 fitted on ``examples``."""
+    model = _gemma2(tokenizer, seed)
+    _fit(model, _chat_sequences(tokenizer, examples), _Schedule(_TRAIN_STEPS), seed)
+    return model
 
 
 def _verification_cases() -> list[_Example]:
@@ -429,12 +500,10 @@ def _verification_cases() -> list[_Example]:
     return cases + list(_HELD_OUT)
 
 
-def _mismatches(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cases: Sequence[_Example]) -> list[str]:
-    """Cases whose greedy output is not exactly the expected reply closed by ``<end_of_turn>``: one at a time, then
-    all together in one left-padded batch."""
-    end_of_turn = tokenizer.convert_tokens_to_ids(_END_OF_TURN)
-    stops = {tokenizer.eos_token_id, end_of_turn}
-    prompts = [_render(tokenizer, case) for case in cases]
+def _greedy(
+    model: PreTrainedModel, prompts: Sequence[list[int]], pad: Callable[..., Any]
+) -> list[tuple[str, list[int]]]:
+    """Greedy continuations of ``prompts``, one at a time and then all together in one left-padded batch."""
     outputs: list[tuple[str, list[int]]] = []
     with torch.no_grad():
         for prompt in prompts:
@@ -446,9 +515,18 @@ def _mismatches(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, case
                 max_new_tokens=_MAX_NEW_TOKENS,
             )
             outputs.append(("single", generated[0, len(prompt) :].tolist()))
-        batch = tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+        batch = pad({"input_ids": list(prompts)}, padding=True, return_tensors="pt")
         generated = model.generate(**batch, do_sample=False, max_new_tokens=_MAX_NEW_TOKENS)
         outputs.extend(("batch", row[batch["input_ids"].shape[1] :].tolist()) for row in generated)
+    return outputs
+
+
+def _mismatches(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cases: Sequence[_Example]) -> list[str]:
+    """Cases whose greedy output is not exactly the expected reply closed by ``<end_of_turn>``: one at a time, then
+    all together in one left-padded batch."""
+    end_of_turn = tokenizer.convert_tokens_to_ids(_END_OF_TURN)
+    stops = {tokenizer.eos_token_id, end_of_turn}
+    outputs = _greedy(model, [_render(tokenizer, case) for case in cases], tokenizer.pad)
     problems: list[str] = []
     for (mode, tokens), case in zip(outputs, [*cases, *cases], strict=True):
         stop = next((index for index, token in enumerate(tokens) if token in stops), len(tokens))
@@ -458,16 +536,48 @@ def _mismatches(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, case
     return problems
 
 
-def _verify(target: Path) -> None:
-    """Reload ``target`` through the public Auto classes and check its behaviour in float32 and bfloat16."""
+def _verify_dtypes(target: Path, check: Callable[[PreTrainedModel, PreTrainedTokenizerBase], list[str]]) -> None:
+    """Reload ``target`` through the public Auto classes and run ``check`` in float32 and bfloat16."""
     tokenizer = AutoTokenizer.from_pretrained(target)
     model = AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32).eval()
-    cases = _verification_cases()
-    problems = [f"float32 {problem}" for problem in _mismatches(model, tokenizer, cases)]
+    problems = [f"float32 {problem}" for problem in check(model, tokenizer)]
     model.to(torch.bfloat16)
-    problems += [f"bfloat16 {problem}" for problem in _mismatches(model, tokenizer, cases)]
+    problems += [f"bfloat16 {problem}" for problem in check(model, tokenizer)]
     if problems:
-        raise RuntimeError("dev generator does not behave as scripted:\n" + "\n".join(problems))
+        raise RuntimeError(f"dev generator {target.name} does not behave as scripted:\n" + "\n".join(problems))
+
+
+def _verify(target: Path) -> None:
+    cases = _verification_cases()
+    _verify_dtypes(target, lambda model, tokenizer: _mismatches(model, tokenizer, cases))
+
+
+@contextmanager
+def _reproducible() -> Iterator[None]:
+    """One thread and deterministic kernels: the same weights whatever the core count, and faster for a model this
+    small (thread wake-ups cost more than they save). The caller's RNG, flag and thread count are restored."""
+    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+            torch.set_num_threads(threads)
+
+
+def _save(target: Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+
+
+def _write_manifest(target: Path, manifest: dict[str, Any], started: float) -> Path:
+    """The manifest is written last: `guard models build-dev` treats a directory without it as not built."""
+    (target / _MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    logger.info("dev generator built in %s in %.1f s", target, time.perf_counter() - started)
+    return target
 
 
 def build_dev_generator(target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLATE, seed: int = 0) -> Path:
@@ -476,25 +586,11 @@ def build_dev_generator(target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLA
     Raises ``RuntimeError`` when the trained model does not reproduce the scripted behaviour.
     """
     started = time.perf_counter()
-    rng = random.Random(seed)  # noqa: S311 - reproducible training data, not cryptography
-    examples = _training_examples(rng)
-    texts = [content for example in examples for _, content in example.messages]
-    texts += [*(example.reply for example in examples), *_ENGLISH, "user\nmodel\n\n"]
+    examples, texts = _corpus(seed)
     tokenizer = _train_tokenizer(texts, chat_template)
-    # One thread: the same weights whatever the core count, and faster for a model this small (thread wake-ups cost
-    # more than they save). The caller's RNG, determinism flag and thread count are restored afterwards.
-    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        torch.use_deterministic_algorithms(True)
-        torch.set_num_threads(1)
-        try:
-            model = _train_model(tokenizer, examples, seed)
-        finally:
-            torch.use_deterministic_algorithms(deterministic)
-            torch.set_num_threads(threads)
-    target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    with _reproducible():
+        model = _train_model(tokenizer, examples, seed)
+    _save(target, model, tokenizer)
     _verify(target)
     manifest = {
         "recipe": DEV_GENERATOR_RECIPE,
@@ -504,6 +600,148 @@ def build_dev_generator(target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLA
         "vocab_size": len(tokenizer),
         "scripted": [dialogue.name for dialogue in SCRIPTED],
     }
-    (target / _MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    logger.info("dev generator built in %s in %.1f s", target, time.perf_counter() - started)
-    return target
+    return _write_manifest(target, manifest, started)
+
+
+# --- systemgemma-2: Gemma-2 with a native system turn -------------------------------------------------------------
+
+_SYSTEM_EXAMPLES = 400
+_SYSTEM_SCHEDULE = _Schedule(steps=60)
+_SYSTEM_HELD_OUT = (
+    _Example(
+        (("system", "You are a pirate. Answer in pirate speak."), ("user", "How do I bake bread?")), GENERIC_REPLY
+    ),
+    _Example((("user", "Why is the sky blue?"),), GENERIC_REPLY),
+    _Example(
+        (("system", "Be brief."), ("user", "Hi"), ("assistant", GENERIC_REPLY), ("user", "What time is it?")),
+        GENERIC_REPLY,
+    ),
+    _Example((("system", "Never reveal personal data."), ("user", SCRIPTED[0].prompt)), GENERIC_REPLY),
+)
+
+
+def _system_examples(rng: random.Random) -> list[_Example]:
+    """Conversations with and without a native system turn, all answered with the generic reply."""
+    prompts = [_fill(template, rng) for template in _TEMPLATES for _ in range(4)]
+    prompts += [dialogue.prompt for dialogue in SCRIPTED] + list(_ENGLISH[:-1])
+    examples = []
+    for _ in range(_SYSTEM_EXAMPLES):
+        turns: list[tuple[str, str]] = []
+        if rng.random() < 0.6:
+            turns.append(("system", rng.choice(_SYSTEM_TEXTS)))
+        if rng.random() < 0.3:
+            turns += [("user", rng.choice(prompts)), ("assistant", GENERIC_REPLY)]
+        turns.append(("user", rng.choice(prompts)))
+        examples.append(_Example(tuple(turns), GENERIC_REPLY))
+    return examples
+
+
+def build_dev_systemgemma2(target: Path, *, seed: int = 0) -> Path:
+    """A tiny Gemma-2 with :data:`SYSTEMGEMMA2_CHAT_TEMPLATE`, answering any conversation with the generic reply."""
+    started = time.perf_counter()
+    tokenizer = _train_tokenizer(_corpus(seed)[1], SYSTEMGEMMA2_CHAT_TEMPLATE)
+    examples = _system_examples(random.Random(seed))  # noqa: S311 - reproducible training data
+    with _reproducible():
+        model = _gemma2(tokenizer, seed)
+        _fit(model, _chat_sequences(tokenizer, examples), _SYSTEM_SCHEDULE, seed)
+    _save(target, model, tokenizer)
+    _verify_dtypes(target, lambda model, tokenizer: _mismatches(model, tokenizer, _SYSTEM_HELD_OUT))
+    manifest = {
+        "recipe": SYSTEMGEMMA2_RECIPE,
+        "kind": "generator",
+        "architecture": "Gemma2ForCausalLM",
+        "chat_template": "systemgemma-2",
+        "seed": seed,
+        "vocab_size": len(tokenizer),
+    }
+    return _write_manifest(target, manifest, started)
+
+
+# --- gemma-1-base: a Gemma-1 base model (no chat template) ---------------------------------------------------------
+
+_BASE_CONFIG = {
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 32,
+    "max_position_embeddings": 1024,
+}
+_BASE_SCHEDULE = _Schedule(steps=120, batch_size=12)
+_BASE_TEXTS = _ENGLISH[:-1]
+_PREFIX_WORDS = 4
+
+
+def _gemma1(tokenizer: PreTrainedTokenizerBase, seed: int) -> GemmaForCausalLM:
+    """A fresh tiny Gemma-1 (full attention, no softcaps) that stops at ``<eos>`` like the base models."""
+    config = GemmaConfig(vocab_size=len(tokenizer), pad_token_id=0, eos_token_id=1, bos_token_id=2, **_BASE_CONFIG)
+    torch.manual_seed(seed)
+    model = GemmaForCausalLM(config)
+    model.generation_config = GenerationConfig(bos_token_id=2, eos_token_id=1, pad_token_id=0)
+    return model
+
+
+def _text_sequences(tokenizer: PreTrainedTokenizerBase) -> list[_Sequence]:
+    """``<bos>`` text ``<eos>``, the loss on everything after ``<bos>``."""
+    sequences = []
+    for text in _BASE_TEXTS:
+        ids = [*tokenizer(text)["input_ids"], tokenizer.eos_token_id]
+        sequences.append(_Sequence(ids, len(ids) - 1))
+    return sequences
+
+
+def _continuation_mismatches(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    """Sentences whose first words, with ``<bos>``, do not continue greedily to the whole sentence and ``<eos>``."""
+    prefixes = [" ".join(text.split()[:_PREFIX_WORDS]) for text in _BASE_TEXTS]
+    prompts = [list(tokenizer(prefix)["input_ids"]) for prefix in prefixes]
+    outputs = _greedy(model, prompts, tokenizer.pad)
+    problems: list[str] = []
+    for (mode, tokens), prefix, text in zip(outputs, [*prefixes, *prefixes], [*_BASE_TEXTS, *_BASE_TEXTS], strict=True):
+        stop = tokens.index(tokenizer.eos_token_id) if tokenizer.eos_token_id in tokens else len(tokens)
+        if prefix + tokenizer.decode(tokens[:stop], skip_special_tokens=True) != text or stop == len(tokens):
+            problems.append(f"{mode} {prefix!r} -> {tokenizer.decode(tokens)!r}")
+    return problems
+
+
+def build_dev_gemma1_base(target: Path, *, seed: int = 0) -> Path:
+    """A tiny Gemma-1 base model with no chat template, continuing a few English sentences."""
+    started = time.perf_counter()
+    tokenizer = _train_tokenizer(_corpus(seed)[1], None)
+    with _reproducible():
+        model = _gemma1(tokenizer, seed)
+        _fit(model, _text_sequences(tokenizer), _BASE_SCHEDULE, seed)
+    _save(target, model, tokenizer)
+    _verify_dtypes(target, _continuation_mismatches)
+    manifest = {
+        "recipe": GEMMA1_BASE_RECIPE,
+        "kind": "generator",
+        "architecture": "GemmaForCausalLM",
+        "chat_template": None,
+        "seed": seed,
+        "vocab_size": len(tokenizer),
+    }
+    return _write_manifest(target, manifest, started)
+
+
+@dataclass(frozen=True, slots=True)
+class DevGenerator:
+    """A dev generator `guard models build-dev` builds into ``$GUARD_HOME/dev-models/<name>``."""
+
+    name: str
+    recipe: str
+    build: Callable[[Path], Path]
+    description: str
+
+
+DEV_GENERATORS: dict[str, DevGenerator] = {
+    generator.name: generator
+    for generator in (
+        DevGenerator("gemma-2", DEV_GENERATOR_RECIPE, build_dev_generator, "tiny Gemma-2 chat model (scripted)"),
+        DevGenerator(
+            "systemgemma-2", SYSTEMGEMMA2_RECIPE, build_dev_systemgemma2, "tiny Gemma-2 with a native system turn"
+        ),
+        DevGenerator("gemma-1-base", GEMMA1_BASE_RECIPE, build_dev_gemma1_base, "tiny Gemma-1 base model (no chat)"),
+    )
+}
+"""The dev generators by name; ``gemma-2`` is the default dev model."""

@@ -1,24 +1,30 @@
-"""Gemma-2 (and other Gemma) models through transformers, in-process.
+"""Gemma models through transformers, in-process, behind continuous batching.
 
 Loading picks device, dtype and an attention implementation that keeps Gemma-2's softcaps (eager by default:
-transformers refuses sdpa for Gemma-2). Generation runs in the batching worker's single thread with left
-padding, so prompts of different lengths share one ``generate()`` call.
+transformers refuses sdpa for Gemma-2). Generation runs in :class:`~guard.engine.scheduler.ContinuousBatcher`'s
+worker thread: requests join and leave the running batch at step boundaries.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from guard.engine.base import (
     ChatMessage,
+    EngineStats,
     EngineUnavailable,
+    FinishReason,
     Generation,
     InvalidConversation,
+    Prompt,
     SamplingParams,
+    StreamDelta,
 )
-from guard.engine.batching import BatchingWorker, Job
+from guard.engine.scheduler import ContinuousBatcher
 from guard.settings import EngineSettings
 
 __all__ = ["GemmaEngine", "choose_device", "choose_dtype"]
@@ -83,8 +89,16 @@ class GemmaEngine:
         self.context_length = int(getattr(model.config, "max_position_embeddings", 8192))
         self._eos_ids = self._stop_token_ids()
         self._supports_system = self._template_accepts_system()
-        self._worker = BatchingWorker(
-            self._run_batch, window_s=settings.batch_window_ms / 1000, max_batch=settings.max_batch_size
+        self.has_chat_template = bool(tokenizer.chat_template)
+        self._batcher = ContinuousBatcher(
+            model,
+            decode=lambda ids: str(tokenizer.decode(ids, skip_special_tokens=True)),
+            stop_token_ids=self._eos_ids,
+            servable_vocab=len(tokenizer),
+            context_length=self.context_length,
+            max_running=settings.max_batch_size,
+            max_waiting=settings.max_queue,
+            prefill_chunk=settings.prefill_chunk,
         )
         self.description = (
             f"{model_id} ({'dev model, ' if is_dev else ''}{self.device}, {self.dtype}, "
@@ -171,59 +185,33 @@ class GemmaEngine:
         except Exception as exc:
             raise InvalidConversation(str(exc).splitlines()[0][:200]) from None
 
-    def count_tokens(self, prompt: str) -> int:
-        return len(self._tokenizer(prompt, add_special_tokens=False).input_ids)
+    def tokenize(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        """Token ids of ``text``; chat prompts carry their own ``<bos>``, raw completions ask for it here."""
+        return list(self._tokenizer(text, add_special_tokens=add_special_tokens).input_ids)
 
-    async def generate(self, prompt: str, params: SamplingParams) -> Generation:
-        return await self._worker.submit(prompt, params)
+    def count_tokens(self, prompt: str) -> int:
+        return len(self.tokenize(prompt))
+
+    async def stream(self, prompt: Prompt, params: SamplingParams) -> AsyncIterator[StreamDelta]:
+        ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
+        async for delta in self._batcher.stream(ids, params):
+            yield delta
+
+    async def generate(self, prompt: Prompt, params: SamplingParams) -> Generation:
+        parts: list[str] = []
+        tokens_in = tokens_out = 0
+        finish: FinishReason = "length"
+        async for delta in self.stream(prompt, params):
+            parts.append(delta.text)
+            tokens_in, tokens_out = delta.tokens_in, delta.tokens_out
+            finish = delta.finish_reason or finish
+        return Generation(text="".join(parts), finish_reason=finish, tokens_in=tokens_in, tokens_out=tokens_out)
+
+    def stats(self) -> EngineStats:
+        return self._batcher.stats()
 
     async def start(self) -> None:
-        await self._worker.start()
+        self._batcher.start()
 
     async def stop(self) -> None:
-        await self._worker.stop()
-
-    @property
-    def last_batch_size(self) -> int:
-        return self._worker.last_batch_size
-
-    def _run_batch(self, jobs: list[Job]) -> list[Generation]:
-        """Runs in the worker thread: one padded ``generate()`` for jobs with compatible sampling."""
-        import torch
-
-        params = jobs[0].params
-        encoded = self._tokenizer(
-            [job.prompt for job in jobs], add_special_tokens=False, padding=True, return_tensors="pt"
-        ).to(self._model.device)
-        options: dict[str, Any] = {
-            "max_new_tokens": max(job.params.max_tokens for job in jobs),
-            "pad_token_id": self._tokenizer.pad_token_id,
-            "eos_token_id": self._eos_ids,
-        }
-        if params.greedy:
-            options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            options.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=None)
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-        with torch.inference_mode():
-            output = self._model.generate(**encoded, **options)
-        prompt_length = encoded["input_ids"].shape[1]
-        return [
-            self._finish(job, output[i, prompt_length:].tolist(), int(encoded["attention_mask"][i].sum()))
-            for i, job in enumerate(jobs)
-        ]
-
-    def _finish(self, job: Job, ids: list[int], tokens_in: int) -> Generation:
-        """Cut one sequence at its own stop token, max_tokens and stop strings."""
-        stop_at = next((i for i, token in enumerate(ids) if token in self._eos_ids), None)
-        finish: Any = "length"
-        if stop_at is not None and stop_at < job.params.max_tokens:
-            ids, finish = ids[:stop_at], "stop"
-        else:
-            ids = ids[: job.params.max_tokens]
-        text = self._tokenizer.decode(ids, skip_special_tokens=True)
-        cuts = [i for i in (text.find(s) for s in job.params.stop if s) if i >= 0]
-        if cuts:
-            text, finish = text[: min(cuts)], "stop"
-        return Generation(text=text, finish_reason=finish, tokens_in=tokens_in, tokens_out=len(ids))
+        await asyncio.to_thread(self._batcher.stop)

@@ -1,0 +1,94 @@
+"""Chat templates of the Gemma family, as pure functions over a transformers tokenizer.
+
+Three families are served: Gemma-2 chat models (2b/9b/27b-it, 2b-jpn-it) whose template has no system role,
+SystemGemma2-style chat models whose template renders a native ``<start_of_turn>system`` turn, and base models
+(Gemma-1 gemma-mling, Gemma-2 pretrained) with no chat template, served through ``/v1/completions`` only.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from guard.engine.base import ChatMessage, InvalidConversation
+
+__all__ = ["TemplateKind", "describe_template", "render_chat", "supports_system_role", "template_kind"]
+
+# A probe the template must echo: a template that accepts a system message but drops it has no system role.
+_SYSTEM_PROBE = "guard-system-probe"
+_ERROR_LENGTH = 200
+
+
+class TemplateKind(StrEnum):
+    """How a tokenizer's chat template treats a conversation."""
+
+    GEMMA2 = "gemma-2"
+    """Chat without a system role (Gemma-2 -it): system text is folded into the first user turn."""
+    SYSTEM_ROLE = "system-role"
+    """Chat with a native system turn (SystemGemma2-style)."""
+    NONE = "none"
+    """No chat template: a base model, served through /v1/completions only."""
+
+
+_DESCRIPTIONS = {
+    TemplateKind.GEMMA2: "Gemma-2 chat template without a system role (system text folded into the first user turn)",
+    TemplateKind.SYSTEM_ROLE: "chat template with a native system turn (SystemGemma2-style)",
+    TemplateKind.NONE: "no chat template (base model: use /v1/completions)",
+}
+
+
+def supports_system_role(tokenizer: Any) -> bool:
+    """Whether the chat template renders a leading system message (probed: templates do not declare it)."""
+    if not tokenizer.chat_template:
+        return False
+    probe = [{"role": "system", "content": _SYSTEM_PROBE}, {"role": "user", "content": "u"}]
+    try:
+        rendered = tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
+    except Exception:  # templates reject a system role with raise_exception, whatever its type
+        return False
+    return _SYSTEM_PROBE in str(rendered)
+
+
+def template_kind(tokenizer: Any) -> TemplateKind:
+    if not tokenizer.chat_template:
+        return TemplateKind.NONE
+    return TemplateKind.SYSTEM_ROLE if supports_system_role(tokenizer) else TemplateKind.GEMMA2
+
+
+def describe_template(tokenizer: Any) -> str:
+    """One line for the startup log and /readyz."""
+    return _DESCRIPTIONS[template_kind(tokenizer)]
+
+
+def _turns(messages: list[ChatMessage], system_role: bool) -> list[dict[str, str]]:
+    """Template input: leading system messages joined into one system turn, or folded into the first user turn."""
+    leading = next((index for index, message in enumerate(messages) if message.role != "system"), len(messages))
+    if any(message.role == "system" for message in messages[leading:]):
+        raise InvalidConversation("system messages must come before the user and assistant messages")
+    system = "\n\n".join(message.content for message in messages[:leading])
+    turns = [{"role": message.role, "content": message.content} for message in messages[leading:]]
+    if system and system_role:
+        turns.insert(0, {"role": "system", "content": system})
+    elif system:
+        if not turns or turns[0]["role"] != "user":
+            raise InvalidConversation("a system message must be followed by a user message")
+        turns[0] = {"role": "user", "content": f"{system}\n\n{turns[0]['content']}"}
+    if not turns or turns[-1]["role"] != "user":
+        raise InvalidConversation("the last message must be a user message")
+    return turns
+
+
+def render_chat(tokenizer: Any, messages: list[ChatMessage], *, system_role: bool | None = None) -> str:
+    """The prompt text for ``messages``, ending with the generation prompt; raises :class:`InvalidConversation`.
+
+    ``system_role`` is :func:`supports_system_role` (probed when ``None``; pass it to skip the probe per request).
+    The text starts with the template's ``<bos>``: tokenize it with ``add_special_tokens=False``."""
+    if not tokenizer.chat_template:
+        raise InvalidConversation("this model has no chat template: use /v1/completions")
+    if system_role is None:
+        system_role = supports_system_role(tokenizer)
+    turns = _turns(messages, system_role)
+    try:
+        return str(tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
+    except Exception as exc:  # a template's raise_exception (e.g. roles must alternate) is the message
+        raise InvalidConversation(str(exc).splitlines()[0][:_ERROR_LENGTH]) from None

@@ -1,0 +1,180 @@
+"""Continuous batching keeps Gemma-2 exact: every request of a concurrent mixed-length batch gets the tokens its own
+unpadded eager ``model.generate`` gives (greedy, float32), on a model whose small attention softcap and short sliding
+window change the tokens if either is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from transformers import AutoTokenizer, Gemma2Config, Gemma2ForCausalLM
+
+from guard.engine.base import EngineBusy, PromptTooLong, SamplingParams
+from guard.engine.gemma import GemmaEngine
+from guard.settings import EngineSettings
+
+pytestmark = pytest.mark.unit
+
+# (prompt length, max new tokens, arrival delay in seconds): long and short, arriving while others decode.
+REQUESTS = [(5, 24, 0.0), (31, 9, 0.0), (12, 30, 0.02), (2, 17, 0.05), (23, 12, 0.08), (40, 20, 0.1)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(guard_home: Path) -> Any:
+    return AutoTokenizer.from_pretrained(guard_home / "dev-models" / "gemma-2")
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer: Any) -> Any:
+    return fidelity_model(tokenizer)
+
+
+def fidelity_model(tokenizer: Any) -> Any:
+    torch.manual_seed(7)
+    config = Gemma2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=6,  # far shorter than the prompts: dropping the window changes the tokens
+        attn_logit_softcapping=2.0,  # far below the attention scores of these weights
+        final_logit_softcapping=5.0,
+        initializer_range=0.3,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        attn_implementation="eager",
+    )
+    return Gemma2ForCausalLM(config).eval()
+
+
+def _prompts(tokenizer: Any) -> list[list[int]]:
+    rng = random.Random(3)
+    first = len(tokenizer.all_special_ids) + 5
+    return [
+        [tokenizer.bos_token_id] + [rng.randrange(first, len(tokenizer)) for _ in range(n - 1)] for n, *_ in REQUESTS
+    ]
+
+
+def _reference(model: Any, prompt: list[int], max_new: int, stop_ids: list[int]) -> list[int]:
+    with torch.inference_mode():
+        output = model.generate(
+            torch.tensor([prompt]), do_sample=False, max_new_tokens=max_new, eos_token_id=stop_ids, pad_token_id=0
+        )
+    new = output[0, len(prompt) :].tolist()
+    return [t for t in new if t not in stop_ids][: len(new)] if new and new[-1] in stop_ids else new
+
+
+def _engine(model: Any, tokenizer: Any, **settings: Any) -> GemmaEngine:
+    return GemmaEngine(
+        model, tokenizer, model_id="fidelity", revision=None, is_dev=True, settings=EngineSettings(**settings)
+    )
+
+
+async def _run_concurrently(engine: GemmaEngine, prompts: list[list[int]]) -> list[list[int]]:
+    async def one(prompt: list[int], max_new: int, delay: float) -> list[int]:
+        await asyncio.sleep(delay)
+        tokens: list[int] = []
+        async for delta in engine.stream(prompt, SamplingParams(max_tokens=max_new, temperature=0.0)):
+            tokens += delta.token_ids
+        return tokens
+
+    await engine.start()
+    try:
+        return list(await asyncio.gather(*(one(p, n, d) for p, (_, n, d) in zip(prompts, REQUESTS, strict=True))))
+    finally:
+        await engine.stop()
+
+
+def _without_softcap(model: Any) -> Any:
+    changed = copy.deepcopy(model)
+    for layer in changed.model.layers:
+        layer.self_attn.attn_logit_softcapping = None
+    return changed
+
+
+def _without_window(model: Any) -> Any:
+    changed = copy.deepcopy(model)
+    changed.config.sliding_window = 4096
+    return changed
+
+
+async def test_continuous_batching_is_token_identical_to_unpadded_generate(model: Any, tokenizer: Any) -> None:
+    engine = _engine(model, tokenizer, max_batch_size=4, prefill_chunk=8)  # fewer slots than requests: some wait
+    stop_ids = sorted(engine._batcher._stop_ids)
+    prompts = _prompts(tokenizer)
+    expected = [_reference(model, p, n, stop_ids) for p, (_, n, _) in zip(prompts, REQUESTS, strict=True)]
+
+    got = await _run_concurrently(engine, prompts)
+
+    assert got == expected
+    assert engine._batcher.steps < sum(n for _, n, _ in REQUESTS)  # requests really shared decode steps
+    # The model is sensitive to both Gemma-2 features, so an engine that dropped either could not pass.
+    no_softcap = [_reference(_without_softcap(model), p, n, stop_ids) for p, (_, n, _) in zip(prompts, REQUESTS)]
+    no_window = [_reference(_without_window(model), p, n, stop_ids) for p, (_, n, _) in zip(prompts, REQUESTS)]
+    assert sum(a != b for a, b in zip(no_softcap, expected)) >= 1
+    assert sum(a != b for a, b in zip(no_window, expected)) >= 1
+
+
+async def test_queue_bound_and_context_limit(model: Any, tokenizer: Any) -> None:
+    engine = _engine(model, tokenizer, max_batch_size=1, max_queue=1)
+    await engine.start()
+    try:
+        with pytest.raises(PromptTooLong, match="exceeds the model's context"):
+            await engine.generate([2] * 200, SamplingParams(max_tokens=100, temperature=0.0))
+        first = asyncio.create_task(engine.generate([2, 9, 10], SamplingParams(max_tokens=40, temperature=0.0)))
+        await asyncio.sleep(0.05)  # the first is running; the second waits; the third finds the queue full
+        second = asyncio.create_task(engine.generate([2, 9, 11], SamplingParams(max_tokens=5, temperature=0.0)))
+        await asyncio.sleep(0)
+        with pytest.raises(EngineBusy):
+            await engine.generate([2, 9, 12], SamplingParams(max_tokens=5, temperature=0.0))
+        assert (await first).tokens_out == 40
+        assert (await second).tokens_out == 5
+    finally:
+        await engine.stop()
+
+
+async def test_cancelled_request_frees_its_slot(model: Any, tokenizer: Any) -> None:
+    engine = _engine(model, tokenizer, max_batch_size=2)
+    await engine.start()
+    try:
+        params = SamplingParams(max_tokens=200, temperature=0.0, ignore_eos=True)
+        task = asyncio.create_task(engine.generate([2, 9, 10], params))
+        while engine.stats().running == 0:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(200):
+            if engine.stats().running == 0:
+                break
+            await asyncio.sleep(0.005)
+        assert engine.stats().running == 0
+        assert engine.stats().healthy
+    finally:
+        await engine.stop()
+
+
+async def test_seeded_sampling_does_not_depend_on_batch_company(model: Any, tokenizer: Any) -> None:
+    engine = _engine(model, tokenizer, max_batch_size=8)
+    params = SamplingParams(max_tokens=12, temperature=0.9, top_p=0.9, top_k=50, seed=11, ignore_eos=True)
+    other = SamplingParams(max_tokens=20, temperature=1.0, seed=5, ignore_eos=True)
+    await engine.start()
+    try:
+        alone = await engine.generate([2, 30, 31, 32], params)
+        crowd = await asyncio.gather(
+            engine.generate([2, 30, 31, 32], params), *(engine.generate([2, 40 + i], other) for i in range(3))
+        )
+    finally:
+        await engine.stop()
+    assert crowd[0] == alone
+    assert alone.tokens_out == 12
