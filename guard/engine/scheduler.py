@@ -50,7 +50,7 @@ class _Sequence:
     params: SamplingParams
     sampler: Sampler
     detokenizer: Detokenizer
-    emit: Callable[[object], None]
+    emit: Callable[[object], object]
     generated: list[int] = field(default_factory=list)
     cancelled: bool = False
     sent_tokens: int = 0
