@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from guard.engine.base import (
     ChatMessage,
+    DeltaStream,
     Engine,
     EngineBusy,
     EngineError,
@@ -19,6 +20,7 @@ from guard.engine.gemma import GemmaEngine
 
 __all__ = [
     "ChatMessage",
+    "DeltaStream",
     "Engine",
     "EngineBusy",
     "EngineError",

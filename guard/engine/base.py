@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 __all__ = [
     "ChatMessage",
+    "DeltaStream",
     "Engine",
     "EngineBusy",
     "EngineError",
@@ -101,11 +102,21 @@ class EngineStats:
     healthy: bool
 
 
+class DeltaStream(Protocol):
+    """One submitted sequence's deltas. Cancelling the consuming task, or :meth:`cancel`, frees its slot."""
+
+    def __aiter__(self) -> DeltaStream: ...
+
+    async def __anext__(self) -> StreamDelta: ...
+
+    def cancel(self) -> None: ...
+
+
 class Engine(Protocol):
     """An in-process generator. Model code never runs on the event loop.
 
-    Cancelling the task that awaits :meth:`generate` (or closing a :meth:`stream` iterator) removes the sequence
-    from the running batch at the next step boundary."""
+    Cancelling the task that awaits :meth:`generate` or iterates a :meth:`stream` removes the sequence from the
+    running batch at the next step boundary."""
 
     name: str
     model_id: str
@@ -129,8 +140,9 @@ class Engine(Protocol):
         """Raises :class:`EngineBusy`, :class:`PromptTooLong` or :class:`EngineError`."""
         ...
 
-    def stream(self, prompt: Prompt, params: SamplingParams) -> AsyncIterator[StreamDelta]:
-        """Like :meth:`generate`, delta by delta (the same exceptions, raised on first iteration)."""
+    def stream(self, prompt: Prompt, params: SamplingParams) -> DeltaStream:
+        """Submit now (raising :class:`EngineBusy` or :class:`PromptTooLong` at once); iterate for the deltas,
+        which raise :class:`EngineError` if generation fails."""
         ...
 
     def stats(self) -> EngineStats: ...

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 from guard.engine.base import (
@@ -22,9 +21,8 @@ from guard.engine.base import (
     InvalidConversation,
     Prompt,
     SamplingParams,
-    StreamDelta,
 )
-from guard.engine.scheduler import ContinuousBatcher
+from guard.engine.scheduler import ContinuousBatcher, SequenceStream
 from guard.settings import EngineSettings
 
 __all__ = ["GemmaEngine", "choose_device", "choose_dtype"]
@@ -192,10 +190,9 @@ class GemmaEngine:
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenize(prompt))
 
-    async def stream(self, prompt: Prompt, params: SamplingParams) -> AsyncIterator[StreamDelta]:
+    def stream(self, prompt: Prompt, params: SamplingParams) -> SequenceStream:
         ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
-        async for delta in self._batcher.stream(ids, params):
-            yield delta
+        return self._batcher.submit(ids, params)
 
     async def generate(self, prompt: Prompt, params: SamplingParams) -> Generation:
         parts: list[str] = []

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,7 @@ from guard.engine.detokenize import Decode, Detokenizer
 from guard.engine.kvcache import SlotKVCache, attention_masks
 from guard.engine.sampling import Sampler
 
-__all__ = ["ContinuousBatcher"]
+__all__ = ["ContinuousBatcher", "SequenceStream"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,39 @@ class _Sequence:
     def length(self) -> int:
         """Tokens in this sequence's cache row."""
         return len(self.prompt) + len(self.generated)
+
+
+class SequenceStream:
+    """The deltas of one submitted sequence (an async iterator); cancelling its consumer cancels the sequence."""
+
+    def __init__(self, sequence: _Sequence, queue: asyncio.Queue[object]) -> None:
+        self._sequence = sequence
+        self._queue = queue
+        self._done = False
+
+    def __aiter__(self) -> SequenceStream:
+        return self
+
+    async def __anext__(self) -> StreamDelta:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            item = await self._queue.get()
+        except BaseException:  # the consumer was cancelled (e.g. its client disconnected)
+            self.cancel()
+            raise
+        if item is _END:
+            self._done = True
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        assert isinstance(item, StreamDelta)
+        return item
+
+    def cancel(self) -> None:
+        """Drop the sequence at the next step boundary (a no-op once it has finished)."""
+        self._sequence.cancelled = True
 
 
 class ContinuousBatcher:
@@ -118,8 +151,8 @@ class ContinuousBatcher:
             healthy=healthy,
         )
 
-    async def stream(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
-        """Deltas for one sequence; closing the iterator (or cancelling its consumer) cancels the sequence."""
+    def submit(self, prompt: list[int], params: SamplingParams) -> SequenceStream:
+        """Queue one sequence (raising :class:`PromptTooLong` or :class:`EngineBusy` now); iterate for deltas."""
         if not prompt:
             raise PromptTooLong("the prompt is empty")
         if len(prompt) + params.max_tokens > self.context_length:
@@ -143,14 +176,7 @@ class ContinuousBatcher:
                 raise EngineBusy(f"{len(self._waiting)} requests are already waiting for the engine")
             self._waiting.append(sequence)
             self._wake.notify()
-        try:
-            while (item := await queue.get()) is not _END:
-                if isinstance(item, BaseException):
-                    raise item
-                assert isinstance(item, StreamDelta)
-                yield item
-        finally:
-            sequence.cancelled = True  # a no-op when it finished; otherwise the worker drops it at the next step
+        return SequenceStream(sequence, queue)
 
     # -- worker thread --------------------------------------------------------------------------------------------
 
