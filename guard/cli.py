@@ -88,15 +88,13 @@ def models() -> None:
 @models.command("build-dev")
 @click.option("--force", is_flag=True, help="Rebuild even when the recipe is unchanged.")
 def build_dev(force: bool) -> None:
-    """Build the tiny dev Gemma-2 and the dev detoxify checkpoint into $GUARD_HOME/dev-models."""
+    """Build the tiny dev Gemma generators and the dev detoxify checkpoint into $GUARD_HOME/dev-models."""
     from guard.checks.devmodel import DEV_TOXICITY_RECIPE, build_dev_toxicity
-    from guard.engine.devmodel import DEV_GENERATOR_RECIPE, build_dev_generator
+    from guard.engine.devmodel import DEV_GENERATORS
 
     target = _settings().dev_models_dir
-    for name, recipe, build in (
-        ("gemma-2", DEV_GENERATOR_RECIPE, build_dev_generator),
-        ("toxicity", DEV_TOXICITY_RECIPE, build_dev_toxicity),
-    ):
+    generators = [(generator.name, generator.recipe, generator.build) for generator in DEV_GENERATORS.values()]
+    for name, recipe, build in [*generators, ("toxicity", DEV_TOXICITY_RECIPE, build_dev_toxicity)]:
         manifest = target / name / "guard-dev.json"
         if not force and manifest.is_file() and json.loads(manifest.read_text())["recipe"] == recipe:
             click.echo(f"{name}: up to date ({recipe}) in {manifest.parent}")

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,10 +23,13 @@ from guard.checks import CheckModels, CheckRegistry, CheckResult, Finding, Reque
 from guard.checks.pii import DEV_SPACY_MODEL, PRODUCTION_SPACY_MODEL
 from guard.engine import (
     ChatMessage,
+    DeltaStream,
     Engine,
+    EngineBusy,
     EngineError,
     GemmaEngine,
     InvalidConversation,
+    PromptTooLong,
     SamplingParams,
 )
 from guard.policy import LoadedPolicy, PolicyRegistry, strongest
@@ -34,6 +37,8 @@ from guard.settings import DEFAULT_GENERATOR, Profile, Settings
 
 __all__ = [
     "ChatOutcome",
+    "ContextLengthExceeded",
+    "EngineOverloaded",
     "InputTooLarge",
     "InvalidConversation",
     "InvalidParameter",
@@ -42,6 +47,7 @@ __all__ = [
     "PolicyNotFound",
     "ScanOutcome",
     "ServiceUnavailable",
+    "Turn",
     "load_models",
 ]
 
@@ -66,6 +72,14 @@ class InputTooLarge(ValueError):
 
 class InvalidParameter(ValueError):
     """A request parameter is out of the range this gateway serves."""
+
+
+class ContextLengthExceeded(ValueError):
+    """Prompt tokens plus max_tokens exceed the model's context (HTTP 400)."""
+
+
+class EngineOverloaded(RuntimeError):
+    """The engine's waiting queue is full (HTTP 429 with Retry-After)."""
 
 
 class ServiceUnavailable(RuntimeError):
@@ -137,6 +151,30 @@ class ChatOutcome:
     findings: list[Finding]
     tokens_in: int
     tokens_out: int
+
+
+@dataclass(slots=True)
+class Turn:
+    """One generation request on its way through the pipeline (a stream's two records share it)."""
+
+    decision_id: str
+    policy: LoadedPolicy
+    params: SamplingParams
+    started: float
+    record: dict[str, Any]
+    """Audit fields known after the input stage."""
+    scope: RequestScope = field(default_factory=RequestScope)
+    latency: dict[str, float] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    subjects: set[str] = field(default_factory=set)
+    decision: str = "allow"
+    tokens_in: int = 0
+    deltas: DeltaStream | None = None
+    """The engine's stream; ``None`` when the input stage blocked the request."""
+    kind: str = "request"
+    close_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    """A stream's closing record id."""
+    output_audit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +259,8 @@ class Pipeline:
                     result.audit_texts[index] = _audit_copy(texts[index], output, scope)
         return result
 
+    # -- generation: chat and raw completions, whole or streamed -------------------------------------------------
+
     async def chat(
         self,
         messages: list[ChatMessage],
@@ -230,33 +270,118 @@ class Pipeline:
         caller: Caller,
         route: str = "/v1/chat/completions",
     ) -> ChatOutcome:
+        """Answer a conversation; the one audit record is committed before this returns."""
+        turn = await self._open_chat(messages, params, policy_name, caller, route)
+        outcome = await self._output(turn)
+        await self._commit(self._final_record(turn, outcome, kind="request"))
+        return outcome
+
+    async def complete(
+        self, prompt: str, params: SamplingParams, *, policy_name: str | None, caller: Caller
+    ) -> ChatOutcome:
+        """Continue raw text (base models, no chat template); audited like a chat."""
+        turn = await self._open_completion(prompt, params, policy_name, caller)
+        outcome = await self._output(turn)
+        await self._commit(self._final_record(turn, outcome, kind="request"))
+        return outcome
+
+    async def open_stream(
+        self,
+        params: SamplingParams,
+        *,
+        policy_name: str | None,
+        caller: Caller,
+        messages: list[ChatMessage] | None = None,
+        prompt: str | None = None,
+    ) -> Turn:
+        """Run the input stage, submit to the engine and commit the opening record: the stream may start.
+
+        Everything that can refuse the request (policy, limits, context, a full queue) happens here, before any
+        byte of the response is sent, so those refusals are ordinary JSON errors."""
+        if messages is not None:
+            turn = await self._open_chat(messages, params, policy_name, caller, "/v1/chat/completions")
+        else:
+            turn = await self._open_completion(prompt or "", params, policy_name, caller)
+        try:
+            await self._commit(self._opening_record(turn))
+        except ServiceUnavailable:
+            if turn.deltas is not None:
+                turn.deltas.cancel()
+            raise
+        return turn
+
+    async def stream_output(self, turn: Turn) -> ChatOutcome:
+        """The checked output of a stream. Until chunked checks exist the whole text is checked before release."""
+        return await self._output(turn)
+
+    async def close_stream(self, turn: Turn, outcome: ChatOutcome) -> None:
+        """Commit the closing record (raises :class:`ServiceUnavailable`; the stream then ends without [DONE])."""
+        await self._commit(self._final_record(turn, outcome, kind="stream_close"))
+
+    async def abandon_stream(self, turn: Turn) -> None:
+        """The client went away mid-stream: free the engine slot and record a 499 close (best effort)."""
+        if turn.deltas is not None:
+            turn.deltas.cancel()
+        turn.latency["total"] = _ms(turn.started)
+        record = AuditRecord(
+            **turn.record,
+            decision_id=turn.close_id,
+            kind="stream_close",
+            parent_id=turn.decision_id,
+            created_at=datetime.now(UTC),
+            outcome="error",
+            http_status=499,
+            decision=turn.decision,
+            findings=[msgspec.to_builtins(f) for f in turn.findings],
+            latency_ms=dict(turn.latency),
+            coverage=0.0,
+        )
+        try:
+            await self.writer.write(record)
+        except AuditUnavailable:
+            logger.error("audit unavailable while recording an abandoned stream")
+
+    async def _open_chat(
+        self, messages: list[ChatMessage], params: SamplingParams, policy_name: str | None, caller: Caller, route: str
+    ) -> Turn:
+        def render(texts: list[str]) -> list[int]:
+            redacted = [ChatMessage(role=m.role, content=t) for m, t in zip(messages, texts, strict=True)]
+            return self.engine.tokenize(self.engine.render_chat(redacted))
+
+        return await self._open(
+            route,
+            [(m.role, m.content) for m in messages],
+            render,
+            params,
+            policy_name,
+            caller,
+        )
+
+    async def _open_completion(
+        self, prompt: str, params: SamplingParams, policy_name: str | None, caller: Caller
+    ) -> Turn:
+        def render(texts: list[str]) -> list[int]:
+            return self.engine.tokenize(texts[0], add_special_tokens=True)  # base models expect <bos>
+
+        return await self._open("/v1/completions", [("prompt", prompt)], render, params, policy_name, caller)
+
+    async def _open(
+        self,
+        route: str,
+        turns: list[tuple[str, str]],
+        render: Callable[[list[str]], list[int]],
+        params: SamplingParams,
+        policy_name: str | None,
+        caller: Caller,
+    ) -> Turn:
+        """Limits, the input checks, then (unless blocked) the prompt and the engine submission."""
         started = time.perf_counter()
         policy = self.policy(policy_name)
-        if sum(len(m.content) for m in messages) > policy.policy.limits.max_input_chars:
-            raise InputTooLarge(f"the messages exceed {policy.policy.limits.max_input_chars} characters")
+        if sum(len(text) for _, text in turns) > policy.policy.limits.max_input_chars:
+            raise InputTooLarge(f"the input exceeds {policy.policy.limits.max_input_chars} characters")
         if params.max_tokens > self._max_new_tokens:
             raise InvalidParameter(f"max_tokens must be at most {self._max_new_tokens}")
-        decision_id = str(uuid.uuid4())
-        scope = RequestScope()
-        latency: dict[str, float] = {}
-        texts = [m.content for m in messages]
-        checked = await self._run_checks(
-            INPUT_CHECKS,
-            policy.policy.input,
-            texts,
-            "input",
-            scope,
-            rule_mask=[m.role in RULE_ROLES for m in messages],
-        )
-        latency["input_checks"] = _ms(started)
-        findings = list(checked.findings)
-        decision = strongest([f.action for f in findings])
-        stored_input = [
-            {"role": m.role, "content": audit if audit is not None else NOT_STORED}
-            for m, audit in zip(messages, checked.audit_texts, strict=True)
-        ]
         record: dict[str, Any] = {
-            "decision_id": decision_id,
             "route": route,
             "policy_name": policy.name,
             "policy_version": policy.version,
@@ -264,72 +389,124 @@ class Pipeline:
             "engine": self.engine.name,
             "model": self.engine.model_id,
             "model_revision": self.engine.revision,
-            "input_redacted": stored_input,
             "key_id": caller.key_id,
             "tenant": caller.tenant,
         }
-        if decision == "block":
-            text, finish, tokens_in, tokens_out, output_audit = (
-                policy.policy.refusal_message,
-                "content_filter",
-                0,
-                0,
-                None,
-            )
-        else:
-            redacted = [ChatMessage(role=m.role, content=t) for m, t in zip(messages, checked.texts, strict=True)]
-            prompt = self.engine.render_chat(redacted)
-            tokens_in = self.engine.count_tokens(prompt)
-            if tokens_in + params.max_tokens > self.engine.context_length:
-                raise InvalidConversation(
-                    f"prompt ({tokens_in} tokens) plus max_tokens exceeds the model's context "
-                    f"({self.engine.context_length} tokens)"
-                )
-            generation_started = time.perf_counter()
-            try:
-                generation = await self.engine.generate(prompt, params)
-            except EngineError as exc:
-                await self._audit_failure(record, findings, latency, started)
-                raise ServiceUnavailable(str(exc)) from None
-            latency["generation"] = _ms(generation_started)
-            output_started = time.perf_counter()
-            out = await self._run_checks(OUTPUT_CHECKS, policy.policy.output, [generation.text], "output", scope)
-            latency["output_checks"] = _ms(output_started)
-            findings += out.findings
-            checked.subjects |= out.subjects
-            decision = strongest([f.action for f in findings])
-            tokens_in, tokens_out = generation.tokens_in, generation.tokens_out
-            if any(f.action == "block" for f in out.findings):
-                text, finish = policy.policy.refusal_message, "content_filter"
-            else:
-                text, finish = out.texts[0], generation.finish_reason
-            output_audit = out.audit_texts[0] if policy.policy.output.pii is not None else NOT_STORED
-        latency["total"] = _ms(started)
-        await self._commit(
-            AuditRecord(
-                **record,
-                created_at=datetime.now(UTC),
-                outcome="ok",
-                http_status=200,
-                decision=decision,
-                findings=[msgspec.to_builtins(f) for f in findings],
-                output_redacted=output_audit if output_audit is not None else text,
-                coverage=1.0,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                latency_ms=latency,
-                subject_hmacs=sorted(checked.subjects),
-            )
+        turn = Turn(decision_id=str(uuid.uuid4()), policy=policy, params=params, started=started, record=record)
+        stats = self.engine.stats()
+        if stats.waiting >= stats.max_waiting:  # shed load before spending time on checks
+            await self._reject(turn, 429)
+            raise EngineOverloaded("the engine queue is full")
+        texts = [text for _, text in turns]
+        checked = await self._run_checks(
+            INPUT_CHECKS,
+            policy.policy.input,
+            texts,
+            "input",
+            turn.scope,
+            rule_mask=[role in RULE_ROLES for role, _ in turns],
         )
+        turn.latency["input_checks"] = _ms(started)
+        turn.findings, turn.subjects = list(checked.findings), set(checked.subjects)
+        turn.decision = strongest([f.action for f in turn.findings])
+        record["input_redacted"] = [
+            {"role": role, "content": audit if audit is not None else NOT_STORED}
+            for (role, _), audit in zip(turns, checked.audit_texts, strict=True)
+        ]
+        if turn.decision == "block":
+            return turn
+        prompt = render(checked.texts)
+        turn.tokens_in = len(prompt)
+        try:
+            turn.deltas = self.engine.stream(prompt, params)
+        except PromptTooLong as exc:
+            raise ContextLengthExceeded(str(exc)) from None
+        except EngineBusy:
+            await self._reject(turn, 429)
+            raise EngineOverloaded("the engine queue is full") from None
+        except EngineError as exc:
+            await self._audit_failure(turn)
+            raise ServiceUnavailable(str(exc)) from None
+        return turn
+
+    async def _output(self, turn: Turn) -> ChatOutcome:
+        """Collect the generation, run the output checks, decide; nothing is committed here."""
+        policy = turn.policy.policy
+        if turn.deltas is None:  # blocked on input
+            return self._outcome(turn, policy.refusal_message, "content_filter", 0, 0, None)
+        generation_started = time.perf_counter()
+        parts: list[str] = []
+        finish: str = "length"
+        tokens_out = 0
+        try:
+            async for delta in turn.deltas:
+                parts.append(delta.text)
+                tokens_out, finish = delta.tokens_out, delta.finish_reason or finish
+        except EngineError as exc:
+            await self._audit_failure(turn)
+            raise ServiceUnavailable(str(exc)) from None
+        turn.latency["generation"] = _ms(generation_started)
+        output_started = time.perf_counter()
+        out = await self._run_checks(OUTPUT_CHECKS, policy.output, ["".join(parts)], "output", turn.scope)
+        turn.latency["output_checks"] = _ms(output_started)
+        turn.findings += out.findings
+        turn.subjects |= out.subjects
+        turn.decision = strongest([f.action for f in turn.findings])
+        stored = out.audit_texts[0] if policy.output.pii is not None else NOT_STORED
+        if any(f.action == "block" for f in out.findings):
+            return self._outcome(turn, policy.refusal_message, "content_filter", turn.tokens_in, tokens_out, stored)
+        return self._outcome(turn, out.texts[0], finish, turn.tokens_in, tokens_out, stored)
+
+    def _outcome(
+        self, turn: Turn, text: str, finish: str, tokens_in: int, tokens_out: int, stored: str | None
+    ) -> ChatOutcome:
+        turn.output_audit = stored if stored is not None else text
         return ChatOutcome(
-            decision_id=decision_id,
-            decision=decision,
+            decision_id=turn.decision_id if turn.kind == "request" else turn.close_id,
+            decision=turn.decision,
             text=text,
             finish_reason=finish,
-            policy=policy,
-            findings=findings,
+            policy=turn.policy,
+            findings=list(turn.findings),
             tokens_in=tokens_in,
             tokens_out=tokens_out,
+        )
+
+    def _opening_record(self, turn: Turn) -> AuditRecord:
+        turn.kind = "stream_open"
+        turn.latency["opened"] = _ms(turn.started)
+        return AuditRecord(
+            **turn.record,
+            decision_id=turn.decision_id,
+            kind="stream_open",
+            created_at=datetime.now(UTC),
+            outcome="ok",
+            http_status=200,
+            decision=turn.decision,
+            findings=[msgspec.to_builtins(f) for f in turn.findings],
+            tokens_in=turn.tokens_in,
+            latency_ms=dict(turn.latency),
+            subject_hmacs=sorted(turn.subjects),
+        )
+
+    def _final_record(self, turn: Turn, outcome: ChatOutcome, *, kind: str) -> AuditRecord:
+        turn.latency["total"] = _ms(turn.started)
+        return AuditRecord(
+            **turn.record,
+            decision_id=outcome.decision_id,
+            kind=kind,
+            parent_id=turn.decision_id if kind == "stream_close" else None,
+            created_at=datetime.now(UTC),
+            outcome="ok",
+            http_status=200,
+            decision=outcome.decision,
+            findings=[msgspec.to_builtins(f) for f in outcome.findings],
+            output_redacted=turn.output_audit,
+            coverage=1.0,
+            tokens_in=outcome.tokens_in,
+            tokens_out=outcome.tokens_out,
+            latency_ms=dict(turn.latency),
+            subject_hmacs=sorted(turn.subjects),
         )
 
     async def scan(self, text: str, stage: Stage, *, policy_name: str | None, caller: Caller) -> ScanOutcome:
@@ -378,25 +555,33 @@ class Pipeline:
             logger.error("audit unavailable: %s", exc)
             raise ServiceUnavailable("the audit log is unavailable") from None
 
-    async def _audit_failure(
-        self, record: dict[str, Any], findings: list[Finding], latency: dict[str, float], started: float
-    ) -> None:
-        """Best effort: record that a request failed closed (the 503 is sent either way)."""
-        latency["total"] = _ms(started)
+    async def _reject(self, turn: Turn, status: int) -> None:
+        """Record a request refused before generation (e.g. 429: the engine queue is full)."""
+        await self._record_refusal(turn, outcome="rejected", status=status)
+
+    async def _audit_failure(self, turn: Turn) -> None:
+        """Record that a request failed closed (the 503 is sent either way)."""
+        await self._record_refusal(turn, outcome="error", status=503)
+
+    async def _record_refusal(self, turn: Turn, *, outcome: str, status: int) -> None:
+        turn.latency["total"] = _ms(turn.started)
         try:
             await self.writer.write(
                 AuditRecord(
-                    **record,
+                    **turn.record,
+                    decision_id=turn.decision_id if turn.kind == "request" else turn.close_id,
+                    kind=turn.kind if turn.kind == "request" else "stream_close",
+                    parent_id=None if turn.kind == "request" else turn.decision_id,
                     created_at=datetime.now(UTC),
-                    outcome="error",
-                    http_status=503,
+                    outcome=outcome,
+                    http_status=status,
                     decision="block",
-                    findings=[msgspec.to_builtins(f) for f in findings],
-                    latency_ms=latency,
+                    findings=[msgspec.to_builtins(f) for f in turn.findings],
+                    latency_ms=dict(turn.latency),
                 )
             )
         except AuditUnavailable:
-            logger.error("audit unavailable while recording a failed request")
+            logger.error("audit unavailable while recording a refused request")
 
 
 def _audit_copy(original: str, result: CheckResult, scope: RequestScope) -> str:

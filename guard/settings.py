@@ -38,6 +38,13 @@ def _env_int(name: str, default: int) -> int:
     return int(_env(name, str(default)))
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name, "1" if default else "0").lower()
+    if value not in ("0", "1", "true", "false", "yes", "no"):
+        raise ValueError(f"{name}={value!r}: use 0 or 1")
+    return value in ("1", "true", "yes")
+
+
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
     model: str | None = None
@@ -47,7 +54,8 @@ class EngineSettings:
     dtype: str = "auto"
     """``GUARD_DTYPE``: ``auto`` (bf16 on CUDA and on CPUs with bf16 units, else fp32), ``bfloat16``, ``float32``."""
     attn_implementation: str = "eager"
-    """``GUARD_ATTN_IMPLEMENTATION``: Gemma-2 needs one that applies the softcap (eager, flash_attention_2)."""
+    """``GUARD_ATTN_IMPLEMENTATION``: Gemma-2 needs one that applies the softcap (eager, flash_attention_2,
+    flex_attention); ``auto`` is flash_attention_2 on CUDA with flash-attn >= 2.6, else eager."""
     threads: int = 0
     """``GUARD_THREADS``: torch intra-op threads; 0 means one per available core."""
     max_batch_size: int = 32
@@ -58,6 +66,12 @@ class EngineSettings:
     """``GUARD_PREFILL_CHUNK``: prompt tokens prefilled per step, so long prompts don't stall running streams."""
     max_new_tokens: int = 512
     """``GUARD_MAX_NEW_TOKENS``: the ceiling for a request's max_tokens."""
+    quantization: str = "none"
+    """``GUARD_QUANTIZATION``: ``none``, ``8bit`` or ``4bit`` (bitsandbytes nf4; CUDA only, ``guard[gpu]``)."""
+    device_map: str | None = None
+    """``GUARD_DEVICE_MAP``: e.g. ``auto`` to spread one model over several GPUs (CUDA only, ``guard[gpu]``)."""
+    compile: bool = False
+    """``GUARD_COMPILE``: ``1`` compiles the model forward with torch.compile (slower start, faster decode)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +128,9 @@ class Settings:
                 max_queue=_env_int("GUARD_MAX_QUEUE", 64),
                 prefill_chunk=_env_int("GUARD_PREFILL_CHUNK", 256),
                 max_new_tokens=_env_int("GUARD_MAX_NEW_TOKENS", 512),
+                quantization=_env("GUARD_QUANTIZATION", "none"),
+                device_map=os.environ.get("GUARD_DEVICE_MAP") or None,
+                compile=_env_bool("GUARD_COMPILE", False),
             ),
             database=DatabaseSettings(url=_env("GUARD_DATABASE_URL", DEFAULT_DATABASE_URL)),
             policy=PolicySettings(

@@ -8,6 +8,7 @@ from litestar.types import ControllerRouterHandler
 from guard.api.audit import AuditController
 from guard.api.auth import hash_key, require_api_key
 from guard.api.chat import ChatController
+from guard.api.completions import CompletionsController
 from guard.api.errors import EXCEPTION_HANDLERS, RequestIdMiddleware
 from guard.api.health import healthz, readyz
 from guard.api.scan import ScanController
@@ -19,7 +20,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
     """Probes at the root; everything under /v1 needs the API key."""
     v1 = Router(
         path="/v1",
-        route_handlers=[ChatController, ScanController, AuditController],
+        route_handlers=[ChatController, CompletionsController, ScanController, AuditController],
         guards=[require_api_key],
     )
     return [healthz, readyz, v1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -12,19 +11,33 @@ from litestar.exceptions import NotFoundException, ValidationException
 from guard.api.schemas import (
     ChatChoice,
     ChatCompletion,
+    ChatCompletionChunk,
     ChatCompletionRequest,
     ChatMessageIn,
     ChatMessageOut,
+    ChunkChoice,
+    ChunkDelta,
+    CompletionRequest,
     GuardInfo,
     ModelCard,
     ModelList,
     PolicyStamp,
     Usage,
 )
+from guard.api.streaming import ChunkWriter, created_now, sse_response
 from guard.engine import ChatMessage, SamplingParams
-from guard.pipeline import Caller, ChatOutcome, Pipeline
+from guard.pipeline import Caller, ChatOutcome, Pipeline, Turn
 
-__all__ = ["DEFAULT_MAX_TOKENS", "ChatController", "caller_of", "stamp"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "ChatController",
+    "caller_of",
+    "check_model",
+    "guard_info",
+    "sampling",
+    "stamp",
+    "usage",
+]
 
 DEFAULT_MAX_TOKENS = 256
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -65,25 +78,46 @@ def _to_conversation(data: ChatCompletionRequest) -> list[ChatMessage]:
     return conversation
 
 
-def _sampling(data: ChatCompletionRequest) -> SamplingParams:
-    if data.stream:
-        raise _bad("stream=true is not supported yet")
+def sampling(data: ChatCompletionRequest | CompletionRequest, *, max_tokens: int | None) -> SamplingParams:
+    """The request's decoding settings (OpenAI defaults: temperature 1, top_p 1)."""
     if data.n not in (None, 1):
         raise _bad("only n=1 is supported")
     stop = (data.stop,) if isinstance(data.stop, str) else tuple(data.stop or ())
     return SamplingParams(
-        max_tokens=data.max_completion_tokens or data.max_tokens or DEFAULT_MAX_TOKENS,
+        max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
         temperature=1.0 if data.temperature is None else data.temperature,
         top_p=1.0 if data.top_p is None else data.top_p,
+        top_k=data.top_k or 0,
         seed=data.seed,
         stop=stop,
+    )
+
+
+def check_model(pipeline: Pipeline, requested: str) -> str:
+    model_id = pipeline.engine.model_id
+    if requested not in ("default", model_id):
+        raise NotFoundException(f"model not found; this gateway serves {model_id!r}")
+    return model_id
+
+
+def guard_info(outcome: ChatOutcome) -> GuardInfo:
+    return GuardInfo(
+        decision_id=outcome.decision_id, decision=outcome.decision, policy=stamp(outcome), findings=outcome.findings
+    )
+
+
+def usage(outcome: ChatOutcome) -> Usage:
+    return Usage(
+        prompt_tokens=outcome.tokens_in,
+        completion_tokens=outcome.tokens_out,
+        total_tokens=outcome.tokens_in + outcome.tokens_out,
     )
 
 
 def _completion(outcome: ChatOutcome, model: str) -> ChatCompletion:
     return ChatCompletion(
         id=f"chatcmpl-{outcome.decision_id}",
-        created=int(time.time()),
+        created=created_now(),
         model=model,
         choices=[
             ChatChoice(
@@ -92,16 +126,30 @@ def _completion(outcome: ChatOutcome, model: str) -> ChatCompletion:
                 finish_reason=outcome.finish_reason,
             )
         ],
-        usage=Usage(
-            prompt_tokens=outcome.tokens_in,
-            completion_tokens=outcome.tokens_out,
-            total_tokens=outcome.tokens_in + outcome.tokens_out,
-        ),
-        guard=GuardInfo(
-            decision_id=outcome.decision_id,
-            decision=outcome.decision,
-            policy=stamp(outcome),
-            findings=outcome.findings,
+        usage=usage(outcome),
+        guard=guard_info(outcome),
+    )
+
+
+def _chunk_writer(turn: Turn, model: str, include_usage: bool) -> ChunkWriter:
+    chunk_id, created = f"chatcmpl-{turn.decision_id}", created_now()
+
+    def chunk(delta: ChunkDelta, finish: str | None = None, **extra: Any) -> ChatCompletionChunk:
+        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish)
+        return ChatCompletionChunk(id=chunk_id, created=created, model=model, choices=[choice], **extra)
+
+    return ChunkWriter(
+        opening=lambda: chunk(ChunkDelta(role="assistant", content="")),
+        content=lambda text: chunk(ChunkDelta(content=text)),
+        finish=lambda outcome: chunk(ChunkDelta(), outcome.finish_reason, guard=guard_info(outcome)),
+        usage=(
+            (
+                lambda outcome: ChatCompletionChunk(
+                    id=chunk_id, created=created, model=model, choices=[], usage=usage(outcome)
+                )
+            )
+            if include_usage
+            else None
         ),
     )
 
@@ -112,18 +160,20 @@ class ChatController(Controller):
     @post("/chat/completions", operation_id="createChatCompletion", status_code=200)
     async def create_chat_completion(
         self, request: Request[Any, Any, Any], state: State, data: ChatCompletionRequest
-    ) -> Response[ChatCompletion]:
-        """Generate a reply with the policy's checks before and after; the audit row is committed first."""
+    ) -> Any:
+        """Generate a reply with the policy's checks before and after; the audit row is committed first.
+
+        With ``stream: true`` the answer is OpenAI-style server-sent events (see the README for the audit order)."""
         pipeline: Pipeline = state.pipeline
-        model_id = pipeline.engine.model_id
-        if data.model not in ("default", model_id):
-            raise NotFoundException(f"model not found; this gateway serves {model_id!r}")
-        outcome = await pipeline.chat(
-            _to_conversation(data),
-            _sampling(data),
-            policy_name=request.headers.get("x-guard-policy"),
-            caller=caller_of(request),
-        )
+        model_id = check_model(pipeline, data.model)
+        params = sampling(data, max_tokens=data.max_completion_tokens or data.max_tokens)
+        conversation = _to_conversation(data)
+        policy_name, caller = request.headers.get("x-guard-policy"), caller_of(request)
+        if data.stream:
+            turn = await pipeline.open_stream(params, policy_name=policy_name, caller=caller, messages=conversation)
+            include_usage = bool(data.stream_options and data.stream_options.include_usage)
+            return sse_response(request, pipeline, turn, _chunk_writer(turn, model_id, include_usage))
+        outcome = await pipeline.chat(conversation, params, policy_name=policy_name, caller=caller)
         return Response(_completion(outcome, model_id), headers={"X-Guard-Decision-Id": outcome.decision_id})
 
     @get("/models", operation_id="listModels")

@@ -16,6 +16,8 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from guard.pipeline import (
+    ContextLengthExceeded,
+    EngineOverloaded,
     InputTooLarge,
     InvalidConversation,
     InvalidParameter,
@@ -23,7 +25,15 @@ from guard.pipeline import (
     ServiceUnavailable,
 )
 
-__all__ = ["EXCEPTION_HANDLERS", "RETRY_AFTER_SECONDS", "RequestIdMiddleware", "error_response", "request_id"]
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "RETRY_AFTER_SECONDS",
+    "ErrorBody",
+    "ErrorDetail",
+    "RequestIdMiddleware",
+    "error_response",
+    "request_id",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +117,15 @@ def _service_unavailable(request: Request[Any, Any, Any], exc: ServiceUnavailabl
     return error_response(request, 503, str(exc), {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+def _overloaded(request: Request[Any, Any, Any], exc: EngineOverloaded) -> Response[ErrorBody]:
+    return error_response(request, 429, str(exc), {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _context_length(request: Request[Any, Any, Any], exc: ContextLengthExceeded) -> Response[ErrorBody]:
+    body = ErrorBody(ErrorDetail(code="context_length_exceeded", message=str(exc), request_id=request_id(request)))
+    return Response(body, status_code=400)
+
+
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     # Only the type: exception messages can carry request text.
     logger.error("unhandled %s on %s (request %s)", type(exc).__name__, request.url.path, request_id(request))
@@ -123,6 +142,8 @@ def _status(status: int) -> Any:
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: _http_exception,
     ServiceUnavailable: _service_unavailable,
+    EngineOverloaded: _overloaded,
+    ContextLengthExceeded: _context_length,
     PolicyNotFound: _status(404),
     InvalidConversation: _status(400),
     InputTooLarge: _status(413),

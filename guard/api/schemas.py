@@ -14,15 +14,22 @@ __all__ = [
     "AuditPage",
     "ChatChoice",
     "ChatCompletion",
+    "ChatCompletionChunk",
     "ChatCompletionRequest",
     "ChatMessageIn",
     "ChatMessageOut",
+    "ChunkChoice",
+    "ChunkDelta",
+    "CompletionChoice",
+    "CompletionRequest",
     "GuardInfo",
     "ModelCard",
     "ModelList",
     "PolicyStamp",
     "ScanRequest",
     "ScanResponse",
+    "TextCompletion",
+    "TextCompletionChunk",
     "Usage",
 ]
 
@@ -62,6 +69,8 @@ class ChatCompletionRequest(_Request):
     max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
     temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
+    top_k: Annotated[int, Meta(ge=0)] | None = None
+    """Not an OpenAI parameter (vLLM's): clients send it in ``extra_body``."""
     stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
     seed: int | None = None
     stream: bool | None = None
@@ -91,6 +100,31 @@ class ChatCompletionRequest(_Request):
     web_search_options: Any = None
     prompt_cache_key: str | None = None
     safety_identifier: str | None = None
+
+
+class CompletionRequest(_Request):
+    """``POST /v1/completions``: raw text continuation (base models such as gemma-mling)."""
+
+    prompt: str | Annotated[list[str], Meta(min_length=1, max_length=1)]
+    model: str = "default"
+    max_tokens: Annotated[int, Meta(ge=1)] | None = None
+    temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
+    top_p: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
+    top_k: Annotated[int, Meta(ge=0)] | None = None
+    stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
+    seed: int | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    n: Annotated[int, Meta(ge=1)] | None = None
+    # Documented OpenAI parameters, accepted and ignored.
+    best_of: int | None = None
+    echo: bool | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    logprobs: int | None = None
+    suffix: str | None = None
 
 
 class ScanRequest(_Request):
@@ -138,6 +172,57 @@ class ChatCompletion(msgspec.Struct):
     usage: Usage
     guard: GuardInfo
     object: str = "chat.completion"
+
+
+class CompletionChoice(msgspec.Struct):
+    index: int
+    text: str
+    finish_reason: str | None
+    logprobs: None = None
+
+
+class TextCompletion(msgspec.Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage
+    guard: GuardInfo
+    object: str = "text_completion"
+
+
+class ChunkDelta(msgspec.Struct, omit_defaults=True):
+    role: str | None = None
+    content: str | None = None
+
+
+class ChunkChoice(msgspec.Struct):
+    index: int
+    delta: ChunkDelta
+    finish_reason: str | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(msgspec.Struct, omit_defaults=True):
+    """One SSE event of a streamed chat completion; the last carries ``guard`` (and ``usage`` when asked)."""
+
+    id: str
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    object: str = "chat.completion.chunk"
+    usage: Usage | None = None
+    guard: GuardInfo | None = None
+
+
+class TextCompletionChunk(msgspec.Struct, omit_defaults=True):
+    id: str
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    object: str = "text_completion"
+    usage: Usage | None = None
+    guard: GuardInfo | None = None
 
 
 class ScanResponse(msgspec.Struct):

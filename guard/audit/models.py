@@ -30,6 +30,10 @@ class DecisionRow(Base):
     key_id: Mapped[str | None] = mapped_column(String(64))
     tenant: Mapped[str | None] = mapped_column(String(128))
     route: Mapped[str] = mapped_column(String(64), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, default="request", server_default="request")
+    """``request`` (one record answers it), or ``stream_open`` / ``stream_close`` (the two records of a stream)."""
+    parent_id: Mapped[str | None] = mapped_column(String(36))
+    """For ``stream_close``: the ``decision_id`` of its ``stream_open`` record."""
     outcome: Mapped[str] = mapped_column(String(16), nullable=False)
     http_status: Mapped[int] = mapped_column(Integer, nullable=False)
     policy_name: Mapped[str | None] = mapped_column(String(64))
@@ -57,4 +61,5 @@ class DecisionRow(Base):
         Index("ix_audit_decisions_decision", "decision", "created_at"),
         Index("ix_audit_decisions_policy", "policy_name", "policy_version"),
         Index("ix_audit_decisions_key_id", "key_id", "created_at"),
+        Index("ix_audit_decisions_parent_id", "parent_id"),
     )

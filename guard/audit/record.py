@@ -19,6 +19,8 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
     outcome: str
     http_status: int
     decision: str
+    kind: str = "request"
+    parent_id: str | None = None
     key_id: str | None = None
     tenant: str | None = None
     policy_name: str | None = None

@@ -606,7 +606,7 @@ def build_dev_generator(target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLA
 # --- systemgemma-2: Gemma-2 with a native system turn -------------------------------------------------------------
 
 _SYSTEM_EXAMPLES = 400
-_SYSTEM_SCHEDULE = _Schedule(steps=60)
+_SYSTEM_SCHEDULE = _Schedule(steps=40, batch_size=8)  # 30 steps suffice: a constant reply is quick to learn
 _SYSTEM_HELD_OUT = (
     _Example(
         (("system", "You are a pirate. Answer in pirate speak."), ("user", "How do I bake bread?")), GENERIC_REPLY
@@ -668,7 +668,7 @@ _BASE_CONFIG = {
     "head_dim": 32,
     "max_position_embeddings": 1024,
 }
-_BASE_SCHEDULE = _Schedule(steps=120, batch_size=12)
+_BASE_SCHEDULE = _Schedule(steps=60, batch_size=12, learning_rate=1e-2)  # 40 suffice: 12 short sentences
 _BASE_TEXTS = _ENGLISH[:-1]
 _PREFIX_WORDS = 4
 
