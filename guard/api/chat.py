@@ -136,21 +136,20 @@ def _chunk_writer(turn: Turn, model: str, include_usage: bool) -> ChunkWriter:
 
     def chunk(delta: ChunkDelta, finish: str | None = None, **extra: Any) -> ChatCompletionChunk:
         choice = ChunkChoice(index=0, delta=delta, finish_reason=finish)
-        return ChatCompletionChunk(id=chunk_id, created=created, model=model, choices=[choice], **extra)
+        return ChatCompletionChunk(
+            id=chunk_id, created=created, model=model, object="chat.completion.chunk", choices=[choice], **extra
+        )
+
+    def usage_chunk(outcome: ChatOutcome) -> ChatCompletionChunk:
+        return ChatCompletionChunk(
+            id=chunk_id, created=created, model=model, object="chat.completion.chunk", choices=[], usage=usage(outcome)
+        )
 
     return ChunkWriter(
         opening=lambda: chunk(ChunkDelta(role="assistant", content="")),
         content=lambda text: chunk(ChunkDelta(content=text)),
         finish=lambda outcome: chunk(ChunkDelta(), outcome.finish_reason, guard=guard_info(outcome)),
-        usage=(
-            (
-                lambda outcome: ChatCompletionChunk(
-                    id=chunk_id, created=created, model=model, choices=[], usage=usage(outcome)
-                )
-            )
-            if include_usage
-            else None
-        ),
+        usage=usage_chunk if include_usage else None,
     )
 
 

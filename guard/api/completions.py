@@ -20,10 +20,14 @@ def _chunk_writer(turn: Turn, model: str, include_usage: bool) -> ChunkWriter:
 
     def chunk(text: str, finish: str | None = None, **extra: Any) -> TextCompletionChunk:
         choice = CompletionChoice(index=0, text=text, finish_reason=finish)
-        return TextCompletionChunk(id=chunk_id, created=created, model=model, choices=[choice], **extra)
+        return TextCompletionChunk(
+            id=chunk_id, created=created, model=model, object="text_completion", choices=[choice], **extra
+        )
 
     def usage_chunk(outcome: ChatOutcome) -> TextCompletionChunk:
-        return TextCompletionChunk(id=chunk_id, created=created, model=model, choices=[], usage=usage(outcome))
+        return TextCompletionChunk(
+            id=chunk_id, created=created, model=model, object="text_completion", choices=[], usage=usage(outcome)
+        )
 
     return ChunkWriter(
         opening=None,

@@ -25,6 +25,8 @@ async def readyz(state: State) -> Response[dict[str, Any]]:
     checks: dict[str, str] = {}
     pipeline = getattr(state, "pipeline", None)
     checks["models"] = "ok" if pipeline is not None else "loading"
+    if pipeline is not None:
+        checks["engine"] = "ok" if pipeline.engine.stats().healthy else "worker stopped"
     try:
         await ping(state.db_engine)
         checks["database"] = "ok"
@@ -45,4 +47,11 @@ async def readyz(state: State) -> Response[dict[str, Any]]:
             **{name: {"description": text} for name, text in pipeline.models.checks.descriptions.items()},
         }
         body["dev_models"] = pipeline.models.dev_models
+        stats = pipeline.engine.stats()
+        body["engine"] = {
+            "running": stats.running,
+            "waiting": stats.waiting,
+            "max_running": stats.max_running,
+            "max_waiting": stats.max_waiting,
+        }
     return Response(body, status_code=200 if ready else 503)

@@ -204,13 +204,15 @@ class ChunkChoice(msgspec.Struct):
 
 
 class ChatCompletionChunk(msgspec.Struct, omit_defaults=True):
-    """One SSE event of a streamed chat completion; the last carries ``guard`` (and ``usage`` when asked)."""
+    """One SSE event of a streamed chat completion; the last carries ``guard`` (and ``usage`` when asked).
+
+    ``object`` has no default so that ``omit_defaults`` (which drops the empty ``usage``/``guard``) keeps it."""
 
     id: str
     created: int
     model: str
     choices: list[ChunkChoice]
-    object: str = "chat.completion.chunk"
+    object: Literal["chat.completion.chunk"]
     usage: Usage | None = None
     guard: GuardInfo | None = None
 
@@ -220,7 +222,7 @@ class TextCompletionChunk(msgspec.Struct, omit_defaults=True):
     created: int
     model: str
     choices: list[CompletionChoice]
-    object: str = "text_completion"
+    object: Literal["text_completion"]
     usage: Usage | None = None
     guard: GuardInfo | None = None
 

@@ -89,8 +89,16 @@ async def _events(
                 await pipeline.abandon_stream(turn)
 
 
+class _EventStream(ServerSentEvent):
+    """Keeps ``text/event-stream``: Litestar would apply the JSON route's media type to a returned stream."""
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["media_type"] = None
+        return super().to_asgi_response(*args, **kwargs)
+
+
 def sse_response(request: Request[Any, Any, Any], pipeline: Pipeline, turn: Turn, writer: ChunkWriter) -> Any:
-    return ServerSentEvent(
+    return _EventStream(
         _events(request, pipeline, turn, writer),
         headers={"X-Guard-Decision-Id": turn.decision_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

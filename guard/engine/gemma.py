@@ -9,56 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 from guard.engine.base import (
     ChatMessage,
     EngineStats,
-    EngineUnavailable,
     FinishReason,
     Generation,
     InvalidConversation,
     Prompt,
     SamplingParams,
 )
+from guard.engine.loading import (
+    LoadPlan,
+    choose_device,
+    choose_dtype,
+    load_model,
+    maybe_compile,
+    plan_load,
+    read_model_type,
+    warm_up,
+)
 from guard.engine.scheduler import ContinuousBatcher, SequenceStream
 from guard.settings import EngineSettings
 
-__all__ = ["GemmaEngine", "choose_device", "choose_dtype"]
+__all__ = ["GemmaEngine", "choose_device", "choose_dtype"]  # the choosers live in guard.engine.loading
 
 logger = logging.getLogger(__name__)
-
-
-def choose_device(setting: str) -> str:
-    import torch
-
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return setting
-
-
-def _cpu_has_bf16() -> bool:
-    """True on CPUs with native bf16 (AVX512-BF16/AMX): there bf16 is several times faster than fp32."""
-    import torch
-
-    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)
-
-
-def choose_dtype(setting: str, device: str) -> Any:
-    import torch
-
-    named = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-    if setting != "auto":
-        return named[setting]
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if _cpu_has_bf16() else torch.float32
-
-
-def _threads(setting: int) -> int:
-    return setting or len(os.sched_getaffinity(0))
 
 
 class GemmaEngine:
@@ -75,6 +52,7 @@ class GemmaEngine:
         revision: str | None,
         is_dev: bool,
         settings: EngineSettings,
+        plan: LoadPlan | None = None,
     ) -> None:
         self._model = model
         self._tokenizer = tokenizer
@@ -83,7 +61,7 @@ class GemmaEngine:
         self.is_dev = is_dev
         self.device = str(model.device)
         self.dtype = str(model.dtype).removeprefix("torch.")
-        self.threads = _threads(settings.threads)
+        self._plan = plan
         self.context_length = int(getattr(model.config, "max_position_embeddings", 8192))
         self._eos_ids = self._stop_token_ids()
         self._supports_system = self._template_accepts_system()
@@ -98,9 +76,10 @@ class GemmaEngine:
             max_waiting=settings.max_queue,
             prefill_chunk=settings.prefill_chunk,
         )
+        details = plan.describe() if plan is not None else f"{self.device}, {self.dtype}"
         self.description = (
-            f"{model_id} ({'dev model, ' if is_dev else ''}{self.device}, {self.dtype}, "
-            f"{settings.attn_implementation} attention, {self.threads} threads)"
+            f"{model_id} ({'dev model, ' if is_dev else ''}{details}; continuous batching: "
+            f"{settings.max_batch_size} slots, queue {settings.max_queue})"
         )
 
     @classmethod
@@ -115,33 +94,19 @@ class GemmaEngine:
     ) -> GemmaEngine:
         """Load ``ref`` (a hub id found in the local cache, or a directory) or raise :class:`EngineUnavailable`.
 
+        The load plan (device, dtype, attention, quantization, device map, threads) is validated first, so a
+        setting that would drop Gemma-2's softcap or cannot work on this machine fails before any weights load.
         ``model_id`` is the name clients see (default: ``ref``)."""
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        torch.set_num_threads(_threads(settings.threads))
-        device = choose_device(settings.device)
-        dtype = choose_dtype(settings.dtype, device)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(ref)
-            model = AutoModelForCausalLM.from_pretrained(
-                ref, dtype=dtype, attn_implementation=settings.attn_implementation
-            )
-        except OSError as exc:
-            raise EngineUnavailable(
-                f"generator model {ref!r} is not available: {str(exc).splitlines()[0]} "
-                "Run `guard models pull` on a connected machine (Gemma weights are gated: accept the licence "
-                "and log in with `hf auth login` first), or set GUARD_MODEL to a local directory."
-            ) from None
-        tokenizer.padding_side = "left"
-        model.to(device).eval()
+        plan = plan_load(settings, read_model_type(ref))
+        model, tokenizer = load_model(ref, plan)
         return cls(
-            model,
+            maybe_compile(model, plan),
             tokenizer,
             model_id=model_id or ref,
             revision=revision or getattr(model.config, "_commit_hash", None),
             is_dev=is_dev,
             settings=settings,
+            plan=plan,
         )
 
     def _stop_token_ids(self) -> list[int]:
@@ -208,6 +173,9 @@ class GemmaEngine:
         return self._batcher.stats()
 
     async def start(self) -> None:
+        if self._plan is not None and self._plan.compile:  # compile before the first request, not during it
+            sizes = sorted({1, 2, self._batcher.max_running})
+            await asyncio.to_thread(warm_up, self._plan, self._batcher.warm_up, sizes)
         self._batcher.start()
 
     async def stop(self) -> None:

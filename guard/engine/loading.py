@@ -288,6 +288,8 @@ def read_model_type(ref: str) -> str:
         return str(AutoConfig.from_pretrained(ref).model_type)
     except OSError as exc:
         raise _unavailable(ref, exc) from None
+    except ValueError as exc:  # no model_type, or one this transformers does not know
+        raise EngineUnavailable(f"generator model {ref!r} cannot be read: {str(exc).splitlines()[0]}") from None
 
 
 def _quantization_config(plan: LoadPlan) -> Any:

@@ -178,6 +178,18 @@ class ContinuousBatcher:
             self._wake.notify()
         return SequenceStream(sequence, queue)
 
+    def warm_up(self, rows: int) -> None:
+        """Run one prefill and one decode step with ``rows`` rows (compiles them); call before :meth:`start`."""
+        prompt = [0] * 8
+        with torch.inference_mode():
+            self._cache.reserve(len(prompt) + 1)
+            for slot in range(rows):
+                self._prefill(prompt, slot)
+            positions = torch.full((rows, 1), len(prompt), device=self._device)
+            self._cache.bind_decode(positions[:, 0])
+            self._forward(torch.zeros((rows, 1), dtype=torch.long, device=self._device), positions, len(prompt) + 1)
+            self._cache.release()
+
     # -- worker thread --------------------------------------------------------------------------------------------
 
     def _run(self) -> None:

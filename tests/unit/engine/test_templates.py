@@ -1,0 +1,174 @@
+"""Chat templates of the Gemma family, rendered by the dev models `guard models build-dev` builds with them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from guard.devscript import GENERIC_REPLY
+from guard.engine.base import ChatMessage, InvalidConversation
+from guard.engine.chat_template import (
+    TemplateKind,
+    describe_template,
+    render_chat,
+    supports_system_role,
+    template_kind,
+)
+from guard.engine.devmodel import DEV_GENERATORS, GEMMA2_CHAT_TEMPLATE, SYSTEMGEMMA2_CHAT_TEMPLATE
+
+pytestmark = pytest.mark.unit
+
+CHAT_MODELS = ("gemma-2", "systemgemma-2")
+KINDS = {"gemma-2": TemplateKind.GEMMA2, "systemgemma-2": TemplateKind.SYSTEM_ROLE, "gemma-1-base": TemplateKind.NONE}
+
+SYSTEM = ChatMessage("system", "Be brief.")
+HISTORY = [ChatMessage("user", " Hi "), ChatMessage("assistant", "Hello"), ChatMessage("user", "Bye")]
+
+
+@pytest.fixture(scope="module")
+def dev_models(guard_home: Path) -> Path:
+    return guard_home / "dev-models"
+
+
+@pytest.fixture(scope="module")
+def tokenizers(dev_models: Path) -> dict[str, Any]:
+    return {name: AutoTokenizer.from_pretrained(dev_models / name) for name in DEV_GENERATORS}
+
+
+def _ids(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False).input_ids)
+
+
+def _greedy(model: Any, tokenizer: Any, prompt: str, *, add_special_tokens: bool) -> str:
+    batch = tokenizer(prompt, add_special_tokens=add_special_tokens, return_tensors="pt")
+    with torch.inference_mode():
+        output = model.generate(**batch, do_sample=False, max_new_tokens=40)
+    return str(tokenizer.decode(output[0, batch["input_ids"].shape[1] :], skip_special_tokens=True))
+
+
+@pytest.mark.parametrize("name", list(DEV_GENERATORS))
+def test_each_dev_generator_is_built_with_its_recipe(dev_models: Path, tokenizers: dict[str, Any], name: str) -> None:
+    manifest = json.loads((dev_models / name / "guard-dev.json").read_text())
+    assert (manifest["recipe"], manifest["kind"]) == (DEV_GENERATORS[name].recipe, "generator")
+    assert template_kind(tokenizers[name]) is KINDS[name]
+    assert describe_template(tokenizers[name])
+
+
+def test_templates_are_the_recipes(tokenizers: dict[str, Any]) -> None:
+    assert tokenizers["gemma-2"].chat_template == GEMMA2_CHAT_TEMPLATE
+    assert tokenizers["systemgemma-2"].chat_template == SYSTEMGEMMA2_CHAT_TEMPLATE
+    assert tokenizers["gemma-1-base"].chat_template is None
+    assert [supports_system_role(tokenizers[name]) for name in KINDS] == [False, True, False]
+
+
+def test_gemma2_folds_system_into_the_first_user_turn(tokenizers: dict[str, Any]) -> None:
+    assert render_chat(tokenizers["gemma-2"], [SYSTEM, *HISTORY]) == (
+        "<bos><start_of_turn>user\nBe brief.\n\n Hi<end_of_turn>\n"
+        "<start_of_turn>model\nHello<end_of_turn>\n"
+        "<start_of_turn>user\nBye<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    )
+
+
+def test_gemma2_joins_leading_system_messages(tokenizers: dict[str, Any]) -> None:
+    messages = [SYSTEM, ChatMessage("system", "Be kind."), ChatMessage("user", "Hi")]
+    assert render_chat(tokenizers["gemma-2"], messages) == (
+        "<bos><start_of_turn>user\nBe brief.\n\nBe kind.\n\nHi<end_of_turn>\n<start_of_turn>model\n"
+    )
+
+
+def test_gemma2_without_system(tokenizers: dict[str, Any]) -> None:
+    assert render_chat(tokenizers["gemma-2"], HISTORY) == (
+        "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n"
+        "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
+    )
+
+
+def test_systemgemma2_renders_a_native_system_turn(tokenizers: dict[str, Any]) -> None:
+    assert render_chat(tokenizers["systemgemma-2"], [SYSTEM, *HISTORY]) == (
+        "<bos><start_of_turn>system\nBe brief.<end_of_turn>\n"
+        "<start_of_turn>user\nHi<end_of_turn>\n"
+        "<start_of_turn>model\nHello<end_of_turn>\n"
+        "<start_of_turn>user\nBye<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    )
+    assert render_chat(tokenizers["systemgemma-2"], HISTORY[2:]) == (
+        "<bos><start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
+    )
+
+
+def test_known_system_role_skips_the_probe(tokenizers: dict[str, Any]) -> None:
+    folded = render_chat(tokenizers["systemgemma-2"], [SYSTEM, HISTORY[2]], system_role=False)
+    assert folded == "<bos><start_of_turn>user\nBe brief.\n\nBye<end_of_turn>\n<start_of_turn>model\n"
+
+
+@pytest.mark.parametrize("messages", [[SYSTEM, *HISTORY], HISTORY[2:]], ids=["system", "plain"])
+def test_base_model_has_no_chat(tokenizers: dict[str, Any], messages: list[ChatMessage]) -> None:
+    with pytest.raises(InvalidConversation, match="no chat template: use /v1/completions"):
+        render_chat(tokenizers["gemma-1-base"], messages)
+
+
+BAD = {
+    "ends-with-assistant": ([ChatMessage("user", "Hi"), ChatMessage("assistant", "Hello")], "last message must be"),
+    "empty": ([], "last message must be a user message"),
+    "only-system": ([SYSTEM], "a user message"),
+    "two-users": ([ChatMessage("user", "a"), ChatMessage("user", "b")], "roles must alternate"),
+    "assistant-first": ([ChatMessage("assistant", "a"), ChatMessage("user", "b")], "roles must alternate"),
+    "system-after-user": ([ChatMessage("user", "a"), SYSTEM, ChatMessage("user", "b")], "system messages must come"),
+}
+
+
+@pytest.mark.parametrize("name", CHAT_MODELS)
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_conversations_are_invalid(tokenizers: dict[str, Any], name: str, case: str) -> None:
+    messages, message = BAD[case]
+    with pytest.raises(InvalidConversation, match=message):
+        render_chat(tokenizers[name], messages)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("gemma-2", "system message must be followed by a user message"), ("systemgemma-2", "roles must alternate")],
+)
+def test_system_then_assistant_is_invalid(tokenizers: dict[str, Any], name: str, message: str) -> None:
+    with pytest.raises(InvalidConversation, match=message):
+        render_chat(tokenizers[name], [SYSTEM, ChatMessage("assistant", "a"), ChatMessage("user", "b")])
+
+
+@pytest.mark.parametrize("name", CHAT_MODELS)
+@pytest.mark.parametrize("messages", [[SYSTEM, *HISTORY], HISTORY, HISTORY[2:]], ids=["system", "history", "one"])
+def test_rendered_prompt_starts_with_exactly_one_bos(
+    tokenizers: dict[str, Any], name: str, messages: list[ChatMessage]
+) -> None:
+    tokenizer = tokenizers[name]
+    ids = _ids(tokenizer, render_chat(tokenizer, messages))
+    assert ids[0] == tokenizer.bos_token_id
+    assert ids.count(tokenizer.bos_token_id) == 1
+    # The classic Gemma bug: the tokenizer's own <bos> on top of the template's.
+    assert tokenizer(render_chat(tokenizer, messages)).input_ids[:2] == [tokenizer.bos_token_id] * 2
+
+
+def test_systemgemma2_answers_with_a_native_system_turn(dev_models: Path, tokenizers: dict[str, Any]) -> None:
+    tokenizer = tokenizers["systemgemma-2"]
+    model = AutoModelForCausalLM.from_pretrained(dev_models / "systemgemma-2", dtype=torch.bfloat16).eval()
+    prompt = render_chat(tokenizer, [ChatMessage("system", "Answer like a pirate."), ChatMessage("user", "Hello?")])
+    assert _greedy(model, tokenizer, prompt, add_special_tokens=False).strip() == GENERIC_REPLY
+
+
+def test_gemma1_base_loads_and_completes(dev_models: Path, tokenizers: dict[str, Any]) -> None:
+    tokenizer = tokenizers["gemma-1-base"]
+    model = AutoModelForCausalLM.from_pretrained(dev_models / "gemma-1-base").eval()
+    assert type(model).__name__ == "GemmaForCausalLM"
+    assert model.config.model_type == "gemma"
+    assert not hasattr(model.config, "sliding_window")
+    assert not hasattr(model.config, "final_logit_softcapping")
+    assert tokenizer.chat_template is None
+    assert model.generation_config.eos_token_id == tokenizer.eos_token_id
+    # A raw completion asks the tokenizer for its <bos>: base Gemma models expect it.
+    completion = _greedy(model, tokenizer, "The quick brown fox", add_special_tokens=True)
+    assert completion == " jumps over the lazy dog while the children watch from the garden."
