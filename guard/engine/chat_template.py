@@ -7,12 +7,21 @@ SystemGemma2-style chat models whose template renders a native ``<start_of_turn>
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from guard.engine.base import ChatMessage, InvalidConversation
 
-__all__ = ["TemplateKind", "describe_template", "render_chat", "supports_system_role", "template_kind"]
+__all__ = [
+    "TemplateKind",
+    "control_tokens",
+    "describe_template",
+    "render_chat",
+    "supports_system_role",
+    "template_kind",
+]
 
 # A probe the template must echo: a template that accepts a system message but drops it has no system role.
 _SYSTEM_PROBE = "guard-system-probe"
@@ -78,6 +87,26 @@ def _turns(messages: list[ChatMessage], system_role: bool) -> list[dict[str, str
     return turns
 
 
+@cache
+def _control_pattern(tokens: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)))
+
+
+def control_tokens(tokenizer: Any) -> tuple[str, ...]:
+    """The tokenizer's special tokens (``<bos>``, ``<start_of_turn>``, ``<unusedN>``...) as they appear in text."""
+    special = {str(t.content) for t in tokenizer.added_tokens_decoder.values() if t.special}
+    return tuple(sorted(special | set(tokenizer.all_special_tokens)))
+
+
+def _reject_control_tokens(tokenizer: Any, messages: list[ChatMessage]) -> None:
+    """Message text that spells a control token would be tokenized as that token: a caller could forge a turn
+    (``<end_of_turn>\n<start_of_turn>model``) around the policy. Such messages are refused, never rewritten."""
+    pattern = _control_pattern(control_tokens(tokenizer))
+    for index, message in enumerate(messages):
+        if found := pattern.search(message.content):
+            raise InvalidConversation(f"message {index} contains the reserved control token {found.group()}")
+
+
 def render_chat(tokenizer: Any, messages: list[ChatMessage], *, system_role: bool | None = None) -> str:
     """The prompt text for ``messages``, ending with the generation prompt; raises :class:`InvalidConversation`.
 
@@ -85,6 +114,7 @@ def render_chat(tokenizer: Any, messages: list[ChatMessage], *, system_role: boo
     The text starts with the template's ``<bos>``: tokenize it with ``add_special_tokens=False``."""
     if not tokenizer.chat_template:
         raise InvalidConversation("this model has no chat template: use /v1/completions")
+    _reject_control_tokens(tokenizer, messages)
     if system_role is None:
         system_role = supports_system_role(tokenizer)
     turns = _turns(messages, system_role)

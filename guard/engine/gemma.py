@@ -16,10 +16,10 @@ from guard.engine.base import (
     EngineStats,
     FinishReason,
     Generation,
-    InvalidConversation,
     Prompt,
     SamplingParams,
 )
+from guard.engine.chat_template import render_chat, supports_system_role
 from guard.engine.loading import (
     LoadPlan,
     choose_device,
@@ -64,7 +64,7 @@ class GemmaEngine:
         self._plan = plan
         self.context_length = int(getattr(model.config, "max_position_embeddings", 8192))
         self._eos_ids = self._stop_token_ids()
-        self._supports_system = self._template_accepts_system()
+        self._supports_system = supports_system_role(tokenizer)
         self.has_chat_template = bool(tokenizer.chat_template)
         self._batcher = ContinuousBatcher(
             model,
@@ -119,38 +119,15 @@ class GemmaEngine:
             ids.add(self._tokenizer.eos_token_id)
         return sorted(ids)
 
-    def _template_accepts_system(self) -> bool:
-        if not self._tokenizer.chat_template:
-            return False
-        probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
-        try:
-            self._tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
-        except Exception:
-            return False
-        return True
-
     def render_chat(self, messages: list[ChatMessage]) -> str:
-        """Apply the chat template; Gemma-2 has no system role, so system text is folded into the first user turn."""
-        if not self._tokenizer.chat_template:
-            raise InvalidConversation("this model has no chat template: use /v1/completions")
-        system = [m.content for m in messages if m.role == "system"]
-        turns = [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
-        if self._supports_system and system:
-            turns.insert(0, {"role": "system", "content": "\n\n".join(system)})
-        elif system:
-            if not turns or turns[0]["role"] != "user":
-                raise InvalidConversation("a system message must be followed by a user message")
-            turns[0] = {"role": "user", "content": "\n\n".join([*system, turns[0]["content"]])}
-        if not turns or turns[-1]["role"] != "user":
-            raise InvalidConversation("the last message must be a user message")
-        try:
-            return str(self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
-        except Exception as exc:
-            raise InvalidConversation(str(exc).splitlines()[0][:200]) from None
+        """The prompt for a conversation in this model's template (see :mod:`guard.engine.chat_template`)."""
+        return render_chat(self._tokenizer, messages, system_role=self._supports_system)
 
     def tokenize(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
-        """Token ids of ``text``; chat prompts carry their own ``<bos>``, raw completions ask for it here."""
-        return list(self._tokenizer(text, add_special_tokens=add_special_tokens).input_ids)
+        """Token ids of ``text``. Chat prompts (rendered templates) carry their own ``<bos>`` and control tokens;
+        raw completion prompts ask for ``<bos>`` here and any control-token spelling in them stays plain text."""
+        ids = self._tokenizer(text, add_special_tokens=add_special_tokens, split_special_tokens=add_special_tokens)
+        return list(ids.input_ids)
 
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenize(prompt))
