@@ -1,0 +1,81 @@
+"""Start the real `guard serve` process the way `make serve` does, and wait until it is ready."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+
+GUARD = str(Path(sys.executable).parent / "guard")
+
+
+@dataclass(frozen=True)
+class Server:
+    base: str
+    auth: dict[str, str]
+    key: str
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(guard_home: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
+    env.update(
+        GUARD_PROFILE="dev",
+        GUARD_HOME=str(guard_home),
+        GUARD_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'guard.db'}",
+        GUARD_POLICY_DIR=str(ROOT / "policies"),
+    )
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def running_server(guard_home: Path, tmp_path: Path, **extra: str) -> Iterator[Server]:
+    """A migrated database and a ready server; on exit, a clean shutdown is asserted."""
+    port = free_port()
+    env = server_env(guard_home, tmp_path, PORT=str(port), **extra)
+    subprocess.run([GUARD, "db", "upgrade"], env=env, check=True, capture_output=True)
+    log_path = tmp_path / "server.log"
+    log = log_path.open("w")
+    process = subprocess.Popen([GUARD, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("server did not become ready:\n" + log_path.read_text())
+        key = (guard_home / "dev-api-key").read_text().strip()
+        yield Server(base=base, auth={"Authorization": f"Bearer {key}"}, key=key, log=log_path)
+    finally:
+        process.terminate()
+        code = process.wait(timeout=60)
+        log.close()
+    log_text = log_path.read_text()
+    # uvicorn shuts the app down cleanly, then re-raises SIGTERM so the exit status reports the signal.
+    assert code in (0, -15), log_text
+    assert "Application shutdown complete" in log_text
+    assert "Traceback" not in log_text, log_text
