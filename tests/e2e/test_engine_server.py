@@ -96,7 +96,8 @@ def test_openai_client_streams_chat_and_completions(server: Server) -> None:
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert text.strip()
     assert finishes == ["length"]
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 12
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 12
 
     whole = client.chat.completions.create(
         model="default", messages=[{"role": "user", "content": "Tell me a story."}], max_tokens=12, temperature=0
@@ -115,19 +116,20 @@ def test_a_disconnected_stream_frees_its_slot(server: Server) -> None:
         "temperature": 0,
         "stream": True,
     }
-    with httpx.Client(timeout=30) as client:
-        with client.stream("POST", f"{server.base}/v1/chat/completions", json=body, headers=server.auth) as response:
-            assert response.status_code == 200
-            opening_id = response.headers["x-guard-decision-id"]
-            lines = response.iter_lines()  # kept: dropping the iterator would close the connection already
-            assert next(lines).startswith("data: ")
-            _wait_running(server, 1, timeout=10)  # generating: 4000 tokens take ~20 s on this model
-        # Leaving the block closes the connection mid-stream.
+    url = f"{server.base}/v1/chat/completions"
+    with httpx.Client(timeout=30) as client, client.stream("POST", url, json=body, headers=server.auth) as response:
+        assert response.status_code == 200
+        opening_id = response.headers["x-guard-decision-id"]
+        lines = response.iter_lines()  # kept: dropping the iterator would close the connection already
+        assert next(lines).startswith("data: ")
+        _wait_running(server, 1, timeout=10)  # generating: 4000 tokens take ~20 s on this model
+    # Leaving the block closed the connection mid-stream.
     _wait_running(server, 0, timeout=5)
     records = httpx.get(f"{server.base}/v1/audit", params={"limit": 20}, headers=server.auth).json()["items"]
     closing = [r for r in records if r.get("parent_id") == opening_id]
     assert len(closing) == 1
-    assert closing[0]["http_status"] == 499 and closing[0]["kind"] == "stream_close"
+    assert closing[0]["http_status"] == 499
+    assert closing[0]["kind"] == "stream_close"
 
 
 def test_a_burst_beyond_the_queue_gets_429_and_the_service_stays_ready(server: Server) -> None:

@@ -49,14 +49,16 @@ async def test_chat_stream_sends_checked_text_and_is_audited_twice(
     final = next(c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"])
     assert final["choices"][0]["finish_reason"] == "stop"
     assert final["guard"]["decision"] == "redact"
-    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["completion_tokens"] > 0
 
     opening_id = response.headers["x-guard-decision-id"]
     rows = {row["decision_id"]: row for row in await audit_rows(database_url)}
     opening, closing = rows[opening_id], rows[final["guard"]["decision_id"]]
     assert (opening["kind"], closing["kind"]) == ("stream_open", "stream_close")
     assert closing["parent_id"] == opening_id
-    assert opening["output_redacted"] is None and closing["coverage"] == 1.0
+    assert opening["output_redacted"] is None
+    assert closing["coverage"] == 1.0
     assert "help.desk@example.com" not in json.dumps(closing, default=str)
 
 
