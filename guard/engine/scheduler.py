@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -235,8 +236,12 @@ class ContinuousBatcher:
             self._remove(sequence)
 
     def _admit(self) -> None:
-        """Prefill waiting sequences into free slots, up to one chunk's worth of prompt tokens per step."""
-        budget = self._prefill_chunk
+        """Prefill waiting sequences into free slots.
+
+        While sequences are decoding, admission stops once a chunk's worth of prompt tokens has been prefilled
+        this step (so a burst of long prompts delays running streams by at most about one chunk per step); with
+        nothing decoding there is nothing to delay and every free slot is filled at once."""
+        budget = self._prefill_chunk if self._running else sys.maxsize
         while len(self._running) < self.max_running and budget > 0:
             with self._wake:
                 if not self._waiting:
