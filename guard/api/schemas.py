@@ -62,11 +62,11 @@ class StreamOptions(_Request):
     include_obfuscation: bool | None = None
 
 
-class ChatCompletionRequest(_Request):
-    messages: Annotated[list[ChatMessageIn], Meta(min_length=1, max_length=256)]
+class _Generation(_Request):
+    """Parameters both generation routes take."""
+
     model: str = "default"
     max_tokens: Annotated[int, Meta(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
     temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
     top_k: Annotated[int, Meta(ge=0)] | None = None
@@ -81,6 +81,12 @@ class ChatCompletionRequest(_Request):
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     logit_bias: dict[str, float] | None = None
+
+
+class ChatCompletionRequest(_Generation, kw_only=True):
+    messages: Annotated[list[ChatMessageIn], Meta(min_length=1, max_length=256)]
+    max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
+    # Documented OpenAI parameters, accepted and ignored.
     logprobs: bool | None = None
     top_logprobs: int | None = None
     response_format: Any = None
@@ -102,27 +108,13 @@ class ChatCompletionRequest(_Request):
     safety_identifier: str | None = None
 
 
-class CompletionRequest(_Request):
+class CompletionRequest(_Generation, kw_only=True):
     """``POST /v1/completions``: raw text continuation (base models such as gemma-mling)."""
 
     prompt: str | Annotated[list[str], Meta(min_length=1, max_length=1)]
-    model: str = "default"
-    max_tokens: Annotated[int, Meta(ge=1)] | None = None
-    temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
-    top_p: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
-    top_k: Annotated[int, Meta(ge=0)] | None = None
-    stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
-    seed: int | None = None
-    stream: bool | None = None
-    stream_options: StreamOptions | None = None
-    user: str | None = None
-    n: Annotated[int, Meta(ge=1)] | None = None
     # Documented OpenAI parameters, accepted and ignored.
     best_of: int | None = None
     echo: bool | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    logit_bias: dict[str, float] | None = None
     logprobs: int | None = None
     suffix: str | None = None
 

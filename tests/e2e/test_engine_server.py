@@ -17,9 +17,10 @@ import httpx
 import openai
 import pytest
 import torch
-from transformers import AutoTokenizer, Gemma2Config, Gemma2ForCausalLM
+from transformers import AutoTokenizer
 
 from tests.e2e.serving import Server, running_server
+from tests.tiny_gemma import tiny_gemma2
 
 pytestmark = pytest.mark.e2e
 
@@ -30,21 +31,7 @@ SLOTS, QUEUE = 2, 2
 def endless_model(guard_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("endless") / "gemma-2"
     tokenizer = AutoTokenizer.from_pretrained(guard_home / "dev-models" / "gemma-2")
-    torch.manual_seed(0)
-    config = Gemma2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        max_position_embeddings=8192,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    model = Gemma2ForCausalLM(config)
+    model = tiny_gemma2(tokenizer, seed=0, max_position_embeddings=8192)
     with torch.no_grad():
         model.model.embed_tokens.weight[tokenizer.all_special_ids] = 0.0  # logit 0: never the greedy choice
     model.save_pretrained(target)

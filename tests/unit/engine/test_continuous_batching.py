@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import AutoTokenizer, Gemma2Config, Gemma2ForCausalLM
+from transformers import AutoTokenizer
 
 from guard.engine.base import EngineBusy, PromptTooLong, SamplingParams
 from guard.engine.gemma import GemmaEngine
 from guard.settings import EngineSettings
+from tests.tiny_gemma import tiny_gemma2
 
 pytestmark = pytest.mark.unit
 
@@ -35,26 +36,16 @@ def model(tokenizer: Any) -> Any:
 
 
 def fidelity_model(tokenizer: Any) -> Any:
-    torch.manual_seed(7)
-    config = Gemma2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
+    return tiny_gemma2(
+        tokenizer,
+        seed=7,
         num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
         sliding_window=6,  # far shorter than the prompts: dropping the window changes the tokens
         attn_logit_softcapping=2.0,  # far below the attention scores of these weights
         final_logit_softcapping=5.0,
         initializer_range=0.3,
         max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        attn_implementation="eager",
     )
-    return Gemma2ForCausalLM(config).eval()
 
 
 def _prompts(tokenizer: Any) -> list[list[int]]:
