@@ -62,7 +62,7 @@ class EngineSettings:
     """``GUARD_MAX_BATCH_SIZE``: most sequences decoding together (slots in the running batch)."""
     max_queue: int = 64
     """``GUARD_MAX_QUEUE``: most requests waiting for a slot; beyond it requests get 429 with Retry-After."""
-    prefill_chunk: int = 256
+    prefill_chunk: int = 1024
     """``GUARD_PREFILL_CHUNK``: prompt tokens prefilled per step, so long prompts don't stall running streams."""
     max_new_tokens: int = 512
     """``GUARD_MAX_NEW_TOKENS``: the ceiling for a request's max_tokens."""
@@ -126,7 +126,7 @@ class Settings:
                 threads=_env_int("GUARD_THREADS", 0),
                 max_batch_size=_env_int("GUARD_MAX_BATCH_SIZE", 32),
                 max_queue=_env_int("GUARD_MAX_QUEUE", 64),
-                prefill_chunk=_env_int("GUARD_PREFILL_CHUNK", 256),
+                prefill_chunk=_env_int("GUARD_PREFILL_CHUNK", 1024),
                 max_new_tokens=_env_int("GUARD_MAX_NEW_TOKENS", 512),
                 quantization=_env("GUARD_QUANTIZATION", "none"),
                 device_map=os.environ.get("GUARD_DEVICE_MAP") or None,

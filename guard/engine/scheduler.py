@@ -118,6 +118,7 @@ class ContinuousBatcher:
         self.max_waiting = max_waiting
         self._prefill_chunk = max(1, prefill_chunk)
         self._device = model.device
+        self._decoder = model.get_decoder()
         self._cache = SlotKVCache(model.config, slots=max_running, dtype=model.dtype, device=model.device)
         self._waiting: deque[_Sequence] = deque()
         self._running: list[_Sequence] = []
@@ -184,11 +185,11 @@ class ContinuousBatcher:
         prompt = [0] * 8
         with torch.inference_mode():
             self._cache.reserve(len(prompt) + 1)
-            for slot in range(rows):
-                self._prefill(prompt, slot)
+            states = [self._prefill(prompt, slot) for slot in range(rows)]
             positions = torch.full((rows, 1), len(prompt), device=self._device)
             self._cache.bind_decode(positions[:, 0])
-            self._forward(torch.zeros((rows, 1), dtype=torch.long, device=self._device), positions, len(prompt) + 1)
+            tokens = torch.zeros((rows, 1), dtype=torch.long, device=self._device)
+            self._project(torch.cat([self._hidden(tokens, positions, len(prompt) + 1), *states]))
             self._cache.release()
 
     # -- worker thread --------------------------------------------------------------------------------------------
@@ -220,11 +221,22 @@ class ContinuousBatcher:
         self._cache.release()
 
     def _step(self) -> None:
+        """Prefill admitted prompts and decode every running sequence, then one vocabulary projection for all.
+
+        The projection onto Gemma's 256k-token vocabulary reads the largest matrix of the model: doing it once per
+        step for every row (decoding rows and the last position of each new prompt) instead of once per forward
+        is what makes admitting many prompts at once cheap."""
         self.steps += 1
         self._drop_cancelled()
-        self._admit()
-        if self._running:
-            self._decode_step()
+        decoding = list(self._running)
+        hidden = [self._decode_hidden(decoding)] if decoding else []
+        admitted = self._admit()
+        hidden += [state for _, state in admitted]
+        sequences = decoding + [sequence for sequence, _ in admitted]
+        if sequences:
+            tokens = self._choose(sequences, self._project(torch.cat(hidden)))
+            for sequence, token in zip(sequences, tokens, strict=True):
+                self._accept(sequence, token)
         if not self._running:
             self._cache.release()
 
@@ -235,54 +247,60 @@ class ContinuousBatcher:
         for sequence in [s for s in self._running if s.cancelled]:
             self._remove(sequence)
 
-    def _admit(self) -> None:
-        """Prefill waiting sequences into free slots.
+    def _admit(self) -> list[tuple[_Sequence, torch.Tensor]]:
+        """Prefill waiting sequences into free slots; returns each one's last hidden state ``[1, hidden]``.
 
         While sequences are decoding, admission stops once a chunk's worth of prompt tokens has been prefilled
-        this step (so a burst of long prompts delays running streams by at most about one chunk per step); with
-        nothing decoding there is nothing to delay and every free slot is filled at once."""
+        this step (a burst of long prompts delays running streams by about one chunk per step); with nothing
+        decoding there is nothing to delay and every free slot is filled at once."""
+        admitted: list[tuple[_Sequence, torch.Tensor]] = []
         budget = self._prefill_chunk if self._running else sys.maxsize
         while len(self._running) < self.max_running and budget > 0:
             with self._wake:
                 if not self._waiting:
-                    return
+                    break
                 sequence = self._waiting.popleft()
             budget -= len(sequence.prompt)
             slot = len(self._running)
             self._cache.reserve(len(sequence.prompt) + sequence.params.max_tokens)
             self._running.append(sequence)
-            logits = self._prefill(sequence.prompt, slot)
-            self._accept(sequence, self._choose([sequence], logits)[0])
+            admitted.append((sequence, self._prefill(sequence.prompt, slot)))
+        return admitted
 
     def _prefill(self, prompt: list[int], slot: int) -> torch.Tensor:
-        """Run the prompt through the model in chunks; returns the last position's logits ``[1, vocab]``."""
-        logits = torch.empty(0)
+        """Run the prompt through the decoder in chunks, unpadded, into its cache row; the last hidden state."""
+        state = torch.empty(0)
         for start in range(0, len(prompt), self._prefill_chunk):
             chunk = prompt[start : start + self._prefill_chunk]
             positions = torch.arange(start, start + len(chunk), device=self._device)[None, :]
             self._cache.bind_prefill(slot, start, len(chunk))
-            logits = self._forward(torch.tensor([chunk], device=self._device), positions, start + len(chunk))
-        return logits
+            state = self._hidden(torch.tensor([chunk], device=self._device), positions, start + len(chunk))
+        return state
 
-    def _decode_step(self) -> None:
-        tokens = torch.tensor([[s.generated[-1]] for s in self._running], device=self._device)
-        positions = torch.tensor([[s.length - 1] for s in self._running], device=self._device)
+    def _decode_hidden(self, sequences: list[_Sequence]) -> torch.Tensor:
+        """One decoder forward for rows ``0..n-1``, each at its own position; ``[n, hidden]``."""
+        tokens = torch.tensor([[s.generated[-1]] for s in sequences], device=self._device)
+        positions = torch.tensor([[s.length - 1] for s in sequences], device=self._device)
         self._cache.bind_decode(positions[:, 0])
-        logits = self._forward(tokens, positions, int(positions.max()) + 1)
-        for sequence, token in zip(list(self._running), self._choose(self._running, logits), strict=True):
-            self._accept(sequence, token)
+        return self._hidden(tokens, positions, int(positions.max()) + 1)
 
-    def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor, width: int) -> torch.Tensor:
-        masks = attention_masks(self._config, positions, width, self._model.dtype)
-        output = self._model(
+    def _hidden(self, input_ids: torch.Tensor, positions: torch.Tensor, width: int) -> torch.Tensor:
+        """The decoder (the model without its vocabulary head) on our cache; the last position per row."""
+        output = self._decoder(
             input_ids=input_ids,
             position_ids=positions,
-            attention_mask=masks,
+            attention_mask=attention_masks(self._config, positions, width, self._model.dtype),
             past_key_values=self._cache,
             use_cache=True,
-            logits_to_keep=1,
         )
-        return output.logits[:, -1, :]
+        return output.last_hidden_state[:, -1]
+
+    def _project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The model's head: vocabulary projection, then Gemma-2's final-logit softcap (as its forward does)."""
+        logits = self._model.lm_head(hidden)
+        if cap := getattr(self._config, "final_logit_softcapping", None):
+            logits = torch.tanh(logits / cap) * cap
+        return logits
 
     def _choose(self, sequences: Sequence[_Sequence], logits: torch.Tensor) -> list[int]:
         """Next token per row: one argmax for all greedy rows, each sampler for the others."""

@@ -333,11 +333,11 @@ def test_compiled_forward_matches_eager_across_batch_buckets(tiny: Path) -> None
     Inductor's code generation is left out: it took 35-105 s for this model on 2 cores (same tokens)."""
     plain = load_model(str(tiny), _plan(dtype="float32"))[0]
     model = load_model(str(tiny), _plan(dtype="float32"))[0]
-    assert "forward" not in vars(maybe_compile(model, _plan(dtype="float32")))  # compile off: untouched
+    assert "forward" not in vars(maybe_compile(model, _plan(dtype="float32")).get_decoder())  # off: untouched
     expected = {batch: _decode(plain, plain.config, batch) for batch in (1, 2, 4)}
     plan = _plan(dtype="float32", compile=True)
     compiled = maybe_compile(model, plan, backend="eager")
-    assert "forward" in vars(compiled)
+    assert "forward" in vars(compiled.get_decoder())
     graphs = counters["stats"]["unique_graphs"]
     seconds = warm_up(plan, lambda batch: _decode(compiled, compiled.config, batch), [4, 1, 2])
     assert seconds > 0
