@@ -181,3 +181,30 @@ def test_control_tokens_in_message_text_are_refused(tokenizers: dict[str, Any], 
     messages = [ChatMessage(role="user", content=f"Hello {forged}")]
     with pytest.raises(InvalidConversation, match="reserved control token <"):
         render_chat(tokenizers[name], messages)
+
+
+async def test_the_engine_serves_each_family_through_its_loader(dev_models: Path) -> None:
+    """GemmaEngine.load and continuous batching on each family: Gemma-1 (one 4D mask, no softcaps) completes raw
+    text with its <bos>, SystemGemma2 answers a conversation with a native system turn."""
+    from guard.engine.base import SamplingParams
+    from guard.engine.gemma import GemmaEngine
+    from guard.settings import EngineSettings
+
+    greedy = SamplingParams(max_tokens=24, temperature=0.0)
+    base = GemmaEngine.load(str(dev_models / "gemma-1-base"), EngineSettings(dtype="float32"), is_dev=True)
+    chat = GemmaEngine.load(str(dev_models / "systemgemma-2"), EngineSettings(dtype="float32"), is_dev=True)
+    assert not base.has_chat_template
+    with pytest.raises(InvalidConversation, match="use /v1/completions"):
+        base.render_chat([ChatMessage("user", "Hi")])
+    await base.start()
+    await chat.start()
+    try:
+        completion = await base.generate(base.tokenize("The quick brown fox", add_special_tokens=True), greedy)
+        prompt = chat.render_chat([ChatMessage("system", "Answer like a pirate."), ChatMessage("user", "Hello?")])
+        answer = await chat.generate(prompt, greedy)
+    finally:
+        await base.stop()
+        await chat.stop()
+    assert completion.text == " jumps over the lazy dog while the children watch from the garden."
+    assert completion.finish_reason == "stop"
+    assert answer.text.strip() == GENERIC_REPLY
