@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install serve test lint clean
+.PHONY: install serve test lint bench clean
 
 install: $(STAMP)
 
@@ -33,8 +33,8 @@ serve: $(STAMP)
 	GUARD_PROFILE=dev $(BIN)/guard serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check guard tests migrations
-	$(BIN)/ruff format --check guard tests migrations
+	$(BIN)/ruff check guard tests migrations benchmarks
+	$(BIN)/ruff format --check guard tests migrations benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -42,6 +42,14 @@ test: lint
 	$(BIN)/guard models build-dev
 	$(BIN)/guard policy validate policies
 	$(BIN)/pytest
+
+# Engine throughput/latency (a: pipeline, b: static batches, c: transformers CB, d: guard) and the HTTP-level effect;
+# tables on stdout, JSON in benchmarks/results/. ~25 min on 2 cores; `$(BIN)/python benchmarks/engine.py --quick` is 3.
+bench: $(STAMP)
+	GUARD_PROFILE=dev $(BIN)/guard models build-dev
+	$(BIN)/python benchmarks/model.py
+	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/gateway.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
