@@ -19,7 +19,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -153,7 +153,7 @@ def build_systems(
     """The requested systems in order; a system that cannot be built is reported, not fatal."""
     vocab = len(tokenizer)
     longest = max(plan.prompt_tokens + plan.new_tokens, plan.poisson_prompt[1] + plan.poisson_output[1])
-    factories = {
+    factories: dict[str, Callable[[], System]] = {
         "a": lambda: PipelineSystem(model_dir, vocab),
         "b": lambda: StaticBatchSystem(load_model(model_dir), vocab, tokenizer.pad_token_id),
         "c": lambda: ContinuousBatchingSystem(model_dir, vocab, CacheSizing.for_sequences(longest)),

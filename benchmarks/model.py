@@ -80,7 +80,7 @@ def build(dest: Path) -> int:
     ensure_dev_models()
     torch.manual_seed(SEED)
     model = Gemma2ForCausalLM(Gemma2Config(**CONFIG, attn_implementation="eager")).to(torch.bfloat16).eval()
-    parameters = sum(p.numel() for p in model.parameters())
+    parameters = int(sum(p.numel() for p in model.parameters()))
     dest.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(dest)
     AutoTokenizer.from_pretrained(dev_generator_dir()).save_pretrained(dest)

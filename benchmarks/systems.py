@@ -97,7 +97,12 @@ class StepStreamer:
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> Callable[[], None]:
-    return lambda: loop.call_soon_threadsafe(callback)
+    """Run ``callback`` on the event loop from the generation thread: the client-side timestamp."""
+
+    def schedule() -> None:
+        loop.call_soon_threadsafe(callback)
+
+    return schedule
 
 
 class PipelineSystem(System):
