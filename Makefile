@@ -44,7 +44,7 @@ test: lint
 	$(BIN)/pytest
 
 # Engine throughput/latency (a: pipeline, b: static batches, c: transformers CB, d: guard) and the HTTP-level effect;
-# tables on stdout, JSON in benchmarks/results/. ~25 min on 2 cores; `$(BIN)/python benchmarks/engine.py --quick` is 3.
+# tables on stdout, JSON in benchmarks/results/. ~35 min on 2 cores; `$(BIN)/python benchmarks/engine.py --quick` is 3.
 bench: $(STAMP)
 	GUARD_PROFILE=dev $(BIN)/guard models build-dev
 	$(BIN)/python benchmarks/model.py
