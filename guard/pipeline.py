@@ -273,7 +273,7 @@ class Pipeline:
         """Answer a conversation; the one audit record is committed before this returns."""
         turn = await self._open_chat(messages, params, policy_name, caller, route)
         outcome = await self._output(turn)
-        await self._commit(self._final_record(turn, outcome, kind="request"))
+        await self._commit(self._final_record(turn, outcome))
         return outcome
 
     async def complete(
@@ -282,7 +282,7 @@ class Pipeline:
         """Continue raw text (base models, no chat template); audited like a chat."""
         turn = await self._open_completion(prompt, params, policy_name, caller)
         outcome = await self._output(turn)
-        await self._commit(self._final_record(turn, outcome, kind="request"))
+        await self._commit(self._final_record(turn, outcome))
         return outcome
 
     async def open_stream(
@@ -302,6 +302,7 @@ class Pipeline:
             turn = await self._open_chat(messages, params, policy_name, caller, "/v1/chat/completions")
         else:
             turn = await self._open_completion(prompt or "", params, policy_name, caller)
+        turn.kind = "stream_open"
         try:
             await self._commit(self._opening_record(turn))
         except ServiceUnavailable:
@@ -316,30 +317,23 @@ class Pipeline:
 
     async def close_stream(self, turn: Turn, outcome: ChatOutcome) -> None:
         """Commit the closing record (raises :class:`ServiceUnavailable`; the stream then ends without [DONE])."""
-        await self._commit(self._final_record(turn, outcome, kind="stream_close"))
+        await self._commit(self._final_record(turn, outcome))
 
     async def abandon_stream(self, turn: Turn) -> None:
         """The client went away mid-stream: free the engine slot and record a 499 close (best effort)."""
         if turn.deltas is not None:
             turn.deltas.cancel()
         turn.latency["total"] = _ms(turn.started)
-        record = AuditRecord(
-            **turn.record,
-            decision_id=turn.close_id,
-            kind="stream_close",
-            parent_id=turn.decision_id,
-            created_at=datetime.now(UTC),
+        record = self._turn_record(
+            turn,
+            turn.findings,
+            **_answer_identity(turn),
             outcome="error",
             http_status=499,
             decision=turn.decision,
-            findings=[msgspec.to_builtins(f) for f in turn.findings],
-            latency_ms=dict(turn.latency),
             coverage=0.0,
         )
-        try:
-            await self.writer.write(record)
-        except AuditUnavailable:
-            logger.error("audit unavailable while recording an abandoned stream")
+        await self._write_best_effort(record)
 
     async def _open_chat(
         self, messages: list[ChatMessage], params: SamplingParams, policy_name: str | None, caller: Caller, route: str
@@ -462,7 +456,7 @@ class Pipeline:
     ) -> ChatOutcome:
         turn.output_audit = stored if stored is not None else text
         return ChatOutcome(
-            decision_id=turn.decision_id if turn.kind == "request" else turn.close_id,
+            decision_id=_answer_identity(turn)["decision_id"],
             decision=turn.decision,
             text=text,
             finish_reason=finish,
@@ -473,41 +467,52 @@ class Pipeline:
         )
 
     def _opening_record(self, turn: Turn) -> AuditRecord:
-        turn.kind = "stream_open"
         turn.latency["opened"] = _ms(turn.started)
-        return AuditRecord(
-            **turn.record,
+        return self._turn_record(
+            turn,
+            turn.findings,
             decision_id=turn.decision_id,
             kind="stream_open",
-            created_at=datetime.now(UTC),
             outcome="ok",
             http_status=200,
             decision=turn.decision,
-            findings=[msgspec.to_builtins(f) for f in turn.findings],
             tokens_in=turn.tokens_in,
-            latency_ms=dict(turn.latency),
             subject_hmacs=sorted(turn.subjects),
         )
 
-    def _final_record(self, turn: Turn, outcome: ChatOutcome, *, kind: str) -> AuditRecord:
+    def _final_record(self, turn: Turn, outcome: ChatOutcome) -> AuditRecord:
+        """The record that answers the turn: the request's only record, or a stream's closing record."""
         turn.latency["total"] = _ms(turn.started)
-        return AuditRecord(
-            **turn.record,
-            decision_id=outcome.decision_id,
-            kind=kind,
-            parent_id=turn.decision_id if kind == "stream_close" else None,
-            created_at=datetime.now(UTC),
+        return self._turn_record(
+            turn,
+            outcome.findings,
+            **_answer_identity(turn),
             outcome="ok",
             http_status=200,
             decision=outcome.decision,
-            findings=[msgspec.to_builtins(f) for f in outcome.findings],
             output_redacted=turn.output_audit,
             coverage=1.0,
             tokens_in=outcome.tokens_in,
             tokens_out=outcome.tokens_out,
-            latency_ms=dict(turn.latency),
             subject_hmacs=sorted(turn.subjects),
         )
+
+    def _turn_record(self, turn: Turn, findings: Sequence[Finding], **fields: Any) -> AuditRecord:
+        """A record of ``turn``: its input-stage fields, ``findings`` and the latency so far, plus ``fields``."""
+        return AuditRecord(
+            **turn.record,
+            created_at=datetime.now(UTC),
+            findings=[msgspec.to_builtins(f) for f in findings],
+            latency_ms=dict(turn.latency),
+            **fields,
+        )
+
+    async def _write_best_effort(self, record: AuditRecord) -> None:
+        """For requests that fail or are abandoned: the answer (an error) goes out whether or not this commits."""
+        try:
+            await self.writer.write(record)
+        except AuditUnavailable:
+            logger.error("audit unavailable while recording a %s %s", record.outcome, record.http_status)
 
     async def scan(self, text: str, stage: Stage, *, policy_name: str | None, caller: Caller) -> ScanOutcome:
         started = time.perf_counter()
@@ -565,23 +570,17 @@ class Pipeline:
 
     async def _record_refusal(self, turn: Turn, *, outcome: str, status: int) -> None:
         turn.latency["total"] = _ms(turn.started)
-        try:
-            await self.writer.write(
-                AuditRecord(
-                    **turn.record,
-                    decision_id=turn.decision_id if turn.kind == "request" else turn.close_id,
-                    kind=turn.kind if turn.kind == "request" else "stream_close",
-                    parent_id=None if turn.kind == "request" else turn.decision_id,
-                    created_at=datetime.now(UTC),
-                    outcome=outcome,
-                    http_status=status,
-                    decision="block",
-                    findings=[msgspec.to_builtins(f) for f in turn.findings],
-                    latency_ms=dict(turn.latency),
-                )
-            )
-        except AuditUnavailable:
-            logger.error("audit unavailable while recording a refused request")
+        record = self._turn_record(
+            turn, turn.findings, **_answer_identity(turn), outcome=outcome, http_status=status, decision="block"
+        )
+        await self._write_best_effort(record)
+
+
+def _answer_identity(turn: Turn) -> dict[str, Any]:
+    """Id and kind of the record that answers ``turn`` (a stream's answer is its closing record)."""
+    if turn.kind == "request":
+        return {"decision_id": turn.decision_id, "kind": "request"}
+    return {"decision_id": turn.close_id, "kind": "stream_close", "parent_id": turn.decision_id}
 
 
 def _audit_copy(original: str, result: CheckResult, scope: RequestScope) -> str:

@@ -33,8 +33,9 @@ class SlotKVCache:
         self._keys: list[torch.Tensor] = []
         self._values: list[torch.Tensor] = []
         # What the next forward writes: decode (one token per row at ``positions``) or prefill (a chunk of one slot).
-        self._rows = 0
+        self._rows: torch.Tensor | None = None
         self._positions: torch.Tensor | None = None
+        self._width = 0
         self._slot = 0
         self._start = 0
         self._length = 0
@@ -64,25 +65,27 @@ class SlotKVCache:
 
     # -- what the next forward writes -----------------------------------------------------------------------------
 
-    def bind_decode(self, positions: torch.Tensor) -> None:
-        """Rows ``0..len(positions)-1`` each write one token at their own position."""
-        self._rows, self._positions = int(positions.shape[0]), positions
+    def bind_decode(self, positions: torch.Tensor, width: int) -> None:
+        """Rows ``0..len(positions)-1`` each write one token at their own position; keys ``0..width-1`` are read.
+
+        Set once per step, not per layer: the row index and the width (a device sync) are the same for all layers."""
+        self._rows = torch.arange(positions.shape[0], device=self.device)
+        self._positions, self._width = positions, width
 
     def bind_prefill(self, slot: int, start: int, length: int) -> None:
         """Slot ``slot`` writes ``length`` prompt tokens at positions ``start..start+length-1``."""
-        self._rows, self._positions = 0, None
+        self._rows, self._positions = None, None
         self._slot, self._start, self._length = slot, start, length
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         keys, values = self._keys[layer_idx], self._values[layer_idx]
-        if self._positions is not None:  # decode: key_states is [rows, kv_heads, 1, head_dim]
-            rows = torch.arange(self._rows, device=self.device)
-            keys[rows, :, self._positions] = key_states[:, :, 0]
-            values[rows, :, self._positions] = value_states[:, :, 0]
-            width = int(self._positions.max()) + 1
-            return keys[: self._rows, :, :width], values[: self._rows, :, :width]
+        if self._rows is not None:  # decode: key_states is [rows, kv_heads, 1, head_dim]
+            keys[self._rows, :, self._positions] = key_states[:, :, 0]
+            values[self._rows, :, self._positions] = value_states[:, :, 0]
+            count = len(self._rows)
+            return keys[:count, :, : self._width], values[:count, :, : self._width]
         end = self._start + self._length
         keys[self._slot, :, self._start : end] = key_states[0]
         values[self._slot, :, self._start : end] = value_states[0]

@@ -187,7 +187,7 @@ class ContinuousBatcher:
             self._cache.reserve(len(prompt) + 1)
             states = [self._prefill(prompt, slot) for slot in range(rows)]
             positions = torch.full((rows, 1), len(prompt), device=self._device)
-            self._cache.bind_decode(positions[:, 0])
+            self._cache.bind_decode(positions[:, 0], len(prompt) + 1)
             tokens = torch.zeros((rows, 1), dtype=torch.long, device=self._device)
             self._project(torch.cat([self._hidden(tokens, positions, len(prompt) + 1), *states]))
             self._cache.release()
@@ -280,9 +280,10 @@ class ContinuousBatcher:
     def _decode_hidden(self, sequences: list[_Sequence]) -> torch.Tensor:
         """One decoder forward for rows ``0..n-1``, each at its own position; ``[n, hidden]``."""
         tokens = torch.tensor([[s.generated[-1]] for s in sequences], device=self._device)
-        positions = torch.tensor([[s.length - 1] for s in sequences], device=self._device)
-        self._cache.bind_decode(positions[:, 0])
-        return self._hidden(tokens, positions, int(positions.max()) + 1)
+        lengths = [s.length for s in sequences]
+        positions = torch.tensor([[n - 1] for n in lengths], device=self._device)
+        self._cache.bind_decode(positions[:, 0], max(lengths))
+        return self._hidden(tokens, positions, max(lengths))
 
     def _hidden(self, input_ids: torch.Tensor, positions: torch.Tensor, width: int) -> torch.Tensor:
         """The decoder (the model without its vocabulary head) on our cache; the last position per row."""
