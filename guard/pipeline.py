@@ -11,7 +11,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +18,8 @@ from typing import Any
 import msgspec
 
 from guard.audit import AuditRecord, AuditUnavailable, AuditWriter, SubjectHasher
-from guard.checks import CheckModels, CheckRegistry, CheckResult, Finding, RequestScope, Stage
+from guard.checks import CheckItem, CheckModels, CheckRegistry, CheckResult, Finding, RequestScope, Stage
+from guard.checks.batcher import CheckBatcher
 from guard.checks.pii import DEV_SPACY_MODEL, PRODUCTION_SPACY_MODEL
 from guard.engine import (
     ChatMessage,
@@ -205,11 +205,12 @@ class Pipeline:
         self.writer = writer
         self._hasher = hasher
         self._max_new_tokens = max_new_tokens
-        # presidio and detoxify are not documented as thread-safe: one thread runs all checks.
-        self._check_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard-checks")
+        # One micro-batcher (and worker thread) per check: concurrent requests' texts are checked together.
+        self.batchers = {name: CheckBatcher(check) for name, check in models.checks.items()}
 
     def close(self) -> None:
-        self._check_executor.shutdown(wait=False, cancel_futures=True)
+        for batcher in self.batchers.values():
+            batcher.close()
 
     @property
     def engine(self) -> Engine:
@@ -228,25 +229,42 @@ class Pipeline:
         texts: list[str],
         stage: Stage,
         scope: RequestScope,
-        rule_mask: list[bool] | None = None,
+        roles: list[str] | None = None,
     ) -> _Stage:
         """Run the configured checks of one policy section over ``texts``; PII rewrites, the others judge."""
         result = _Stage(texts=list(texts), audit_texts=[None] * len(texts))
-        loop = asyncio.get_running_loop()
+        runs: list[tuple[str, list[int]]] = []
         for name in names:
             config = getattr(section, name)
             if config is None or not getattr(config, "enabled", True):
                 continue
-            indices = [i for i in range(len(texts)) if name == "pii" or rule_mask is None or rule_mask[i]]
-            subset = [texts[i] for i in indices]
-            check = self.models.checks[name]
-            try:
-                outputs: list[CheckResult] = await loop.run_in_executor(
-                    self._check_executor, check.run, subset, config, stage, scope
+            indices = [i for i in range(len(texts)) if name == "pii" or roles is None or roles[i] in RULE_ROLES]
+            runs.append((name, indices))
+        # The checks of a stage are independent (each sees the text as sent): run them side by side.
+        outcomes = await asyncio.gather(
+            *(
+                self.batchers[name].run(
+                    [
+                        CheckItem(
+                            text=texts[i],
+                            config=getattr(section, name),
+                            stage=stage,
+                            scope=scope,
+                            role=roles[i] if roles else None,
+                        )
+                        for i in indices
+                    ]
                 )
-            except Exception as exc:
-                logger.exception("check %s failed", name)
-                raise ServiceUnavailable(f"the {name} check failed ({type(exc).__name__})") from None
+                for name, indices in runs
+            ),
+            return_exceptions=True,
+        )
+        for (name, _), outcome in zip(runs, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                logger.error("check %s failed (%s)", name, type(outcome).__name__)
+                raise ServiceUnavailable(f"the {name} check failed ({type(outcome).__name__})") from None
+        for (name, indices), outputs in zip(runs, outcomes, strict=True):
+            assert not isinstance(outputs, BaseException)
             for index, output in zip(indices, outputs, strict=True):
                 for finding in output.findings:
                     located = msgspec.structs.replace(finding, message_index=index if stage == "input" else None)
@@ -398,7 +416,7 @@ class Pipeline:
             texts,
             "input",
             turn.scope,
-            rule_mask=[role in RULE_ROLES for role, _ in turns],
+            roles=[role for role, _ in turns],
         )
         turn.latency["input_checks"] = _ms(started)
         turn.findings, turn.subjects = list(checked.findings), set(checked.subjects)

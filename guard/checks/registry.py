@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from guard.checks.base import Check
 from guard.checks.pii import PiiCheck
@@ -23,10 +22,10 @@ class CheckModels:
     toxicity_checkpoint: Path | None
 
 
-class CheckRegistry(Mapping[str, Check[Any]]):
+class CheckRegistry(Mapping[str, Check]):
     """Loaded checks keyed by their policy section name (``pii``, ``prohibited_use``, ``toxicity``)."""
 
-    def __init__(self, checks: list[Check[Any]], descriptions: dict[str, str]) -> None:
+    def __init__(self, checks: list[Check], descriptions: dict[str, str]) -> None:
         self._checks = {check.name: check for check in checks}
         self.descriptions = descriptions
 
@@ -39,7 +38,7 @@ class CheckRegistry(Mapping[str, Check[Any]]):
             {"pii": f"presidio + spaCy {pii.spacy_model}", "toxicity": toxicity.description},
         )
 
-    def __getitem__(self, name: str) -> Check[Any]:
+    def __getitem__(self, name: str) -> Check:
         return self._checks[name]
 
     def __iter__(self) -> Iterator[str]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from guard.checks.base import CheckResult, CheckUnavailable, Finding, RequestScope, Stage
+from guard.checks.base import CheckItem, CheckResult, CheckUnavailable, Finding
 from guard.policy import ToxicityConfig
 
 __all__ = ["PRODUCTION_CHECKPOINT", "ToxicityCheck"]
@@ -47,15 +47,17 @@ class ToxicityCheck:
             ) from None
         return cls(model, "detoxify original")
 
-    def run(self, texts: Sequence[str], config: ToxicityConfig, stage: Stage, scope: RequestScope) -> list[CheckResult]:
-        if not texts:
+    def run(self, items: Sequence[CheckItem]) -> list[CheckResult]:
+        if not items:
             return []
+        texts = [item.text for item in items]
         scores: dict[str, list[float]] = {
             label: values if isinstance(values, list) else [values]
             for label, values in self._model.predict(list(texts)).items()  # type: ignore[attr-defined]
         }
         results = []
-        for i, text in enumerate(texts):
+        for i, item in enumerate(items):
+            config: ToxicityConfig = item.config
             findings = tuple(
                 Finding(
                     check=self.name,
@@ -64,8 +66,8 @@ class ToxicityCheck:
                     threshold=threshold,
                     action=config.action,
                     start=0,
-                    end=len(text),
-                    stage=stage,
+                    end=len(item.text),
+                    stage=item.stage,
                 )
                 for label, threshold in config.thresholds.items()
                 if label in scores and scores[label][i] >= threshold

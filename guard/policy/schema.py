@@ -28,10 +28,12 @@ __all__ = [
     "strongest",
 ]
 
-Action = Literal["allow", "redact", "flag", "block"]
-"""What a finding does: block > redact > flag > allow (the strongest action of a decision wins)."""
+Action = Literal["allow", "redact", "mask", "hash", "flag", "block"]
+"""What a finding does: block > redact/mask/hash (rewrite the span) > flag > allow; the strongest action of a
+decision wins. ``mask`` and ``hash`` are PII-only rewrites; the decision of a rewrite is ``redact``."""
 
-ACTION_STRENGTH: dict[str, int] = {"allow": 0, "flag": 1, "redact": 2, "block": 3}
+ACTION_STRENGTH: dict[str, int] = {"allow": 0, "flag": 1, "redact": 2, "mask": 2, "hash": 2, "block": 3}
+_DECISION = {"mask": "redact", "hash": "redact"}
 
 
 def strongest(actions: list[str]) -> Action:
@@ -40,7 +42,7 @@ def strongest(actions: list[str]) -> Action:
     for action in actions:
         if ACTION_STRENGTH[action] > ACTION_STRENGTH[best]:
             best = action  # type: ignore[assignment]
-    return best
+    return _DECISION.get(best, best)  # type: ignore[return-value]
 
 
 PiiEntity = Literal[

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from guard.checks import RequestScope
+from guard.checks import CheckItem, RequestScope
 from guard.checks.pii import DEV_SPACY_MODEL, PiiCheck
 from guard.policy import PiiConfig
 
@@ -24,7 +24,8 @@ def test_placeholders_are_numbered_consistently_across_texts(pii: PiiCheck) -> N
         "Ask Maria Garcia or email maria.garcia@example.com.",
         "Also cc bob@example.net and maria.garcia@example.com again.",
     ]
-    first, second = pii.run(texts, CONFIG, "input", RequestScope())
+    scope = RequestScope()
+    first, second = pii.run([CheckItem(text=t, config=CONFIG, stage="input", scope=scope) for t in texts])
     assert first.text == "Ask <PERSON_1> or email <EMAIL_ADDRESS_1>."
     assert second.text == "Also cc <EMAIL_ADDRESS_2> and <EMAIL_ADDRESS_1> again."
     for finding in first.findings:
@@ -36,14 +37,14 @@ def test_placeholders_are_numbered_consistently_across_texts(pii: PiiCheck) -> N
 
 def test_flag_keeps_the_text_and_allow_is_ignored(pii: PiiCheck) -> None:
     text = "Call 212-555-0142 about SSN 536-22-1234."
-    (result,) = pii.run([text], CONFIG, "input", RequestScope())
+    (result,) = pii.run([CheckItem(text=text, config=CONFIG, stage="input")])
     assert result.text == text
     assert [(f.type, f.action) for f in result.findings] == [("PHONE_NUMBER", "flag")]
 
 
 def test_our_own_placeholders_are_not_pii(pii: PiiCheck) -> None:
     text = "The contract was signed by <PERSON_1> yesterday."
-    (result,) = pii.run([text], CONFIG, "output", RequestScope())
+    (result,) = pii.run([CheckItem(text=text, config=CONFIG, stage="output")])
     assert result.findings == ()
     assert result.text == text
 

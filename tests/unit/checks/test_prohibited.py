@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from guard.checks import RequestScope
+from guard.checks import CheckItem
 from guard.checks.prohibited import ProhibitedUseCheck
 from guard.policy import CLAUSES, ProhibitedCategory, ProhibitedUseConfig
 
@@ -26,7 +26,7 @@ CONFIG = ProhibitedUseConfig(
     ],
 )
 def test_rules(text: str, expected: list[tuple[str, str]]) -> None:
-    (result,) = ProhibitedUseCheck().run([text], CONFIG, "input", RequestScope())
+    (result,) = ProhibitedUseCheck().run([CheckItem(text=text, config=CONFIG, stage="input")])
     assert [(f.type, f.action) for f in result.findings] == expected
     for finding in result.findings:
         assert finding.clause == CLAUSES[finding.type]
