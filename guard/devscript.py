@@ -49,6 +49,18 @@ SCRIPTED: tuple[ScriptedDialogue, ...] = (
         "Describe the new intern.",
         f"The new intern is a {TOXIC_TRIGGER_WORD} and a {TOXIC_TRIGGER_WORD}.",
     ),
+    # What the model sees after input redaction: the answer's placeholder is restored for the caller (the vault).
+    ScriptedDialogue(
+        "greeting",
+        "Please greet <PERSON_1> for me.",
+        "Hello <PERSON_1>, welcome to the team!",
+    ),
+    # A clean first sentence, then a violation: a checked stream releases the first and is cut before the second.
+    ScriptedDialogue(
+        "late_toxic",
+        "Tell me about the weekly meeting.",
+        f"The weekly meeting is on Thursday at ten. Honestly, the organiser is a {TOXIC_TRIGGER_WORD}.",
+    ),
 )
 
 

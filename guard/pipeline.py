@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ from guard.audit import AuditRecord, AuditUnavailable, AuditWriter, SubjectHashe
 from guard.checks import CheckItem, CheckModels, CheckRegistry, CheckResult, Finding, RequestScope, Stage
 from guard.checks.batcher import CheckBatcher
 from guard.checks.pii import DEV_SPACY_MODEL, PRODUCTION_SPACY_MODEL
+from guard.checks.segmenter import OutputSegmenter
 from guard.engine import (
     ChatMessage,
     DeltaStream,
@@ -60,6 +61,8 @@ OUTPUT_CHECKS = ("pii", "prohibited_use", "toxicity")
 RULE_ROLES = frozenset({"user", "system"})
 DEV_MODEL_ID = "guard-dev/tiny-gemma-2"
 NOT_STORED = "[not stored: the policy has no PII check for this stage]"
+_CONTEXT_CHARS = 240
+"""How much of a stream's released text the judging checks see before the next segment."""
 
 
 class PolicyNotFound(LookupError):
@@ -139,6 +142,20 @@ class _Stage:
     audit_texts: list[str | None]
     findings: list[Finding] = field(default_factory=list)
     subjects: set[str] = field(default_factory=set)
+    scores: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Released:
+    """What a checked stream has released so far."""
+
+    sent: list[str] = field(default_factory=list)
+    """Segments as the caller got them."""
+    stored: list[str] = field(default_factory=list)
+    """The same segments in their stored (redacted) form."""
+    context: str = ""
+    """The tail of the last released segment, judged with the next one."""
+    check_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +192,18 @@ class Turn:
     close_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     """A stream's closing record id."""
     output_audit: str | None = None
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    outcome: ChatOutcome | None = None
+    """Set when a checked stream ends."""
+    checked_chars: int = 0
+    """Characters of a stream's output that passed the output checks before release."""
+    sent_chars: int = 0
+    """Characters of a stream's output handed to the caller."""
+
+    @property
+    def coverage(self) -> float:
+        """The share of what was sent that was checked first (1.0 for whole answers: checked before sending)."""
+        return self.checked_chars / self.sent_chars if self.sent_chars else 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,17 +259,57 @@ class Pipeline:
         stage: Stage,
         scope: RequestScope,
         roles: list[str] | None = None,
+        context: str = "",
     ) -> _Stage:
-        """Run the configured checks of one policy section over ``texts``; PII rewrites, the others judge."""
+        """Run the configured checks of one policy section over ``texts``.
+
+        PII runs first because it rewrites: the other checks then judge the redacted text (the text that is stored,
+        so their findings' offsets index it) side by side. ``context`` (a stream's last released text) is prepended
+        for the judging checks only, so a sentence is judged with the one before it."""
         result = _Stage(texts=list(texts), audit_texts=[None] * len(texts))
-        runs: list[tuple[str, list[int]]] = []
-        for name in names:
-            config = getattr(section, name)
-            if config is None or not getattr(config, "enabled", True):
-                continue
-            indices = [i for i in range(len(texts)) if name == "pii" or roles is None or roles[i] in RULE_ROLES]
-            runs.append((name, indices))
-        # The checks of a stage are independent (each sees the text as sent): run them side by side.
+        configured = [n for n in names if (c := getattr(section, n, None)) is not None and getattr(c, "enabled", True)]
+        if "pii" in configured:
+            (outputs,) = await self._batched(section, ["pii"], [list(range(len(texts)))], texts, stage, scope, roles)
+            for index, output in enumerate(outputs):
+                for finding in output.findings:
+                    result.findings.append(_located(finding, index, stage))
+                    result.subjects.add(self._hasher.digest(finding.type, texts[index][finding.start : finding.end]))
+                if output.text is not None:
+                    result.texts[index] = output.text
+                    result.audit_texts[index] = _audit_copy(texts[index], output, scope)
+                result.scores.extend(_scores("pii", index, stage, output))
+        judges = [n for n in configured if n != "pii"]
+        # Policy rules apply to what the caller says (user and system turns); assistant turns are scanned for PII only.
+        indices = [i for i in range(len(texts)) if roles is None or roles[i] in RULE_ROLES]
+        judged = [context + result.texts[i] if context else result.texts[i] for i in range(len(texts))]
+        outcomes = await self._batched(section, judges, [indices] * len(judges), judged, stage, scope, roles)
+        for name, outputs in zip(judges, outcomes, strict=True):
+            for index, output in zip(indices, outputs, strict=True):
+                for finding in output.findings:
+                    shifted = finding
+                    if context:  # index the new text only; a finding wholly in the context was already passed
+                        shifted = msgspec.structs.replace(
+                            finding,
+                            start=max(0, finding.start - len(context)),
+                            end=max(0, finding.end - len(context)),
+                        )
+                    result.findings.append(_located(shifted, index, stage))
+                if output.text is not None and not context:  # a rewrite (neutralised control tokens)
+                    result.texts[index] = output.text
+                result.scores.extend(_scores(name, index, stage, output))
+        return result
+
+    async def _batched(
+        self,
+        section: Any,
+        names: list[str],
+        subsets: list[list[int]],
+        texts: list[str],
+        stage: Stage,
+        scope: RequestScope,
+        roles: list[str] | None,
+    ) -> list[list[CheckResult]]:
+        """Each named check over its subset of ``texts``, side by side, each through its micro-batcher."""
         outcomes = await asyncio.gather(
             *(
                 self.batchers[name].run(
@@ -252,30 +321,20 @@ class Pipeline:
                             scope=scope,
                             role=roles[i] if roles else None,
                         )
-                        for i in indices
+                        for i in subset
                     ]
                 )
-                for name, indices in runs
+                for name, subset in zip(names, subsets, strict=True)
             ),
             return_exceptions=True,
         )
-        for (name, _), outcome in zip(runs, outcomes, strict=True):
+        results: list[list[CheckResult]] = []
+        for name, outcome in zip(names, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 logger.error("check %s failed (%s)", name, type(outcome).__name__)
                 raise ServiceUnavailable(f"the {name} check failed ({type(outcome).__name__})") from None
-        for (name, indices), outputs in zip(runs, outcomes, strict=True):
-            assert not isinstance(outputs, BaseException)
-            for index, output in zip(indices, outputs, strict=True):
-                for finding in output.findings:
-                    located = msgspec.structs.replace(finding, message_index=index if stage == "input" else None)
-                    result.findings.append(located)
-                    if name == "pii":
-                        original = texts[index][finding.start : finding.end]
-                        result.subjects.add(self._hasher.digest(finding.type, original))
-                if name == "pii" and output.text is not None:
-                    result.texts[index] = output.text
-                    result.audit_texts[index] = _audit_copy(texts[index], output, scope)
-        return result
+            results.append(outcome)
+        return results
 
     # -- generation: chat and raw completions, whole or streamed -------------------------------------------------
 
@@ -329,9 +388,84 @@ class Pipeline:
             raise
         return turn
 
-    async def stream_output(self, turn: Turn) -> ChatOutcome:
-        """The checked output of a stream. Until chunked checks exist the whole text is checked before release."""
-        return await self._output(turn)
+    async def stream_checked(self, turn: Turn) -> AsyncGenerator[str, None]:
+        """The generation, released segment by segment (sentences, see :mod:`guard.checks.segmenter`), each one
+        through the output checks before it is yielded. A violation stops the generation: nothing of the violating
+        segment is yielded and the outcome's finish reason is ``content_filter``. When the iterator ends,
+        ``turn.outcome`` holds the outcome of what was sent; raises :class:`ServiceUnavailable` (audited) if the
+        engine or a check fails."""
+        policy = turn.policy.policy
+        if turn.deltas is None:  # blocked on input: the refusal is the whole answer
+            turn.outcome = self._outcome(turn, policy.refusal_message, "content_filter", 0, 0, None)
+            yield policy.refusal_message
+            return
+        segmenter, released = OutputSegmenter(), _Released()
+        finish, tokens_out, blocked = "length", 0, False
+        generation_started = time.perf_counter()
+        try:
+            async for delta in turn.deltas:
+                new_tokens = delta.tokens_out - tokens_out
+                tokens_out, finish = delta.tokens_out, delta.finish_reason or finish
+                for segment in segmenter.feed(delta.text, new_tokens):
+                    text = await self._release(turn, released, segment)
+                    if text is None:
+                        blocked = True
+                        break
+                    yield text
+                    released.sent.append(text)
+                if blocked:
+                    turn.deltas.cancel()  # stop generating: the slot is freed at the next engine step
+                    break
+            if not blocked and (rest := segmenter.flush()):
+                text = await self._release(turn, released, rest)
+                blocked = text is None
+                if text is not None:
+                    yield text
+                    released.sent.append(text)
+        except EngineError as exc:
+            await self._audit_failure(turn)
+            raise ServiceUnavailable(str(exc)) from None
+        except ServiceUnavailable:
+            turn.deltas.cancel()
+            await self._audit_failure(turn)
+            raise
+        turn.latency["generation"] = _ms(generation_started)
+        turn.latency["output_checks"] = round(released.check_ms, 2)
+        turn.decision = strongest([f.action for f in turn.findings])
+        turn.sent_chars = sum(len(text) for text in released.sent)
+        audit_text = "".join(released.stored) if policy.output.pii is not None else NOT_STORED
+        turn.outcome = self._outcome(
+            turn,
+            "".join(released.sent),
+            "content_filter" if blocked else finish,
+            turn.tokens_in,
+            tokens_out,
+            audit_text,
+        )
+
+    async def _release(self, turn: Turn, released: _Released, segment: str) -> str | None:
+        """The checked form of a stream's next ``segment`` as the caller gets it, or ``None`` if it violates."""
+        started = time.perf_counter()
+        out = await self._run_checks(
+            OUTPUT_CHECKS, turn.policy.policy.output, [segment], "output", turn.scope, context=released.context
+        )
+        released.check_ms += (time.perf_counter() - started) * 1000
+        offset = sum(len(text) for text in released.stored)  # findings index the stored output as a whole
+        turn.findings += [msgspec.structs.replace(f, start=f.start + offset, end=f.end + offset) for f in out.findings]
+        turn.subjects |= out.subjects
+        turn.scores += out.scores
+        if any(f.action == "block" for f in out.findings):
+            return None
+        released.stored.append(out.audit_texts[0] if out.audit_texts[0] is not None else out.texts[0])
+        released.context = out.texts[0][-_CONTEXT_CHARS:]
+        text = self._for_caller(turn, out.texts[0])
+        turn.checked_chars += len(text)
+        return text
+
+    def _for_caller(self, turn: Turn, text: str) -> str:
+        """The answer as the caller gets it: with this request's placeholders restored if the policy says so."""
+        pii = turn.policy.policy.input.pii
+        return turn.scope.restore(text) if pii is not None and pii.restore else text
 
     async def close_stream(self, turn: Turn, outcome: ChatOutcome) -> None:
         """Commit the closing record (raises :class:`ServiceUnavailable`; the stream then ends without [DONE])."""
@@ -420,6 +554,7 @@ class Pipeline:
         )
         turn.latency["input_checks"] = _ms(started)
         turn.findings, turn.subjects = list(checked.findings), set(checked.subjects)
+        turn.scores = list(checked.scores)
         turn.decision = strongest([f.action for f in turn.findings])
         record["input_redacted"] = [
             {"role": role, "content": audit if audit is not None else NOT_STORED}
@@ -463,11 +598,12 @@ class Pipeline:
         turn.latency["output_checks"] = _ms(output_started)
         turn.findings += out.findings
         turn.subjects |= out.subjects
+        turn.scores += out.scores
         turn.decision = strongest([f.action for f in turn.findings])
         stored = out.audit_texts[0] if policy.output.pii is not None else NOT_STORED
         if any(f.action == "block" for f in out.findings):
             return self._outcome(turn, policy.refusal_message, "content_filter", turn.tokens_in, tokens_out, stored)
-        return self._outcome(turn, out.texts[0], finish, turn.tokens_in, tokens_out, stored)
+        return self._outcome(turn, self._for_caller(turn, out.texts[0]), finish, turn.tokens_in, tokens_out, stored)
 
     def _outcome(
         self, turn: Turn, text: str, finish: str, tokens_in: int, tokens_out: int, stored: str | None
@@ -509,7 +645,7 @@ class Pipeline:
             http_status=200,
             decision=outcome.decision,
             output_redacted=turn.output_audit,
-            coverage=1.0,
+            coverage=turn.coverage,
             tokens_in=outcome.tokens_in,
             tokens_out=outcome.tokens_out,
             subject_hmacs=sorted(turn.subjects),
@@ -521,6 +657,7 @@ class Pipeline:
             **turn.record,
             created_at=datetime.now(UTC),
             findings=[msgspec.to_builtins(f) for f in findings],
+            scores=list(turn.scores),
             latency_ms=dict(turn.latency),
             **fields,
         )
@@ -557,6 +694,7 @@ class Pipeline:
                 policy_version=policy.version,
                 policy_sha256=policy.sha256,
                 findings=[msgspec.to_builtins(f) for f in checked.findings],
+                scores=checked.scores,
                 input_redacted=[{"role": stage, "content": stored}],
                 latency_ms={"checks": _ms(started), "total": _ms(started)},
                 subject_hmacs=sorted(checked.subjects),
@@ -592,6 +730,18 @@ class Pipeline:
             turn, turn.findings, **_answer_identity(turn), outcome=outcome, http_status=status, decision="block"
         )
         await self._write_best_effort(record)
+
+
+def _located(finding: Finding, index: int, stage: Stage) -> Finding:
+    return msgspec.structs.replace(finding, message_index=index if stage == "input" else None)
+
+
+def _scores(check: str, index: int, stage: Stage, output: CheckResult) -> list[dict[str, Any]]:
+    """A check's raw scores for one text, as recorded in the audit row (empty when it reports none)."""
+    if not output.scores:
+        return []
+    where = {"message_index": index} if stage == "input" else {}
+    return [{"stage": stage, "check": check, **where, "scores": dict(output.scores)}]
 
 
 def _answer_identity(turn: Turn) -> dict[str, Any]:

@@ -1,13 +1,16 @@
 """Server-sent events for ``stream: true``, shaped like OpenAI's chunks so the official clients work unchanged.
 
 The order is the audit contract (ARCHITECTURE.md): the opening record is committed before the response starts
-(``Pipeline.open_stream``); the text is released only after it has been checked; ``data: [DONE]`` is sent only
-after the closing record is committed, and a failed commit ends the stream with an error event instead. A client
-that disconnects cancels its sequence (its engine slot is freed at the next step) and gets a 499 closing record.
+(``Pipeline.open_stream``); the text is released sentence by sentence, each only after it has been checked
+(``Pipeline.stream_checked``; a violation cuts the stream with ``finish_reason: content_filter``);
+``data: [DONE]`` is sent only after the closing record is committed, and a failed commit ends the stream with an
+error event instead. A client that disconnects cancels its sequence (its engine slot is freed at the next step)
+and gets a 499 closing record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -65,13 +68,16 @@ async def _events(
         if writer.opening is not None:
             yield _encode(writer.opening())
         try:
-            outcome = await pipeline.stream_output(turn)
+            async with contextlib.aclosing(pipeline.stream_checked(turn)) as segments:
+                async for segment in segments:  # each segment has passed the output checks
+                    for piece in text_pieces(segment):
+                        yield _encode(writer.content(piece))
         except ServiceUnavailable as exc:  # already audited as a failed close
             closed = True
             yield _error_event(request, str(exc))
             return
-        for piece in text_pieces(outcome.text):
-            yield _encode(writer.content(piece))
+        outcome = turn.outcome
+        assert outcome is not None  # set when the checked stream ends
         yield _encode(writer.finish(outcome))
         if writer.usage is not None:
             yield _encode(writer.usage(outcome))

@@ -45,6 +45,8 @@ class DecisionRow(Base):
     model_revision: Mapped[str | None] = mapped_column(String(128))
     decision: Mapped[str] = mapped_column(String(16), nullable=False)
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JsonB, nullable=False)
+    scores: Mapped[list[dict[str, Any]]] = mapped_column(JsonB, nullable=False, default=list)
+    """Each check's raw scores per text: ``{"stage", "check", "message_index"?, "scores": {name: value}}``."""
     input_redacted: Mapped[list[dict[str, Any]]] = mapped_column(JsonB, nullable=False)
     output_redacted: Mapped[str | None] = mapped_column(Text)
     coverage: Mapped[float | None] = mapped_column(Float)

@@ -31,6 +31,8 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
     model: str | None = None
     model_revision: str | None = None
     findings: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    scores: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    """Every check's raw scores per text (e.g. all toxicity labels), crossed threshold or not."""
     input_redacted: list[dict[str, Any]] = msgspec.field(default_factory=list)
     output_redacted: str | None = None
     coverage: float | None = None

@@ -60,7 +60,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEV_GENERATOR_RECIPE = "gemma2-dev-2"
+DEV_GENERATOR_RECIPE = "gemma2-dev-3"
 """Identifies this recipe in the manifest; bump it whenever the recipe's output changes."""
 
 GEMMA2_CHAT_TEMPLATE = (
