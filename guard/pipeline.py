@@ -429,10 +429,14 @@ class Pipeline:
             turn.deltas.cancel()
             await self._audit_failure(turn)
             raise
+        turn.sent_chars = sum(len(text) for text in released.sent)  # model output only, the refusal is ours
+        if blocked and not released.sent:  # cut before anything was sent: answer with the refusal, as unstreamed
+            yield policy.refusal_message
+            released.sent.append(policy.refusal_message)
+            released.stored.append(policy.refusal_message)
         turn.latency["generation"] = _ms(generation_started)
         turn.latency["output_checks"] = round(released.check_ms, 2)
         turn.decision = strongest([f.action for f in turn.findings])
-        turn.sent_chars = sum(len(text) for text in released.sent)
         audit_text = "".join(released.stored) if policy.output.pii is not None else NOT_STORED
         turn.outcome = self._outcome(
             turn,

@@ -91,3 +91,29 @@ async def test_refusals_before_the_stream_starts_are_json_errors(client: AsyncTe
     response = await client.post("/v1/chat/completions", json=too_long, headers={**AUTH, "X-Guard-Policy": "nope"})
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_a_later_violation_cuts_the_stream_after_the_checked_part(
+    client: AsyncTestClient[Any], database_url: str
+) -> None:
+    dialogue = scripted("late_toxic")
+    clean_sentence, violation = dialogue.reply.split(". ", 1)
+    _, events = await _stream(
+        client, "/v1/chat/completions", {"messages": [{"role": "user", "content": dialogue.prompt}], "temperature": 0}
+    )
+    chunks = [c for c in events[:-1] if c["choices"]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text.startswith(clean_sentence)  # the checked first sentence was released...
+    assert TOXIC_TRIGGER_WORD not in text  # ...the violating one never reached the client
+    assert violation.split()[0] not in text
+    final = chunks[-1]
+    assert final["choices"][0]["finish_reason"] == "content_filter"
+    assert final["guard"]["decision"] == "block"
+    assert events[-1] == "[DONE]"
+
+    closing = next(r for r in await audit_rows(database_url) if r["decision_id"] == final["guard"]["decision_id"])
+    assert closing["coverage"] == 1.0  # everything sent was checked before it was sent
+    assert closing["output_redacted"] == text
+    assert any(f["check"] == "toxicity" and f["action"] == "block" for f in closing["findings"])
+    toxicity_scores = [s["scores"] for s in closing["scores"] if s["check"] == "toxicity"]
+    assert len(toxicity_scores) >= 2  # the released sentence and the withheld one were both scored
