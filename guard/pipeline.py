@@ -251,7 +251,7 @@ class Pipeline:
         except KeyError:
             raise PolicyNotFound("unknown policy") from None
 
-    async def _run_checks(
+    async def check_texts(
         self,
         names: Sequence[str],
         section: Any,
@@ -450,7 +450,7 @@ class Pipeline:
     async def _release(self, turn: Turn, released: _Released, segment: str) -> str | None:
         """The checked form of a stream's next ``segment`` as the caller gets it, or ``None`` if it violates."""
         started = time.perf_counter()
-        out = await self._run_checks(
+        out = await self.check_texts(
             OUTPUT_CHECKS, turn.policy.policy.output, [segment], "output", turn.scope, context=released.context
         )
         released.check_ms += (time.perf_counter() - started) * 1000
@@ -548,7 +548,7 @@ class Pipeline:
             await self._reject(turn, 429)
             raise EngineOverloaded("the engine queue is full")
         texts = [text for _, text in turns]
-        checked = await self._run_checks(
+        checked = await self.check_texts(
             INPUT_CHECKS,
             policy.policy.input,
             texts,
@@ -598,7 +598,7 @@ class Pipeline:
             raise ServiceUnavailable(str(exc)) from None
         turn.latency["generation"] = _ms(generation_started)
         output_started = time.perf_counter()
-        out = await self._run_checks(OUTPUT_CHECKS, policy.output, ["".join(parts)], "output", turn.scope)
+        out = await self.check_texts(OUTPUT_CHECKS, policy.output, ["".join(parts)], "output", turn.scope)
         turn.latency["output_checks"] = _ms(output_started)
         turn.findings += out.findings
         turn.subjects |= out.subjects
@@ -681,7 +681,7 @@ class Pipeline:
         decision_id = str(uuid.uuid4())
         section = policy.policy.input if stage == "input" else policy.policy.output
         names = INPUT_CHECKS if stage == "input" else OUTPUT_CHECKS
-        checked = await self._run_checks(names, section, [text], stage, RequestScope())
+        checked = await self.check_texts(names, section, [text], stage, RequestScope())
         decision = strongest([f.action for f in checked.findings])
         stored = checked.audit_texts[0] if checked.audit_texts[0] is not None else NOT_STORED
         await self._commit(

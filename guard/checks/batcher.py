@@ -32,6 +32,10 @@ class BatchStats:
     max_items: int = 0
     sizes: deque[int] = field(default_factory=lambda: deque(maxlen=1024))
 
+    def reset(self) -> None:
+        self.batches = self.items = self.max_items = 0
+        self.sizes.clear()
+
     def record(self, size: int) -> None:
         self.batches += 1
         self.items += size
