@@ -55,7 +55,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Input checks in the order they run; each key is both the policy section and the check name.
-INPUT_CHECKS = ("pii", "prohibited_use")
+INPUT_CHECKS = ("pii", "injection", "prohibited_use")
 OUTPUT_CHECKS = ("pii", "prohibited_use", "toxicity")
 # PII is looked for in every message; policy rules apply to what the caller says (user and system turns).
 RULE_ROLES = frozenset({"user", "system"})
@@ -548,14 +548,13 @@ class Pipeline:
             await self._reject(turn, 429)
             raise EngineOverloaded("the engine queue is full")
         texts = [text for _, text in turns]
-        checked = await self.check_texts(
-            INPUT_CHECKS,
-            policy.policy.input,
-            texts,
-            "input",
-            turn.scope,
-            roles=[role for role, _ in turns],
-        )
+        try:
+            checked = await self.check_texts(
+                INPUT_CHECKS, policy.policy.input, texts, "input", turn.scope, roles=[role for role, _ in turns]
+            )
+        except ServiceUnavailable:
+            await self._audit_failure(turn)
+            raise
         turn.latency["input_checks"] = _ms(started)
         turn.findings, turn.subjects = list(checked.findings), set(checked.subjects)
         turn.scores = list(checked.scores)
@@ -598,7 +597,11 @@ class Pipeline:
             raise ServiceUnavailable(str(exc)) from None
         turn.latency["generation"] = _ms(generation_started)
         output_started = time.perf_counter()
-        out = await self.check_texts(OUTPUT_CHECKS, policy.output, ["".join(parts)], "output", turn.scope)
+        try:
+            out = await self.check_texts(OUTPUT_CHECKS, policy.output, ["".join(parts)], "output", turn.scope)
+        except ServiceUnavailable:
+            await self._audit_failure(turn)
+            raise
         turn.latency["output_checks"] = _ms(output_started)
         turn.findings += out.findings
         turn.subjects |= out.subjects
