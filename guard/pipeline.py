@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from guard.audit import AuditRecord, AuditUnavailable, AuditWriter, SubjectHasher
+from guard.audit.subjects import load_or_create_key
 from guard.checks import CheckItem, CheckModels, CheckRegistry, CheckResult, Finding, RequestScope, Stage
 from guard.checks.batcher import CheckBatcher
 from guard.checks.pii import DEV_SPACY_MODEL, PRODUCTION_SPACY_MODEL
@@ -115,7 +116,18 @@ def load_models(settings: Settings) -> Models:
         dev_models += [f"toxicity: detoxify dev checkpoint {checkpoint}", f"pii: spaCy {spacy_model}"]
     else:
         spacy_model, checkpoint = PRODUCTION_SPACY_MODEL, None
-    checks = CheckRegistry.load(CheckModels(spacy_model=spacy_model, toxicity_checkpoint=checkpoint))
+    policies = PolicyRegistry.from_directory(settings.policy.directory, settings.policy.default).all()
+    checks = CheckRegistry.load(
+        CheckModels(
+            spacy_model=spacy_model,
+            toxicity_checkpoint=checkpoint,
+            # Load every detoxify variant a policy routes to now, not on a request's path.
+            toxicity_variants=tuple(
+                sorted({v for p in policies if p.policy.output.toxicity for v in p.policy.output.toxicity.variants()})
+            ),
+            pii_hash_key=load_or_create_key(settings.home / "pii-hmac.key", env_var="GUARD_PII_HMAC_KEY"),
+        )
+    )
     generator = settings.engine.model
     if generator is None:
         generator = str(_dev_manifest_dir(settings, "gemma-2")) if dev else DEFAULT_GENERATOR

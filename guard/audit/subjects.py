@@ -14,8 +14,9 @@ from pathlib import Path
 __all__ = ["SubjectHasher", "load_or_create_key"]
 
 
-def load_or_create_key(path: Path) -> bytes:
-    value = os.environ.get("GUARD_AUDIT_HMAC_KEY")
+def load_or_create_key(path: Path, env_var: str = "GUARD_AUDIT_HMAC_KEY") -> bytes:
+    """The hex key in ``env_var``, else the one in ``path``, else a new random key written there (mode 0600)."""
+    value = os.environ.get(env_var)
     if value:
         return bytes.fromhex(value)
     if path.is_file():
