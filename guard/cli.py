@@ -1,4 +1,4 @@
-"""The ``guard`` command: serve, db upgrade, models build-dev/pull, policy validate."""
+"""The ``guard`` command: serve, db upgrade, models build-dev/pull, policy validate, eval."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 
 from guard.settings import DEFAULT_GENERATOR, Profile, Settings
+
+if TYPE_CHECKING:
+    from guard.evaluation import Report
+    from guard.policy import LoadedPolicy
 
 __all__ = ["main"]
 
@@ -110,19 +115,23 @@ def pull(model: str) -> None:
     """Fetch the production models (needs network; Gemma is gated: `hf auth login` first)."""
     import spacy.cli
     import torch
+    from detoxify.detoxify import MODEL_URLS
     from huggingface_hub import snapshot_download
 
     from guard.checks.pii import PRODUCTION_SPACY_MODEL
-    from guard.checks.toxicity import PRODUCTION_CHECKPOINT
+    from guard.checks.toxicity import HF_BASE_MODELS, PRODUCTION_CHECKPOINTS
 
     click.echo(f"generator: {snapshot_download(model)}")
-    click.echo(f"detoxify config/tokenizer: {snapshot_download('bert-base-uncased')}")
-    target = Path(torch.hub.get_dir()) / "checkpoints" / PRODUCTION_CHECKPOINT
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        url = "https://github.com/unitaryai/detoxify/releases/download/v0.1-alpha/" + PRODUCTION_CHECKPOINT
-        torch.hub.download_url_to_file(url, str(target))
-    click.echo(f"detoxify checkpoint: {target}")
+    # Every detoxify variant a policy may choose: its weights into the torch hub cache, and the config and tokenizer
+    # files (not the weights) of the Hugging Face model its checkpoint names.
+    for variant, checkpoint in PRODUCTION_CHECKPOINTS.items():
+        files = snapshot_download(HF_BASE_MODELS[variant], allow_patterns=["*.json", "*.txt", "*.model"])
+        click.echo(f"detoxify {variant} config/tokenizer: {files}")
+        target = Path(torch.hub.get_dir()) / "checkpoints" / checkpoint
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(MODEL_URLS[variant], str(target))
+        click.echo(f"detoxify {variant} checkpoint: {target}")
     spacy.cli.download(PRODUCTION_SPACY_MODEL)
 
 
@@ -146,3 +155,85 @@ def policy_validate(path: Path | None) -> None:
         sys.exit(1)
     for item in loaded:
         click.echo(f"ok {item.source}: {item.name} {item.version} sha256={item.sha256}")
+
+
+@main.command("eval")
+@click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--policy", "policy_name", help="A policy of GUARD_POLICY_DIR by name (default: the default policy).")
+@click.option("--policy-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A policy file.")
+@click.option("--stage", type=click.Choice(["input", "output"]), default="input", show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write reports here.")
+@click.option("--profile", type=click.Choice([p.value for p in Profile]), help="Overrides GUARD_PROFILE.")
+def evaluate(
+    dataset: Path,
+    policy_name: str | None,
+    policy_file: Path | None,
+    stage: str,
+    json_out: Path | None,
+    profile: str | None,
+) -> None:
+    """Score the checks on a labelled JSONL set: rows with "spans" (PII) or "label" (prohibited use)."""
+    from collections.abc import Callable
+
+    import msgspec
+
+    from guard.checks import CheckUnavailable
+    from guard.evaluation import pii, prohibited
+    from guard.pipeline import load_models
+    from guard.policy import PolicyError
+
+    evaluators: dict[str, Callable[..., list[Report]]] = {"pii": pii.evaluate, "prohibited": prohibited.evaluate}
+    if policy_name and policy_file:
+        _fail("give --policy or --policy-file, not both")
+    rows = [json.loads(line) for line in dataset.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not rows:
+        _fail(f"{dataset} has no rows")
+    kind = "pii" if "spans" in rows[0] else "prohibited" if "label" in rows[0] else ""
+    if not kind:
+        _fail(f"{dataset}: rows need a 'spans' (PII) or a 'label' (prohibited use) key")
+    settings = _settings(profile)
+    try:
+        loaded = _eval_policy(settings, policy_name, policy_file)
+        checks = load_models(settings).checks
+    except (PolicyError, LookupError) as exc:
+        _fail(f"policy: {exc}")
+    except (CheckUnavailable, FileNotFoundError) as exc:
+        _fail(f"cannot load the checks ({settings.profile.value} profile): {exc}")
+    reports = evaluators[kind](rows, checks, loaded.policy, stage)
+    _print_reports(reports)
+    if json_out is not None:
+        document = {
+            "dataset": str(dataset),
+            "kind": kind,
+            "policy": {"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256},
+            "stage": stage,
+            "profile": settings.profile.value,
+            "reports": msgspec.to_builtins(reports),
+        }
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        click.echo(f"wrote {json_out}")
+
+
+def _eval_policy(settings: Settings, name: str | None, path: Path | None) -> LoadedPolicy:
+    """The policy ``guard eval`` runs: a file, a named policy of the policy directory, or the default one."""
+    from guard.policy import PolicyRegistry, load_policy_file
+
+    if path is not None:
+        return load_policy_file(path)
+    return PolicyRegistry.from_directory(settings.policy.directory, settings.policy.default).get(name)
+
+
+def _print_reports(reports: list[Report]) -> None:
+    from rich.table import Table
+
+    out = Console()
+    for report in reports:
+        table = Table(title=report.title, title_justify="left")
+        for index, column in enumerate(report.columns):
+            table.add_column(column, justify="left" if index == 0 else "right")
+        for row in report.rows:
+            table.add_row(*(f"{cell:.3f}" if isinstance(cell, float) else str(cell) for cell in row))
+        out.print(table)
+        if report.summary:
+            out.print("  ".join(f"{name}={value:g}" for name, value in report.summary.items()), highlight=False)

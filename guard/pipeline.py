@@ -21,6 +21,7 @@ from guard.audit import AuditRecord, AuditUnavailable, AuditWriter, SubjectHashe
 from guard.audit.subjects import load_or_create_key
 from guard.checks import CheckItem, CheckModels, CheckRegistry, CheckResult, Finding, RequestScope, Stage
 from guard.checks.batcher import CheckBatcher
+from guard.checks.normalize import normalize
 from guard.checks.pii import DEV_SPACY_MODEL, PRODUCTION_SPACY_MODEL
 from guard.checks.segmenter import OutputSegmenter
 from guard.engine import (
@@ -285,7 +286,9 @@ class Pipeline:
             for index, output in enumerate(outputs):
                 for finding in output.findings:
                     result.findings.append(_located(finding, index, stage))
-                    result.subjects.add(self._hasher.digest(finding.type, texts[index][finding.start : finding.end]))
+                    # The normalised value: an evasive spelling (zero-width, fullwidth) is the same subject.
+                    value = normalize(texts[index][finding.start : finding.end]).text
+                    result.subjects.add(self._hasher.digest(finding.type, value))
                 if output.text is not None:
                     result.texts[index] = output.text
                     result.audit_texts[index] = _audit_copy(texts[index], output, scope)

@@ -13,18 +13,25 @@ __all__ = [
     "CLAUSES",
     "PII_ENTITIES",
     "TOXICITY_LABELS",
+    "TOXICITY_MODEL_LABELS",
     "Action",
+    "InjectionConfig",
     "InputChecks",
     "Limits",
     "OutputChecks",
     "PiiConfig",
     "PiiEntity",
+    "PiiEntityRule",
+    "PiiRecognizerFile",
+    "PiiRecognizerSpec",
+    "PiiValidator",
     "Policy",
     "ProhibitedCategory",
     "ProhibitedCategoryName",
     "ProhibitedUseConfig",
     "ToxicityConfig",
     "ToxicityLabel",
+    "ToxicityModel",
     "strongest",
 ]
 
@@ -64,11 +71,33 @@ PiiEntity = Literal[
     "US_DRIVER_LICENSE",
     "US_BANK_NUMBER",
     "UK_NHS",
+    "JP_MY_NUMBER",
+    "JP_POSTAL_CODE",
+    "KR_RRN",
+    "CN_RESIDENT_ID",
 ]
-"""Entity types presidio's predefined recognizers detect; any other name in a policy is an error."""
+"""Entity types presidio's predefined recognizers detect, then the seed-language identifiers our YAML recognizers
+(policies/recognizers/) add; seed-language phone numbers are ``PHONE_NUMBER``. Any other name is an error."""
 
-ToxicityLabel = Literal["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"]
-"""detoxify's ``original`` labels (after its own renaming)."""
+PiiValidator = Literal["jp_my_number", "kr_rrn", "cn_resident_id", "jp_phone", "kr_phone", "cn_phone"]
+"""The checksum/validity functions a YAML recognizer may name (implemented in guard/checks/pii_patterns.py)."""
+
+ToxicityLabel = Literal[
+    "toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack", "sexual_explicit"
+]
+"""detoxify's labels (after its own renaming); which ones a model scores is :data:`TOXICITY_MODEL_LABELS`."""
+
+ToxicityModel = Literal["original", "unbiased", "multilingual"]
+"""detoxify's model variants: ``original`` (BERT, Jigsaw 1), ``unbiased`` (RoBERTa, Jigsaw 2, debiased),
+``multilingual`` (XLM-R, Jigsaw 3)."""
+
+_ORIGINAL_LABELS = ("toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack")
+TOXICITY_MODEL_LABELS: dict[str, tuple[str, ...]] = {
+    "original": _ORIGINAL_LABELS,
+    "unbiased": (*_ORIGINAL_LABELS, "sexual_explicit"),
+    "multilingual": (*_ORIGINAL_LABELS, "sexual_explicit"),
+}
+"""The labels each variant scores (its checkpoint's main classes, as detoxify names them)."""
 
 ProhibitedCategoryName = Literal[
     "child_safety",
@@ -85,17 +114,17 @@ ProhibitedCategoryName = Literal[
 ]
 
 CLAUSES: dict[str, str] = {
-    "child_safety": "Gemma PUP 1: generate content that exploits or abuses children",
-    "dangerous_activities": "Gemma PUP 1: facilitate dangerous, illegal or malicious activities",
-    "weapons": "Gemma PUP 1: facilitate the making or use of weapons capable of mass harm",
-    "violent_extremism": "Gemma PUP 1: promote or incite violent extremism or terrorism",
-    "self_harm": "Gemma PUP 1: promote or facilitate self-harm",
-    "hate": "Gemma PUP 1: generate hate speech or content that promotes discrimination",
-    "harassment": "Gemma PUP 1: harass, intimidate, bully or abuse others",
-    "sexually_explicit": "Gemma PUP 4: generate sexually explicit content",
-    "privacy_violation": "Gemma PUP 1: violate privacy, e.g. collect or disclose personal data unlawfully",
-    "fraud_malware": "Gemma PUP 1: facilitate fraud, scams, phishing or malware",
-    "misinformation": "Gemma PUP 3: generate misinformation or impersonate people to deceive",
+    "child_safety": "Gemma PUP 2.1.1: promoting or generating content related to child sexual abuse or exploitation",
+    "dangerous_activities": "Gemma PUP 2.1.2-3: facilitating illegal substances, goods or services, or any crime",
+    "weapons": "Gemma PUP 2.5.3: content that facilitates violence, e.g. making or using weapons of mass harm",
+    "violent_extremism": "Gemma PUP 2.1.4: promoting or generating violent extremism or terrorist content",
+    "self_harm": "Gemma PUP 2.5.4: content that facilitates, promotes or encourages self-harm",
+    "hate": "Gemma PUP 2.5.1: content that promotes or encourages hatred",
+    "harassment": "Gemma PUP 2.5.2: facilitating harassment or bullying to intimidate, abuse or insult others",
+    "sexually_explicit": "Gemma PUP 4: generating sexually explicit content",
+    "privacy_violation": "Gemma PUP 2.5.5-8: personal data for harm, tracking people without consent",
+    "fraud_malware": "Gemma PUP 2.3.2: content for fraud, scams, phishing or malware",
+    "misinformation": "Gemma PUP 3: content to misinform or mislead, incl. impersonating people to deceive",
 }
 """The Gemma Prohibited Use Policy clause each category cites in findings."""
 
@@ -107,20 +136,87 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     """Every policy Struct rejects keys it does not know."""
 
 
+class PiiEntityRule(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One entity's handling when an action name is not enough."""
+
+    action: Action
+    threshold: Score | None = None
+    """Overrides the section's ``score_threshold`` for this entity."""
+    allow: list[str] = []
+    """Values of this entity never treated as PII (compared after normalisation, case-insensitively)."""
+    keep_last: Annotated[int, Meta(ge=0, le=64)] = 4
+    """``mask``: how many trailing characters stay readable (``************1111``)."""
+    mask_char: Annotated[str, Meta(min_length=1, max_length=1)] = "*"
+
+
 class PiiConfig(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """Presidio analysis; each listed entity gets its action (redact = typed numbered placeholder)."""
+    """Presidio analysis; each listed entity gets an action or a rule. Actions: ``redact`` (typed numbered
+    placeholder ``<PERSON_1>``), ``mask`` (``****1111``), ``hash`` (keyed HMAC ``<EMAIL_ADDRESS:3f9a1c2b4d5e>``),
+    ``block``, ``flag`` (finding only), ``allow`` (not looked for)."""
 
     enabled: bool = True
-    language: Literal["en"] = "en"
+    language: Literal["auto", "en", "ja", "ko", "zh"] = "auto"
+    """Which language's NLP pipeline reads the texts; ``auto`` detects it per text from its script."""
     score_threshold: Score = 0.5
-    entities: dict[PiiEntity, Action]
+    allow_list: list[str] = []
+    """Values never treated as PII, whatever their entity (compared after normalisation, case-insensitively)."""
+    entities: dict[PiiEntity, Action | PiiEntityRule]
+    restore: bool = False
+    """Input section only: put the originals back in place of this request's placeholders in the answer (the
+    per-request vault; the caller gets them, the audit log and the model never do)."""
+
+    def rule(self, entity: str) -> PiiEntityRule:
+        """The entity's rule, an action name standing for a rule with only that action."""
+        setting = self.entities[entity]  # type: ignore[index]
+        return PiiEntityRule(action=setting) if isinstance(setting, str) else setting
+
+
+class RecognizerPattern(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    regex: Annotated[str, Meta(min_length=1)]
+    score: Score
+    """The score of a match (one that passes the recognizer's validator, if it has one)."""
+
+    def __post_init__(self) -> None:
+        try:
+            re.compile(self.regex)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression ({exc.msg})") from None
+
+
+class PiiRecognizerSpec(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A pattern recognizer declared in YAML: patterns, context words that raise the score, a validator."""
+
+    name: Annotated[str, Meta(pattern=r"^[A-Z][A-Za-z0-9]{2,63}$")]
+    entity: PiiEntity
+    patterns: Annotated[list[RecognizerPattern], Meta(min_length=1)]
+    context: list[Annotated[str, Meta(pattern=r"^\S+$")]] = []
+    """Single words that, found in one of the five tokens before a match, add 0.35 to its score (presidio compares
+    them with each token as a substring, so ``電話`` matches ``電話番号は``)."""
+    validator: PiiValidator | None = None
+    """Matches the validator rejects (bad check digit, impossible date, invalid number) are dropped."""
+    description: str = ""
+
+
+class PiiRecognizerFile(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One file of policies/recognizers/."""
+
+    recognizers: Annotated[list[PiiRecognizerSpec], Meta(min_length=1)]
 
 
 class ProhibitedCategory(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """Deny rules of one prohibited-use category: case-insensitive regular expressions."""
+    """One prohibited-use category and the layers that look for it; a layer is on for it when configured here."""
 
     action: Action = "block"
-    patterns: Annotated[list[str], Meta(min_length=1)]
+    patterns: list[str] = msgspec.field(default_factory=list)
+    """Deny rules: case-insensitive regular expressions."""
+    embedding: Score | None = None
+    """Threshold on the embedding classifier's probability for this category (all-MiniLM-L6-v2 + the shipped head)."""
+    judge: Score | None = None
+    """Threshold on the judge's P(Yes) for this category (a ShieldGemma-style prompt on the judge model)."""
+    guideline: Annotated[str, Meta(min_length=1, max_length=2000)] | None = None
+    """The judge's principle for this category, completing "shall not contain or seek generation of content
+    that ..."; unset, a built-in ShieldGemma-style guideline is used."""
 
     def __post_init__(self) -> None:
         for pattern in self.patterns:
@@ -128,24 +224,80 @@ class ProhibitedCategory(_Strict, forbid_unknown_fields=True, frozen=True, kw_on
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"invalid regular expression ({exc.msg})") from None
+        if not self.patterns and self.embedding is None and self.judge is None:
+            raise ValueError("configure at least one layer: patterns, embedding or judge")
+        if self.guideline is not None and self.judge is None:
+            raise ValueError("guideline is only read by the judge layer: set a judge threshold too")
 
 
 class ProhibitedUseConfig(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Prohibited-use detection: deny rules, the embedding classifier and the judge, per category."""
+
     enabled: bool = True
+    judge_required: bool = True
+    """When a category sets a judge threshold but the service runs without a judge model (no GUARD_JUDGE_MODEL):
+    true fails closed (the service refuses the policy at start-up and its requests with a 503); false skips the
+    judge layer and keeps the others."""
     categories: dict[ProhibitedCategoryName, ProhibitedCategory]
 
 
 class ToxicityConfig(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """detoxify scores; a label at or above its threshold triggers ``action``."""
+    """detoxify scores; a label at or above its threshold triggers ``action``.
+
+    Each text is scored by ``model``, unless its language (detected from its script: en, ja, ko, zh) is routed
+    elsewhere: ``languages`` names a variant per language, and ``non_english`` one for every other language not
+    listed. Every threshold must name a label of every variant the section can route to."""
 
     enabled: bool = True
     action: Action = "block"
+    model: ToxicityModel = "original"
+    languages: dict[Literal["en", "ja", "ko", "zh"], ToxicityModel] = {}
+    non_english: ToxicityModel | None = None
     thresholds: dict[ToxicityLabel, Score]
+
+    def __post_init__(self) -> None:
+        for variant in sorted(self.variants()):
+            missing = sorted(set(self.thresholds) - set(TOXICITY_MODEL_LABELS[variant]))
+            if missing:
+                raise ValueError(f"detoxify's {variant!r} model has no label {', '.join(map(repr, missing))}")
+
+    def variants(self) -> frozenset[str]:
+        """Every variant this section can send a text to."""
+        routed = {*self.languages.values(), *([self.non_english] if self.non_english else [])}
+        return frozenset({self.model, *routed})
+
+    def variant_for(self, language: str) -> str:
+        """The variant that scores a text in ``language``."""
+        if language in self.languages:
+            return self.languages[language]  # type: ignore[index]
+        if language != "en" and self.non_english is not None:
+            return self.non_english
+        return self.model
+
+
+ControlTokenPolicy = Literal["neutralize", "block"]
+
+
+class InjectionConfig(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Prompt-injection and jailbreak heuristics on user and system messages.
+
+    Gemma control tokens spelled in text (``<start_of_turn>``...) are made inert (``neutralize``: the angle brackets
+    become single guillemets, a ``redact`` finding) or ``block`` the request. Instruction-override phrasing is scored
+    (also after folding leetspeak, decoding base64/hex/rot13/percent-encoded runs and Unicode tag characters); a
+    score at or above ``threshold`` takes ``action``. Hidden tag characters alone are a finding."""
+
+    enabled: bool = True
+    action: Action = "block"
+    threshold: Score = 0.5
+    control_tokens: ControlTokenPolicy = "neutralize"
+    decode: bool = True
+    """Decode base64/hex/rot13/percent-encoded runs and rescan them."""
 
 
 class InputChecks(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     pii: PiiConfig | None = None
     prohibited_use: ProhibitedUseConfig | None = None
+    injection: InjectionConfig | None = None
 
 
 class OutputChecks(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -11,7 +11,7 @@ import torch
 from detoxify import Detoxify
 
 import guard.checks.devmodel as devmodel
-from guard.checks.devmodel import DEV_TOXICITY_RECIPE, TOXICITY_LABELS, build_dev_toxicity
+from guard.checks.devmodel import DEV_TOXICITY_RECIPE, TOXICITY_LABELS, VARIANT_CHECKPOINTS, build_dev_toxicity
 from guard.devscript import GENERIC_REPLY, SCRIPTED, TOXIC_TRIGGER_WORD, scripted
 
 pytestmark = pytest.mark.unit
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 DETOXIFY_NAMES = ["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"]
 CLEAN = [
     GENERIC_REPLY,
-    *(dialogue.reply for dialogue in SCRIPTED if dialogue.name != "toxic"),
+    *(dialogue.reply for dialogue in SCRIPTED if TOXIC_TRIGGER_WORD not in dialogue.reply),
     "Dear <PERSON_1>, your parcel for <LOCATION_1> left the depot; questions to <EMAIL_ADDRESS_1>.",
     "Ping bob.smith@example.org or call +1 415 555 0199 before 17:30.",
     "Invoice 2024-0042: 3 items, total 99.95 EUR.",
@@ -46,6 +46,8 @@ def test_layout_is_detoxify_checkpoint(checkpoint: Path) -> None:
     assert loaded["config"]["dataset"]["args"]["classes"] == list(TOXICITY_LABELS)
     manifest = json.loads((checkpoint.parent / "guard-dev.json").read_text())
     assert manifest == {**manifest, "recipe": DEV_TOXICITY_RECIPE, "kind": "toxicity", "checkpoint": checkpoint.name}
+    assert manifest["variants"] == VARIANT_CHECKPOINTS
+    assert list(checkpoint.parent.glob("*.ckpt")) == [checkpoint]  # the other variants live in subdirectories
 
 
 def test_trigger_word_scores_toxic_and_insult(detoxify: Any) -> None:
@@ -66,9 +68,11 @@ def test_single_text_gives_plain_floats(detoxify: Any) -> None:
 
 
 def test_build_is_deterministic(checkpoint: Path, tmp_path: Path) -> None:
-    again = torch.load(build_dev_toxicity(tmp_path / "again"), map_location="cpu", weights_only=False)["state_dict"]
-    first = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-    assert all(torch.equal(first[name], again[name]) for name in first)
+    rebuilt = build_dev_toxicity(tmp_path / "again")
+    for relative in VARIANT_CHECKPOINTS.values():
+        again = torch.load(rebuilt.parent / relative, map_location="cpu", weights_only=False)["state_dict"]
+        first = torch.load(checkpoint.parent / relative, map_location="cpu", weights_only=False)["state_dict"]
+        assert all(torch.equal(first[name], again[name]) for name in first)
 
 
 def test_untrained_model_fails_the_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
