@@ -227,11 +227,11 @@ def _eval_policy(settings: Settings, name: str | None, path: Path | None) -> Loa
 def _print_reports(reports: list[Report]) -> None:
     from rich.table import Table
 
-    out = Console()
+    out = Console(width=None if sys.stdout.isatty() else 160)  # piped output: no need to squeeze into 80 columns
     for report in reports:
         table = Table(title=report.title, title_justify="left")
         for index, column in enumerate(report.columns):
-            table.add_column(column, justify="left" if index == 0 else "right")
+            table.add_column(column, justify="left" if index == 0 else "right", no_wrap=index == 0)
         for row in report.rows:
             table.add_row(*(f"{cell:.3f}" if isinstance(cell, float) else str(cell) for cell in row))
         out.print(table)
