@@ -19,7 +19,16 @@ import msgspec
 
 from guard.audit import AuditRecord, AuditUnavailable, AuditWriter, SubjectHasher
 from guard.audit.subjects import load_or_create_key
-from guard.checks import CheckItem, CheckModels, CheckRegistry, CheckResult, Finding, RequestScope, Stage
+from guard.checks import (
+    CheckItem,
+    CheckModels,
+    CheckRegistry,
+    CheckResult,
+    CheckUnavailable,
+    Finding,
+    RequestScope,
+    Stage,
+)
 from guard.checks.batcher import CheckBatcher
 from guard.checks.normalize import normalize
 from guard.checks.pii import DEV_SPACY_MODEL, PRODUCTION_SPACY_MODEL
@@ -34,6 +43,7 @@ from guard.engine import (
     InvalidConversation,
     PromptTooLong,
     SamplingParams,
+    ShieldGemmaScorer,
 )
 from guard.policy import LoadedPolicy, PolicyRegistry, strongest
 from guard.settings import DEFAULT_GENERATOR, Profile, Settings
@@ -127,8 +137,19 @@ def load_models(settings: Settings) -> Models:
                 sorted({v for p in policies if p.policy.output.toxicity for v in p.policy.output.toxicity.variants()})
             ),
             pii_hash_key=load_or_create_key(settings.home / "pii-hmac.key", env_var="GUARD_PII_HMAC_KEY"),
+            judge=ShieldGemmaScorer.load(settings.engine.judge_model, settings.engine)
+            if settings.engine.judge_model
+            else None,
         )
     )
+    prohibited = checks["prohibited_use"]
+    for loaded in policies:  # a policy whose layers cannot run (e.g. a judge without a judge model) fails startup
+        for section in (loaded.policy.input.prohibited_use, loaded.policy.output.prohibited_use):
+            if section is not None:
+                try:
+                    prohibited.validate(section)  # type: ignore[attr-defined]
+                except CheckUnavailable as exc:
+                    raise CheckUnavailable(f"policy {loaded.name!r}: {exc}") from None
     generator = settings.engine.model
     if generator is None:
         generator = str(_dev_manifest_dir(settings, "gemma-2")) if dev else DEFAULT_GENERATOR

@@ -72,6 +72,9 @@ class EngineSettings:
     """``GUARD_DEVICE_MAP``: e.g. ``auto`` to spread one model over several GPUs (CUDA only, ``guard[gpu]``)."""
     compile: bool = False
     """``GUARD_COMPILE``: ``1`` compiles the model forward with torch.compile (slower start, faster decode)."""
+    judge_model: str | None = None
+    """``GUARD_JUDGE_MODEL``: a ShieldGemma model (e.g. ``google/shieldgemma-2b``) for the prohibited-use judge
+    layer, loaded with the same device/dtype/attention plan as the generator; unset = no judge."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,7 @@ class Settings:
                 quantization=_env("GUARD_QUANTIZATION", "none"),
                 device_map=os.environ.get("GUARD_DEVICE_MAP") or None,
                 compile=_env_bool("GUARD_COMPILE", False),
+                judge_model=os.environ.get("GUARD_JUDGE_MODEL") or None,
             ),
             database=DatabaseSettings(url=_env("GUARD_DATABASE_URL", DEFAULT_DATABASE_URL)),
             policy=PolicySettings(

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guard.checks.base import Check
+from guard.checks.injection import InjectionCheck
+from guard.checks.judge import Judge, JudgeScorer
 from guard.checks.pii import PiiCheck
 from guard.checks.prohibited import ProhibitedUseCheck
+from guard.checks.semantic import EmbeddingClassifier
 from guard.checks.toxicity import ToxicityCheck
 
 __all__ = ["CheckModels", "CheckRegistry"]
@@ -20,6 +23,17 @@ class CheckModels:
 
     spacy_model: str
     toxicity_checkpoint: Path | None
+    prohibited_head: Path | None = None
+    """The prohibited-use embedding head (None = the one shipped in policies/prohibited/)."""
+    judge: JudgeScorer | None = None
+    """The prohibited-use judge's scorer (guard.engine.ShieldGemmaScorer, loaded by the pipeline from
+    GUARD_JUDGE_MODEL); None runs without the judge layer, which policies requiring it refuse."""
+    toxicity_variants: tuple[str, ...] = ("original",)
+    """detoxify variants loaded at startup (those the loaded policies use); any other is loaded on first use."""
+    pii_hash_key: bytes | None = None
+    """Key of the PII ``hash`` action's HMAC (≥ 16 bytes); None = a random key, so hashes change on restart."""
+    pii_recognizers_dir: Path | None = None
+    """The PII check's YAML recognizers (None = the shipped policies/recognizers/)."""
 
 
 class CheckRegistry(Mapping[str, Check]):
@@ -31,11 +45,23 @@ class CheckRegistry(Mapping[str, Check]):
 
     @classmethod
     def load(cls, models: CheckModels) -> CheckRegistry:
-        pii = PiiCheck.load(models.spacy_model)
-        toxicity = ToxicityCheck.load(models.toxicity_checkpoint)
+        pii = PiiCheck.load(
+            models.spacy_model, hash_key=models.pii_hash_key, recognizers_dir=models.pii_recognizers_dir
+        )
+        toxicity = ToxicityCheck.load(models.toxicity_checkpoint, models.toxicity_variants)
+        injection = InjectionCheck()
+        prohibited = ProhibitedUseCheck(
+            EmbeddingClassifier.load(models.prohibited_head),
+            Judge(models.judge) if models.judge is not None else None,
+        )
         return cls(
-            [pii, ProhibitedUseCheck(), toxicity],
-            {"pii": f"presidio + spaCy {pii.spacy_model}", "toxicity": toxicity.description},
+            [pii, prohibited, toxicity, injection],
+            {
+                "pii": "presidio + " + ", ".join(f"{lang}: {model}" for lang, model in pii.pipelines.items()),
+                "prohibited_use": prohibited.description,
+                "toxicity": toxicity.description,
+                "injection": injection.description,
+            },
         )
 
     def __getitem__(self, name: str) -> Check:

@@ -17,6 +17,7 @@ from guard.engine.base import (
     StreamDelta,
 )
 from guard.engine.gemma import GemmaEngine
+from guard.engine.judge import ShieldGemmaScorer
 
 __all__ = [
     "ChatMessage",
@@ -31,5 +32,6 @@ __all__ = [
     "InvalidConversation",
     "PromptTooLong",
     "SamplingParams",
+    "ShieldGemmaScorer",
     "StreamDelta",
 ]

@@ -76,7 +76,8 @@ def test_judge_thresholds_without_a_judge_fail_closed_unless_not_required() -> N
         check.run([CheckItem(text="hello", config=required, stage="input")])
     optional = msgspec.structs.replace(required, judge_required=False)
     (result,) = check.run([CheckItem(text="hello", config=optional, stage="input")])
-    assert result.findings == () and result.scores == {}
+    assert result.findings == ()
+    assert result.scores == {}
 
 
 def test_embedding_thresholds_without_the_embedding_model_are_refused() -> None:
