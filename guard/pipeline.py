@@ -591,6 +591,7 @@ class Pipeline:
         except ServiceUnavailable:
             await self._audit_failure(turn)
             raise
+        turn.scope.seal_input()
         turn.latency["input_checks"] = _ms(started)
         turn.findings, turn.subjects = list(checked.findings), set(checked.subjects)
         turn.scores = list(checked.scores)

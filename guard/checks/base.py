@@ -79,6 +79,7 @@ class RequestScope:
     _placeholders: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
     _originals: dict[str, str] = field(default_factory=dict, repr=False)
     _counters: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int), repr=False)
+    _restorable: frozenset[str] = field(default=frozenset(), repr=False)
 
     def placeholder(self, entity: str, original: str) -> str:
         key = (entity, original)
@@ -89,9 +90,16 @@ class RequestScope:
             self._originals[token] = original
         return self._placeholders[key]
 
+    def seal_input(self) -> None:
+        """Mark the end of the input stage: only values the caller sent may be restored. PII that first appears
+        in the model's output (memorised or invented personal data) stays redacted for the caller too."""
+        self._restorable = frozenset(self._originals)
+
     def restore(self, text: str) -> str:
-        """``text`` with this request's placeholders replaced by their originals (others are left alone)."""
-        return PLACEHOLDER.sub(lambda m: self._originals.get(m.group(0), m.group(0)), text)
+        """``text`` with this request's input placeholders replaced by their originals (others are left alone)."""
+        return PLACEHOLDER.sub(
+            lambda m: self._originals[m.group(0)] if m.group(0) in self._restorable else m.group(0), text
+        )
 
 
 @dataclass(frozen=True, slots=True)

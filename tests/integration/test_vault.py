@@ -31,6 +31,7 @@ output:
   pii:
     entities:
       PERSON: redact
+      EMAIL_ADDRESS: redact
 """
 
 
@@ -68,3 +69,13 @@ async def test_concurrent_requests_each_get_their_own_names_back(
     stored = await raw_dump(database_url)
     assert "<PERSON_1>" in stored
     assert not any(name in stored for name in names)  # the vault is never stored
+
+
+async def test_pii_that_first_appears_in_the_output_stays_redacted(restoring_client: AsyncTestClient[Any]) -> None:
+    dialogue = scripted("email")  # the model's own answer carries an address the caller never sent
+    body = {"messages": [{"role": "user", "content": dialogue.prompt}], "temperature": 0}
+    response = await restoring_client.post("/v1/chat/completions", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == dialogue.reply.replace(
+        "help.desk@example.com", "<EMAIL_ADDRESS_1>"
+    )

@@ -154,6 +154,10 @@ async def test_concurrent_requests_each_get_only_their_own_names_restored(pii: P
     finally:
         batcher.close()
     assert [r.text for (r,) in redacted] == ["Please write to <PERSON_1> today."] * 2
+    first.seal_input()
+    second.seal_input()
+    # A name first seen in the output gets a placeholder too, but it is not the caller's to get back.
+    assert first.placeholder("PERSON", "Ann Lee") == "<PERSON_2>"
     answer = "Dear <PERSON_1>, <PERSON_2> will reply."
     assert first.restore(answer) == "Dear Maria Garcia, <PERSON_2> will reply."
     assert second.restore(answer) == "Dear John Smith, <PERSON_2> will reply."
