@@ -30,6 +30,7 @@ from guard.checks import (
     Stage,
 )
 from guard.checks.batcher import CheckBatcher
+from guard.checks.injection import neutralize_control_tokens
 from guard.checks.normalize import normalize
 from guard.checks.pii import DEV_SPACY_MODEL, PRODUCTION_SPACY_MODEL
 from guard.checks.segmenter import OutputSegmenter
@@ -295,57 +296,56 @@ class Pipeline:
         roles: list[str] | None = None,
         context: str = "",
     ) -> _Stage:
-        """Run the configured checks of one policy section over ``texts``.
+        """Run the configured checks of one policy section over ``texts``, all side by side on the text as sent.
 
-        PII runs first because it rewrites: the other checks then judge the redacted text (the text that is stored,
-        so their findings' offsets index it) side by side. ``context`` (a stream's last released text) is prepended
-        for the judging checks only, so a sentence is judged with the one before it."""
+        Every check sees the caller's text (so every finding's offsets index it) and they run at the same time —
+        PII on one worker thread, the classifiers on theirs — so a stage costs its slowest check, not their sum.
+        Afterwards PII's rewrite (placeholders) is applied and, where the injection check neutralised spelled
+        control tokens, the same neutralisation is applied to the redacted text. ``context`` (a stream's last
+        released text) is prepended for the judging checks only, so a sentence is judged with the one before it."""
         result = _Stage(texts=list(texts), audit_texts=[None] * len(texts))
         configured = [n for n in names if (c := getattr(section, n, None)) is not None and getattr(c, "enabled", True)]
-        if "pii" in configured:
-            (outputs,) = await self._batched(section, ["pii"], [list(range(len(texts)))], texts, stage, scope, roles)
-            for index, output in enumerate(outputs):
-                for finding in output.findings:
-                    result.findings.append(_located(finding, index, stage))
-                    # The normalised value: an evasive spelling (zero-width, fullwidth) is the same subject.
-                    value = normalize(texts[index][finding.start : finding.end]).text
-                    result.subjects.add(self._hasher.digest(finding.type, value))
-                if output.text is not None:
-                    result.texts[index] = output.text
-                    result.audit_texts[index] = _audit_copy(texts[index], output, scope)
-                result.scores.extend(_scores("pii", index, stage, output))
-        judges = [n for n in configured if n != "pii"]
         # Policy rules apply to what the caller says (user and system turns); assistant turns are scanned for PII only.
-        indices = [i for i in range(len(texts)) if roles is None or roles[i] in RULE_ROLES]
-        judged = [context + result.texts[i] if context else result.texts[i] for i in range(len(texts))]
-        outcomes = await self._batched(section, judges, [indices] * len(judges), judged, stage, scope, roles)
-        for name, outputs in zip(judges, outcomes, strict=True):
+        ruled = [i for i in range(len(texts)) if roles is None or roles[i] in RULE_ROLES]
+        judged = [context + text for text in texts] if context else texts
+        runs = [
+            (name, list(range(len(texts))), texts) if name == "pii" else (name, ruled, judged) for name in configured
+        ]
+        outcomes = await self._batched(section, runs, stage, scope, roles)
+        for (name, indices, _), outputs in zip(runs, outcomes, strict=True):
             for index, output in zip(indices, outputs, strict=True):
                 for finding in output.findings:
                     shifted = finding
-                    if context:  # index the new text only; a finding wholly in the context was already passed
+                    if context and name != "pii":  # index the new text; a finding wholly in the context was passed
                         shifted = msgspec.structs.replace(
                             finding,
                             start=max(0, finding.start - len(context)),
                             end=max(0, finding.end - len(context)),
                         )
                     result.findings.append(_located(shifted, index, stage))
-                if output.text is not None and not context:  # a rewrite (neutralised control tokens)
+                    if name == "pii":  # the normalised value: an evasive spelling is the same subject
+                        value = normalize(texts[index][finding.start : finding.end]).text
+                        result.subjects.add(self._hasher.digest(finding.type, value))
+                if name == "pii" and output.text is not None:
                     result.texts[index] = output.text
+                    result.audit_texts[index] = _audit_copy(texts[index], output, scope)
                 result.scores.extend(_scores(name, index, stage, output))
+        if "injection" in configured:
+            (outputs,) = [o for (n, _, _), o in zip(runs, outcomes, strict=True) if n == "injection"]
+            for index, output in zip(ruled, outputs, strict=True):
+                if output.text is not None and not context:  # it neutralised control tokens: so must the prompt
+                    result.texts[index] = neutralize_control_tokens(result.texts[index])[0]
         return result
 
     async def _batched(
         self,
         section: Any,
-        names: list[str],
-        subsets: list[list[int]],
-        texts: list[str],
+        runs: list[tuple[str, list[int], list[str]]],
         stage: Stage,
         scope: RequestScope,
         roles: list[str] | None,
     ) -> list[list[CheckResult]]:
-        """Each named check over its subset of ``texts``, side by side, each through its micro-batcher."""
+        """Each check over its subset of its texts, side by side, each through its micro-batcher."""
         outcomes = await asyncio.gather(
             *(
                 self.batchers[name].run(
@@ -360,12 +360,12 @@ class Pipeline:
                         for i in subset
                     ]
                 )
-                for name, subset in zip(names, subsets, strict=True)
+                for name, subset, texts in runs
             ),
             return_exceptions=True,
         )
         results: list[list[CheckResult]] = []
-        for name, outcome in zip(names, outcomes, strict=True):
+        for (name, _, _), outcome in zip(runs, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 logger.error("check %s failed (%s)", name, type(outcome).__name__)
                 raise ServiceUnavailable(f"the {name} check failed ({type(outcome).__name__})") from None
@@ -497,7 +497,7 @@ class Pipeline:
         if any(f.action == "block" for f in out.findings):
             return None
         released.stored.append(out.audit_texts[0] if out.audit_texts[0] is not None else out.texts[0])
-        released.context = out.texts[0][-_CONTEXT_CHARS:]
+        released.context = segment[-_CONTEXT_CHARS:]
         text = self._for_caller(turn, out.texts[0])
         turn.checked_chars += len(text)
         return text
