@@ -43,13 +43,15 @@ test: lint
 	$(BIN)/guard policy validate policies
 	$(BIN)/pytest
 
-# Engine throughput/latency (a: pipeline, b: static batches, c: transformers CB, d: guard) and the HTTP-level effect;
+# Engine throughput/latency (a: pipeline, b: static batches, c: transformers CB, d: guard), the HTTP-level effect and
+# the policy checks' latency/throughput;
 # tables on stdout, JSON in benchmarks/results/. ~35 min on 2 cores; `$(BIN)/python benchmarks/engine.py --quick` is 3.
 bench: $(STAMP)
 	GUARD_PROFILE=dev $(BIN)/guard models build-dev
 	$(BIN)/python benchmarks/model.py
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/gateway.py
+	$(BIN)/python benchmarks/checks.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
