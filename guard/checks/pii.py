@@ -140,12 +140,33 @@ def _lowercase_lemmas(doc: Any) -> Any:
     return doc
 
 
-def _blank_pipeline() -> Any:
-    import spacy
+def _register_lowercase_lemmas() -> None:
     from spacy.language import Language
 
     if not Language.has_factory("guard_lowercase_lemmas"):
         Language.component("guard_lowercase_lemmas", func=_lowercase_lemmas)
+
+
+def _entities_only(nlp: Any) -> None:
+    """Keep only the NER of a trained pipeline (and the layers it listens to); lower-cased text stands in for lemmas.
+
+    Presidio reads tokens, lemmas (for context words) and entities, never tags or the parse. On a 100-word text
+    en_core_web_sm takes ~11 ms for NER alone against ~24 ms for the whole pipeline; lower-cased text as the lemma
+    scored the same as spaCy's lemmatizer on the PII dev split."""
+    if "ner" not in nlp.pipe_names:
+        return
+    needed = {"ner"} | {name for name, pipe in nlp.pipeline if "ner" in getattr(pipe, "listening_components", ())}
+    for name in nlp.pipe_names:
+        if name not in needed:
+            nlp.disable_pipe(name)
+    _register_lowercase_lemmas()
+    nlp.add_pipe("guard_lowercase_lemmas", last=True)
+
+
+def _blank_pipeline() -> Any:
+    import spacy
+
+    _register_lowercase_lemmas()
     nlp = spacy.blank(_PATTERNS_ONLY)
     nlp.add_pipe("guard_lowercase_lemmas")
     return nlp
@@ -160,10 +181,7 @@ def _nlp_engine(models: Mapping[str, str]) -> Any:
         def load(self) -> None:
             super().load()
             for nlp in self.nlp.values():
-                # Presidio reads tokens, lemmas and entities, never the dependency parse: the parser is ~20% of
-                # spaCy's time on a 100-word text (en_core_web_sm), spent for nothing.
-                if "parser" in nlp.pipe_names:
-                    nlp.disable_pipe("parser")
+                _entities_only(nlp)
             self.nlp[_PATTERNS_ONLY] = _blank_pipeline()
 
     conf_path = Path(presidio_analyzer.__file__).parent / "conf" / "default.yaml"
