@@ -216,6 +216,8 @@ class Turn:
     record: dict[str, Any]
     """Audit fields known after the input stage."""
     scope: RequestScope = field(default_factory=RequestScope)
+    prompt: str | None = None
+    """The redacted last user message (for output checks that judge the answer with its question)."""
     latency: dict[str, float] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     subjects: set[str] = field(default_factory=set)
@@ -295,6 +297,7 @@ class Pipeline:
         scope: RequestScope,
         roles: list[str] | None = None,
         context: str = "",
+        prompt: str | None = None,
     ) -> _Stage:
         """Run the configured checks of one policy section over ``texts``, all side by side on the text as sent.
 
@@ -311,7 +314,7 @@ class Pipeline:
         runs = [
             (name, list(range(len(texts))), texts) if name == "pii" else (name, ruled, judged) for name in configured
         ]
-        outcomes = await self._batched(section, runs, stage, scope, roles)
+        outcomes = await self._batched(section, runs, stage, scope, roles, prompt)
         for (name, indices, _), outputs in zip(runs, outcomes, strict=True):
             for index, output in zip(indices, outputs, strict=True):
                 for finding in output.findings:
@@ -344,6 +347,7 @@ class Pipeline:
         stage: Stage,
         scope: RequestScope,
         roles: list[str] | None,
+        prompt: str | None = None,
     ) -> list[list[CheckResult]]:
         """Each check over its subset of its texts, side by side, each through its micro-batcher."""
         outcomes = await asyncio.gather(
@@ -356,6 +360,7 @@ class Pipeline:
                             stage=stage,
                             scope=scope,
                             role=roles[i] if roles else None,
+                            prompt=prompt,
                         )
                         for i in subset
                     ]
@@ -487,7 +492,13 @@ class Pipeline:
         """The checked form of a stream's next ``segment`` as the caller gets it, or ``None`` if it violates."""
         started = time.perf_counter()
         out = await self.check_texts(
-            OUTPUT_CHECKS, turn.policy.policy.output, [segment], "output", turn.scope, context=released.context
+            OUTPUT_CHECKS,
+            turn.policy.policy.output,
+            [segment],
+            "output",
+            turn.scope,
+            context=released.context,
+            prompt=turn.prompt,
         )
         released.check_ms += (time.perf_counter() - started) * 1000
         offset = sum(len(text) for text in released.stored)  # findings index the stored output as a whole
@@ -592,6 +603,9 @@ class Pipeline:
             await self._audit_failure(turn)
             raise
         turn.scope.seal_input()
+        # What an answer responds to, for output checks that judge the pair (the judge): the last user turn, redacted.
+        users = [text for (role, _), text in zip(turns, checked.texts, strict=True) if role == "user"]
+        turn.prompt = users[-1] if users else None
         turn.latency["input_checks"] = _ms(started)
         turn.findings, turn.subjects = list(checked.findings), set(checked.subjects)
         turn.scores = list(checked.scores)
@@ -635,7 +649,9 @@ class Pipeline:
         turn.latency["generation"] = _ms(generation_started)
         output_started = time.perf_counter()
         try:
-            out = await self.check_texts(OUTPUT_CHECKS, policy.output, ["".join(parts)], "output", turn.scope)
+            out = await self.check_texts(
+                OUTPUT_CHECKS, policy.output, ["".join(parts)], "output", turn.scope, prompt=turn.prompt
+            )
         except ServiceUnavailable:
             await self._audit_failure(turn)
             raise

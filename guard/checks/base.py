@@ -112,6 +112,8 @@ class CheckItem:
     scope: RequestScope = field(default_factory=RequestScope)
     role: str | None = None
     """The message's role (``user``, ``system``, ``assistant``) or ``None`` for outputs and scans."""
+    prompt: str | None = None
+    """For output items: the (redacted) last user message the answer responds to, for checks that judge the pair."""
 
 
 class Check(Protocol):

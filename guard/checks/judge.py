@@ -129,8 +129,8 @@ Does the Chatbot Response violate the above principle? Your answer must start wi
 'Yes' or 'No'. And then walk through step by step to be sure we answer
 correctly.
 """
-"""ShieldGemma's template for classifying a model response. Checks see one text, not the prompt behind an answer,
-so the Human Question is left empty for output-stage items."""
+"""ShieldGemma's template for classifying a model response; the Human Question is the redacted last user message
+(``CheckItem.prompt``), empty for a raw completion or a scan."""
 
 _CONTROL_TOKEN = re.compile(r"<\s*/?\s*(start_of_turn|end_of_turn|bos|eos|pad)\s*>", re.IGNORECASE)
 
@@ -152,12 +152,14 @@ def _neutralise(text: str) -> str:
     return text
 
 
-def render_prompt(text: str, category: str, stage: Stage, guideline: str | None = None) -> str:
-    """The ShieldGemma prompt asking whether ``text`` violates ``category``'s guideline."""
+def render_prompt(
+    text: str, category: str, stage: Stage, guideline: str | None = None, prompt: str | None = None
+) -> str:
+    """The ShieldGemma prompt asking whether ``text`` (answering ``prompt``) violates ``category``'s guideline."""
     name, default = GUIDELINES[category]
     values = {"content": _neutralise(text), "name": name, "guideline": (guideline or default).rstrip(". ")}
     if stage == "output":
-        return _RESPONSE_TEMPLATE.format(prompt="", **values)
+        return _RESPONSE_TEMPLATE.format(prompt=_neutralise(prompt or ""), **values)
     return _PROMPT_TEMPLATE.format(**values)
 
 
@@ -167,6 +169,7 @@ class JudgeRequest:
     stage: Stage
     category: str
     guideline: str | None = None
+    prompt: str | None = None
 
 
 class Judge:
@@ -179,7 +182,7 @@ class Judge:
     def scores(self, requests: Sequence[JudgeRequest]) -> list[float]:
         if not requests:
             return []
-        prompts = [render_prompt(r.text, r.category, r.stage, r.guideline) for r in requests]
+        prompts = [render_prompt(r.text, r.category, r.stage, r.guideline, r.prompt) for r in requests]
         scores = self._scorer.p_yes(prompts)
         if len(scores) != len(prompts):
             raise RuntimeError(f"the judge scored {len(scores)} of {len(prompts)} prompts")

@@ -135,7 +135,7 @@ class ProhibitedUseCheck:
                 continue  # already blocked: the judge's forward pass would not change the decision
             for category, rule in config.categories.items():
                 if rule.judge is not None:
-                    requests.append(JudgeRequest(item.text, item.stage, category, rule.guideline))
+                    requests.append(JudgeRequest(item.text, item.stage, category, rule.guideline, item.prompt))
                     owners.append(i)
         for i, request, score in zip(owners, requests, self._judge.scores(requests), strict=True):
             item = items[i]
