@@ -1,4 +1,5 @@
-"""The ``guard`` command: serve, db upgrade, models build-dev/pull, policy validate, eval."""
+"""The ``guard`` command: serve, db upgrade, models build-dev/pull, policy …, eval (subcommand groups with many
+commands live in their own modules of this package)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 
+from guard.cli.common import fail, settings
+from guard.cli.policy import policy
 from guard.settings import DEFAULT_GENERATOR, Profile, Settings
 
 if TYPE_CHECKING:
@@ -20,16 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-err = Console(stderr=True)
-
-
-def _settings(profile: str | None = None) -> Settings:
-    return Settings.from_env(profile=profile)
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]guard: {message}[/]", highlight=False, soft_wrap=True)
-    sys.exit(2)
+_settings, _fail = settings, fail
 
 
 @click.group()
@@ -135,28 +129,6 @@ def pull(model: str) -> None:
     spacy.cli.download(PRODUCTION_SPACY_MODEL)
 
 
-@main.group()
-def policy() -> None:
-    """Policy files."""
-
-
-@policy.command("validate")
-@click.argument("path", required=False, type=click.Path(path_type=Path))
-def policy_validate(path: Path | None) -> None:
-    """Validate a policy file or a directory of them (default GUARD_POLICY_DIR); exit 1 on any error."""
-    from guard.policy import PolicyError, load_policy_file
-    from guard.policy.registry import load_directory
-
-    target = path or _settings().policy.directory
-    try:
-        loaded = list(load_directory(target).values()) if target.is_dir() else [load_policy_file(target)]
-    except PolicyError as exc:
-        err.print(f"[red]invalid[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-    for item in loaded:
-        click.echo(f"ok {item.source}: {item.name} {item.version} sha256={item.sha256}")
-
-
 @main.command("eval")
 @click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--policy", "policy_name", help="A policy of GUARD_POLICY_DIR by name (default: the default policy).")
@@ -237,3 +209,6 @@ def _print_reports(reports: list[Report]) -> None:
         out.print(table)
         if report.summary:
             out.print("  ".join(f"{name}={value:g}" for name, value in report.summary.items()), highlight=False)
+
+
+main.add_command(policy)
