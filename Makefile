@@ -41,6 +41,7 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/guard models build-dev
 	$(BIN)/guard policy validate policies
+	GUARD_PROFILE=dev $(BIN)/guard policy test policies/tests --policy-dir policies
 	$(BIN)/pytest
 
 # Engine throughput/latency (a: pipeline, b: static batches, c: transformers CB, d: guard), the HTTP-level effect and

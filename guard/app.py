@@ -10,16 +10,20 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard import __version__
-from guard.api import EXCEPTION_HANDLERS, RequestIdMiddleware, hash_key, route_handlers
+from guard.api import EXCEPTION_HANDLERS, PolicyReloader, RequestIdMiddleware, hash_key, route_handlers
 from guard.audit import AuditWriter, SubjectHasher, create_engine, load_or_create_key
+from guard.audit.policy_versions import PolicyVersionConflict, record_policy_versions
 from guard.pipeline import Models, Pipeline, load_models
 from guard.policy import PolicyRegistry
 from guard.settings import Profile, Settings
@@ -50,6 +54,42 @@ def resolve_api_key(settings: Settings) -> tuple[str, bool]:
     return key, True
 
 
+async def _record_startup_policies(db_engine: AsyncEngine, policies: PolicyRegistry) -> None:
+    """Store every loaded policy version, so each decision's stamp resolves to its YAML; refuse changed versions."""
+    try:
+        await record_policy_versions(db_engine, policies.all())
+    except PolicyVersionConflict as exc:
+        await db_engine.dispose()
+        raise StartupError(str(exc)) from None
+    except (SQLAlchemyError, OSError) as exc:
+        await db_engine.dispose()
+        raise StartupError(
+            f"the policy versions could not be stored ({type(exc).__name__}): is the database reachable and "
+            "migrated (`guard db upgrade`)?"
+        ) from None
+
+
+_background: set[asyncio.Task[object]] = set()
+
+
+def _install_sighup(reloader: PolicyReloader) -> bool:
+    """SIGHUP reloads the policies like ``POST /v1/policies/reload``; False where signals cannot be handled."""
+    if not hasattr(signal, "SIGHUP"):
+        return False
+
+    def on_sighup() -> None:
+        task = asyncio.ensure_future(reloader.reload_logged("SIGHUP"))
+        _background.add(task)  # the loop keeps only a weak reference to tasks
+        task.add_done_callback(_background.discard)
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
+    except (NotImplementedError, RuntimeError, ValueError):  # no signal support here, or not the main thread
+        logger.info("SIGHUP policy reload unavailable here; use POST /v1/policies/reload")
+        return False
+    return True
+
+
 def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
     policies = PolicyRegistry.from_directory(settings.policy.directory, settings.policy.default)
     api_key, generated = resolve_api_key(settings)
@@ -63,6 +103,7 @@ def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
         if loaded.dev_models:
             logger.warning("DEV MODELS IN USE (not for production): %s", "; ".join(loaded.dev_models))
         db_engine = create_engine(settings.database.url)
+        await _record_startup_policies(db_engine, policies)
         hasher = SubjectHasher(load_or_create_key(settings.home / "audit-hmac.key"))
         pipeline = Pipeline(
             policies,
@@ -74,10 +115,16 @@ def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
         await loaded.engine.start()
         app.state.db_engine = db_engine
         app.state.pipeline = pipeline
+        app.state.policy_reloader = reloader = PolicyReloader(
+            settings.policy.directory, policies, db_engine, loaded.checks
+        )
+        sighup = _install_sighup(reloader)
         logger.info("guard ready: %s", loaded.engine.description)
         try:
             yield
         finally:
+            if sighup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await loaded.engine.stop()
             pipeline.close()
             await db_engine.dispose()

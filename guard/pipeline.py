@@ -47,6 +47,7 @@ from guard.engine import (
     ShieldGemmaScorer,
 )
 from guard.policy import LoadedPolicy, PolicyRegistry, strongest
+from guard.policy.schema import AuditOptions
 from guard.settings import DEFAULT_GENERATOR, Profile, Settings
 
 __all__ = [
@@ -193,6 +194,34 @@ class _Released:
     check_ms: float = 0.0
 
 
+@dataclass(slots=True)
+class _Shadow:
+    """A shadow policy's view of one request: its findings so far, or the error that stopped its evaluation."""
+
+    policy: LoadedPolicy
+    scope: RequestScope = field(default_factory=RequestScope)
+    """Its own placeholder numbering: the shadow must not touch the request's vault."""
+    findings: list[Finding] = field(default_factory=list)
+    error: str | None = None
+
+    def record(self, active_decision: str) -> dict[str, Any]:
+        """The audit row's ``shadow`` field: what the candidate would have decided, beside the active decision."""
+        decision = strongest([f.action for f in self.findings])
+        record: dict[str, Any] = {
+            "name": self.policy.name,
+            "version": self.policy.version,
+            "sha256": self.policy.sha256,
+            "decision": decision,
+            "findings": [
+                {"check": f.check, "type": f.type, "action": f.action, "stage": f.stage} for f in self.findings
+            ],
+            "agree": decision == active_decision and self.error is None,
+        }
+        if self.error is not None:
+            record["error"] = self.error
+        return record
+
+
 @dataclass(frozen=True, slots=True)
 class ChatOutcome:
     decision_id: str
@@ -236,6 +265,8 @@ class Turn:
     """Characters of a stream's output that passed the output checks before release."""
     sent_chars: int = 0
     """Characters of a stream's output handed to the caller."""
+    shadow: _Shadow | None = None
+    """The policy's shadow candidate, evaluated beside it (never affecting the answer)."""
 
     @property
     def coverage(self) -> float:
@@ -339,6 +370,36 @@ class Pipeline:
                 if output.text is not None and not context:  # it neutralised control tokens: so must the prompt
                     result.texts[index] = neutralize_control_tokens(result.texts[index])[0]
         return result
+
+    def _shadow_of(self, policy: LoadedPolicy) -> _Shadow | None:
+        """A fresh shadow evaluation when ``policy`` names a candidate (the registry checked that it exists)."""
+        name = policy.policy.shadow
+        return None if name is None else _Shadow(self.policies.get(name))
+
+    async def _shadow_check(
+        self,
+        shadow: _Shadow | None,
+        stage: Stage,
+        texts: list[str],
+        roles: list[str] | None = None,
+        context: str = "",
+        prompt: str | None = None,
+    ) -> None:
+        """The shadow policy's checks of ``stage`` over the same texts, through the same batchers. Never raises:
+        a failing shadow is logged and recorded as ``shadow.error``, and the request goes on."""
+        if shadow is None or shadow.error is not None:
+            return
+        section = shadow.policy.policy.input if stage == "input" else shadow.policy.policy.output
+        names = INPUT_CHECKS if stage == "input" else OUTPUT_CHECKS
+        try:
+            checked = await self.check_texts(
+                names, section, texts, stage, shadow.scope, roles=roles, context=context, prompt=prompt
+            )
+        except Exception as exc:  # whatever broke, the shadow must not fail the request
+            logger.warning("shadow policy %s: %s checks failed (%s)", shadow.policy.name, stage, type(exc).__name__)
+            shadow.error = f"{stage} checks failed ({type(exc).__name__})"
+            return
+        shadow.findings += checked.findings
 
     async def _batched(
         self,
@@ -491,14 +552,17 @@ class Pipeline:
     async def _release(self, turn: Turn, released: _Released, segment: str) -> str | None:
         """The checked form of a stream's next ``segment`` as the caller gets it, or ``None`` if it violates."""
         started = time.perf_counter()
-        out = await self.check_texts(
-            OUTPUT_CHECKS,
-            turn.policy.policy.output,
-            [segment],
-            "output",
-            turn.scope,
-            context=released.context,
-            prompt=turn.prompt,
+        out, _ = await asyncio.gather(
+            self.check_texts(
+                OUTPUT_CHECKS,
+                turn.policy.policy.output,
+                [segment],
+                "output",
+                turn.scope,
+                context=released.context,
+                prompt=turn.prompt,
+            ),
+            self._shadow_check(turn.shadow, "output", [segment], context=released.context, prompt=turn.prompt),
         )
         released.check_ms += (time.perf_counter() - started) * 1000
         offset = sum(len(text) for text in released.stored)  # findings index the stored output as a whole
@@ -595,9 +659,12 @@ class Pipeline:
             await self._reject(turn, 429)
             raise EngineOverloaded("the engine queue is full")
         texts = [text for _, text in turns]
+        roles = [role for role, _ in turns]
+        turn.shadow = self._shadow_of(policy)
         try:
-            checked = await self.check_texts(
-                INPUT_CHECKS, policy.policy.input, texts, "input", turn.scope, roles=[role for role, _ in turns]
+            checked, _ = await asyncio.gather(
+                self.check_texts(INPUT_CHECKS, policy.policy.input, texts, "input", turn.scope, roles=roles),
+                self._shadow_check(turn.shadow, "input", texts, roles=roles),
             )
         except ServiceUnavailable:
             await self._audit_failure(turn)
@@ -648,9 +715,11 @@ class Pipeline:
             raise ServiceUnavailable(str(exc)) from None
         turn.latency["generation"] = _ms(generation_started)
         output_started = time.perf_counter()
+        generated = ["".join(parts)]
         try:
-            out = await self.check_texts(
-                OUTPUT_CHECKS, policy.output, ["".join(parts)], "output", turn.scope, prompt=turn.prompt
+            out, _ = await asyncio.gather(
+                self.check_texts(OUTPUT_CHECKS, policy.output, generated, "output", turn.scope, prompt=turn.prompt),
+                self._shadow_check(turn.shadow, "output", generated, prompt=turn.prompt),
             )
         except ServiceUnavailable:
             await self._audit_failure(turn)
@@ -713,14 +782,16 @@ class Pipeline:
 
     def _turn_record(self, turn: Turn, findings: Sequence[Finding], **fields: Any) -> AuditRecord:
         """A record of ``turn``: its input-stage fields, ``findings`` and the latency so far, plus ``fields``."""
-        return AuditRecord(
+        record = AuditRecord(
             **turn.record,
             created_at=datetime.now(UTC),
             findings=[msgspec.to_builtins(f) for f in findings],
             scores=list(turn.scores),
             latency_ms=dict(turn.latency),
+            shadow=turn.shadow.record(fields.get("decision", turn.decision)) if turn.shadow is not None else None,
             **fields,
         )
+        return _as_policy_keeps(record, turn.policy.policy.audit)
 
     async def _write_best_effort(self, record: AuditRecord) -> None:
         """For requests that fail or are abandoned: the answer (an error) goes out whether or not this commits."""
@@ -737,28 +808,36 @@ class Pipeline:
         decision_id = str(uuid.uuid4())
         section = policy.policy.input if stage == "input" else policy.policy.output
         names = INPUT_CHECKS if stage == "input" else OUTPUT_CHECKS
-        checked = await self.check_texts(names, section, [text], stage, RequestScope())
+        shadow = self._shadow_of(policy)
+        checked, _ = await asyncio.gather(
+            self.check_texts(names, section, [text], stage, RequestScope()),
+            self._shadow_check(shadow, stage, [text]),
+        )
         decision = strongest([f.action for f in checked.findings])
         stored = checked.audit_texts[0] if checked.audit_texts[0] is not None else NOT_STORED
         await self._commit(
-            AuditRecord(
-                decision_id=decision_id,
-                created_at=datetime.now(UTC),
-                route="/v1/scan",
-                outcome="ok",
-                http_status=200,
-                decision=decision,
-                key_id=caller.key_id,
-                tenant=caller.tenant,
-                policy_name=policy.name,
-                policy_version=policy.version,
-                policy_sha256=policy.sha256,
-                findings=[msgspec.to_builtins(f) for f in checked.findings],
-                scores=checked.scores,
-                input_redacted=[{"role": stage, "content": stored}],
-                latency_ms={"checks": _ms(started), "total": _ms(started)},
-                subject_hmacs=sorted(checked.subjects),
-                coverage=1.0,
+            _as_policy_keeps(
+                AuditRecord(
+                    decision_id=decision_id,
+                    created_at=datetime.now(UTC),
+                    route="/v1/scan",
+                    outcome="ok",
+                    http_status=200,
+                    decision=decision,
+                    key_id=caller.key_id,
+                    tenant=caller.tenant,
+                    policy_name=policy.name,
+                    policy_version=policy.version,
+                    policy_sha256=policy.sha256,
+                    shadow=shadow.record(decision) if shadow is not None else None,
+                    findings=[msgspec.to_builtins(f) for f in checked.findings],
+                    scores=checked.scores,
+                    input_redacted=[{"role": stage, "content": stored}],
+                    latency_ms={"checks": _ms(started), "total": _ms(started)},
+                    subject_hmacs=sorted(checked.subjects),
+                    coverage=1.0,
+                ),
+                policy.policy.audit,
             )
         )
         return ScanOutcome(
@@ -821,3 +900,17 @@ def _audit_copy(original: str, result: CheckResult, scope: RequestScope) -> str:
             + text[finding.end :]
         )
     return text
+
+
+TEXT_NOT_KEPT = "(not stored: the policy's audit.store_text is false)"
+
+
+def _as_policy_keeps(record: AuditRecord, options: AuditOptions) -> AuditRecord:
+    """``record`` with what the policy's ``audit:`` options say not to keep taken out (text, raw scores)."""
+    changes: dict[str, Any] = {}
+    if not options.store_text:
+        changes["input_redacted"] = [{**message, "content": TEXT_NOT_KEPT} for message in record.input_redacted]
+        changes["output_redacted"] = None if record.output_redacted is None else TEXT_NOT_KEPT
+    if not options.store_scores:
+        changes["scores"] = []
+    return msgspec.structs.replace(record, **changes) if changes else record

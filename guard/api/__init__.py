@@ -11,16 +11,17 @@ from guard.api.chat import ChatController
 from guard.api.completions import CompletionsController
 from guard.api.errors import EXCEPTION_HANDLERS, RequestIdMiddleware
 from guard.api.health import healthz, readyz
+from guard.api.policies import PoliciesController, PolicyReloader
 from guard.api.scan import ScanController
 
-__all__ = ["EXCEPTION_HANDLERS", "RequestIdMiddleware", "hash_key", "route_handlers"]
+__all__ = ["EXCEPTION_HANDLERS", "PolicyReloader", "RequestIdMiddleware", "hash_key", "route_handlers"]
 
 
 def route_handlers() -> list[ControllerRouterHandler]:
     """Probes at the root; everything under /v1 needs the API key."""
     v1 = Router(
         path="/v1",
-        route_handlers=[ChatController, CompletionsController, ScanController, AuditController],
+        route_handlers=[ChatController, CompletionsController, ScanController, AuditController, PoliciesController],
         guards=[require_api_key],
     )
     return [healthz, readyz, v1]

@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import JSON, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "DecisionRow", "JsonB"]
+__all__ = ["Base", "DecisionRow", "JsonB", "PolicyVersionRow"]
 
 # JSONB on PostgreSQL (indexable), JSON elsewhere. (advanced-alchemy 1.12's JsonB fails on SQLAlchemy 2.1.)
 JsonB = JSON().with_variant(JSONB(), "postgresql")
@@ -64,4 +64,22 @@ class DecisionRow(Base):
         Index("ix_audit_decisions_policy", "policy_name", "policy_version"),
         Index("ix_audit_decisions_key_id", "key_id", "created_at"),
         Index("ix_audit_decisions_parent_id", "parent_id"),
+    )
+
+
+class PolicyVersionRow(Base):
+    """One distinct policy version ever loaded, with the exact YAML text behind its sha256 stamp."""
+
+    __tablename__ = "policy_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    version: Mapped[str] = mapped_column(String(64), nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("name", "version", "sha256", name="uq_policy_versions_stamp"),
+        Index("ix_policy_versions_name_sha256", "name", "sha256"),
     )

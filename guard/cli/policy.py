@@ -33,3 +33,18 @@ def policy_validate(path: Path | None) -> None:
         sys.exit(2)
     for item in loaded:
         click.echo(f"ok {item.source}: {item.name} {item.version} sha256={item.sha256}")
+
+
+from guard.cli.policy_test import policy_test  # noqa: E402  (its own module; registered on the group above)
+
+policy.add_command(policy_test)
+
+from guard.cli.policy_author import policy_diff, policy_schema, policy_show  # noqa: E402
+
+for _command in (policy_schema, policy_show, policy_diff):
+    policy.add_command(_command)
+
+from guard.cli.policy_shadow import replay, shadow_report  # noqa: E402
+
+policy.add_command(shadow_report)
+policy.add_command(replay)

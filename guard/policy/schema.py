@@ -15,6 +15,7 @@ __all__ = [
     "TOXICITY_LABELS",
     "TOXICITY_MODEL_LABELS",
     "Action",
+    "AuditOptions",
     "InjectionConfig",
     "InputChecks",
     "Limits",
@@ -311,16 +312,48 @@ class Limits(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Total characters across a request's messages; beyond it a 413."""
 
 
+class AuditOptions(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """What the audit row of a decision under this policy keeps (policy name, version, sha256, decision, findings
+    and latencies are always kept)."""
+
+    store_text: bool = True
+    """The redacted input and output texts; false keeps metadata only (a replay then has no text to re-check)."""
+    store_scores: bool = True
+    """Every check's raw scores per text (what a replay re-thresholds); false keeps the findings only."""
+
+
 class Policy(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """One versioned policy file."""
 
     name: Name
     version: Annotated[str, Meta(min_length=1, max_length=64)]
+    extends: Name | None = None
+    """Another policy of the same directory, by name: its resolved YAML is deep-merged under this file's (this
+    file's keys win; mappings merge recursively; lists replace) and the result is validated."""
     description: str = ""
     refusal_message: Annotated[str, Meta(min_length=1)]
+    allow_all: bool = False
+    """A policy with no enabled check in either stage is refused unless this says it is meant to check nothing."""
+    audit: AuditOptions = AuditOptions()
     limits: Limits = Limits()
     input: InputChecks = InputChecks()
     output: OutputChecks = OutputChecks()
+    shadow: Name | None = None
+    """A candidate policy (by name, in the same directory) evaluated on the same traffic without affecting the
+    response; the audit row records its decision beside this one's (``guard policy shadow-report``)."""
+
+    def __post_init__(self) -> None:
+        if not self.allow_all and not self.enabled_checks():
+            raise ValueError("this policy checks nothing; set allow_all: true if that is intended")
+
+    def enabled_checks(self) -> list[str]:
+        """``stage.check`` for every configured and enabled check section."""
+        return [
+            f"{stage}.{field}"
+            for stage, section in (("input", self.input), ("output", self.output))
+            for field in section.__struct_fields__
+            if (config := getattr(section, field)) is not None and config.enabled
+        ]
 
 
 # Keep the Literal catalogues importable as plain tuples for code that enumerates them.

@@ -46,7 +46,7 @@ async def _reset_postgres(url: str) -> None:
 
     engine = create_async_engine(url)
     async with engine.begin() as connection:
-        await connection.execute(text("DROP TABLE IF EXISTS audit_decisions, alembic_version"))
+        await connection.execute(text("DROP TABLE IF EXISTS audit_decisions, policy_versions, alembic_version"))
     await engine.dispose()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -17,8 +18,9 @@ async def audit_rows(url: str) -> list[dict[str, Any]]:
     await engine.dispose()
     for row in rows:
         for key, value in row.items():
-            if isinstance(value, str) and value[:1] in "[{":
-                row[key] = json.loads(value)
+            if isinstance(value, str) and value[:1] in "[{":  # JSON columns come back as text on SQLite
+                with contextlib.suppress(ValueError):  # a text column that merely starts with "[" stays text
+                    row[key] = json.loads(value)
     return rows
 
 

@@ -79,6 +79,9 @@ def test_custom_yaml_tags_are_refused(tmp_path: Path) -> None:
 def test_two_files_with_one_name_fail_the_whole_set(tmp_path: Path) -> None:
     _write(tmp_path, VALID, "a.yaml")
     _write(tmp_path, VALID, "b.yaml")
+    with pytest.raises(PolicyError, match="is a copy of"):
+        PolicyRegistry.from_directory(tmp_path, "tiny")
+    _write(tmp_path, VALID.replace('"2"', '"3"'), "b.yaml")
     with pytest.raises(PolicyError, match="also used by"):
         PolicyRegistry.from_directory(tmp_path, "tiny")
 
