@@ -111,12 +111,7 @@ def _print_shadow(summary: dict[str, Any]) -> None:
         f"agreement {summary['agreement_rate']:.1%} ({summary['agreed']}), shadow errors {summary['shadow_errors']}",
         highlight=False,
     )
-    pairs = Table(title="active -> shadow decisions")
-    for column in ("active -> shadow", "count", "example decision ids"):
-        pairs.add_column(column)
-    for pair, group in summary["pairs"].items():
-        pairs.add_row(pair, str(group["count"]), "\n".join(group["decision_ids"]))
-    console.print(pairs)
+    console.print(_pairs_table("active -> shadow decisions", "active -> shadow", summary["pairs"]))
     if summary["top_differences"]:
         diffs = Table(title="top differing findings (disagreeing decisions)")
         diffs.add_column("finding (check/type, action)")
@@ -275,6 +270,16 @@ def flip_report(replayed: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _pairs_table(title: str, first_column: str, pairs: dict[str, dict[str, Any]]) -> Table:
+    """Decision pairs (``allow -> block``…) with their counts and example decision ids."""
+    table = Table(title=title)
+    for column in (first_column, "count", "example decision ids"):
+        table.add_column(column)
+    for pair, group in pairs.items():
+        table.add_row(pair, str(group["count"]), "\n".join(group["decision_ids"]))
+    return table
+
+
 def _print_flips(report: dict[str, Any]) -> None:
     console = Console()
     candidate = report["candidate"]
@@ -284,12 +289,7 @@ def _print_flips(report: dict[str, Any]) -> None:
         f"block->allow {report['block_to_allow']}; output not replayable in {report['output_not_replayed']}",
         highlight=False,
     )
-    pairs = Table(title="decision changes (active -> candidate)")
-    for column in ("change", "count", "example decision ids"):
-        pairs.add_column(column)
-    for pair, group in report["pairs"].items():
-        pairs.add_row(pair, str(group["count"]), "\n".join(group["decision_ids"]))
-    console.print(pairs)
+    console.print(_pairs_table("decision changes (active -> candidate)", "change", report["pairs"]))
     for side, title in (("newly_blocked", "allow -> block"), ("no_longer_blocked", "block -> allow")):
         for by, label in (("by_category", "category"), ("by_key", "key_id")):
             groups = report[side][by]
