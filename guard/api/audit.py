@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import Parameter
 
+from guard.api.auth import require_scope
 from guard.api.schemas import AuditPage
 from guard.audit import AuditFilters, InvalidCursor, get_decision, list_decisions
 
@@ -19,6 +20,7 @@ __all__ = ["AuditController"]
 class AuditController(Controller):
     path = "/audit"
     tags = ["audit"]
+    guards = [require_scope("audit:read")]
 
     @get("/", operation_id="listDecisions")
     async def list_decisions(

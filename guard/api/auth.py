@@ -1,30 +1,112 @@
-"""Bearer-key authentication. Keys are kept as sha256 digests and compared in constant time."""
+"""Bearer-key authentication and scopes. Keys are kept as sha256 digests and compared in constant time.
+
+The bootstrap key (``GUARD_API_KEY``) has every scope and may name any policy; scoped keys live in the
+``api_keys`` table (``guard keys create``). No key: 401; unknown or revoked key: 401; a key without the route's
+scope, or naming a policy it is not bound to: 403.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
 
-__all__ = ["BOOTSTRAP_KEY_ID", "hash_key", "require_api_key"]
+from guard.audit.api_keys import SCOPES, find_api_key
+
+__all__ = [
+    "BOOTSTRAP_KEY_ID",
+    "Principal",
+    "hash_key",
+    "policy_for",
+    "principal_of",
+    "require_api_key",
+    "require_scope",
+]
 
 BOOTSTRAP_KEY_ID = "bootstrap"
+_PRINCIPAL = "principal"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id, scopes, tenant and policy binding (``unrestricted``: any policy)."""
+
+    key_id: str
+    scopes: frozenset[str]
+    tenant: str | None = None
+    policy: str | None = None
+    allowed_policies: frozenset[str] = frozenset()
+    unrestricted: bool = False
+
+
+_BOOTSTRAP = Principal(key_id=BOOTSTRAP_KEY_ID, scopes=frozenset(SCOPES), unrestricted=True)
 
 
 def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
-def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Litestar guard: ``Authorization: Bearer <key>`` must match the bootstrap key (``GUARD_API_KEY``)."""
+async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Litestar guard: ``Authorization: Bearer <key>`` must be the bootstrap key or a live scoped key."""
     scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise NotAuthorizedException("missing bearer token (Authorization: Bearer <key>)")
-    expected: bytes = connection.app.state.api_key_hash
-    if not hmac.compare_digest(hash_key(token.strip()), expected):
+    principal: Principal | None = None
+    if hmac.compare_digest(hash_key(token), connection.app.state.api_key_hash):
+        principal = _BOOTSTRAP
+    else:
+        found = await find_api_key(connection.app.state.db_engine, token)
+        if found is not None:
+            principal = Principal(
+                key_id=found.key_id,
+                scopes=frozenset(found.scopes),
+                tenant=found.tenant,
+                policy=found.policy,
+                allowed_policies=frozenset(found.allowed_policies),
+            )
+    if principal is None:
         raise NotAuthorizedException("invalid API key")
-    connection.scope.setdefault("state", {})["key_id"] = BOOTSTRAP_KEY_ID
+    state = connection.scope.setdefault("state", {})
+    state[_PRINCIPAL] = principal
+    state["key_id"], state["tenant"] = principal.key_id, principal.tenant
+
+
+def require_scope(*any_of: str) -> Guard:
+    """A route guard (after :func:`require_api_key`): the key needs one of ``any_of``, else 403."""
+    wanted = frozenset(any_of)
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = connection.scope.get("state", {}).get(_PRINCIPAL)
+        if principal is None:
+            raise NotAuthorizedException("missing bearer token (Authorization: Bearer <key>)")
+        if not wanted & principal.scopes:
+            raise PermissionDeniedException(f"this API key lacks the {' or '.join(sorted(wanted))} scope")
+
+    return guard
+
+
+def principal_of(request: Request[Any, Any, Any]) -> Principal:
+    principal: Principal | None = request.scope.get("state", {}).get(_PRINCIPAL)
+    if principal is None:  # only reachable on a route mounted without require_api_key
+        raise NotAuthorizedException("missing bearer token (Authorization: Bearer <key>)")
+    return principal
+
+
+def policy_for(request: Request[Any, Any, Any], requested: str | None) -> str | None:
+    """The policy this caller's request runs: its key's bound policy unless it names one it may use (else 403)."""
+    principal = principal_of(request)
+    if principal.unrestricted:
+        return requested
+    if requested is None or requested == principal.policy:
+        return principal.policy
+    if requested in principal.allowed_policies:
+        return requested
+    raise PermissionDeniedException("this API key may not use the requested policy")

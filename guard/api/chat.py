@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, ValidationException
 
+from guard.api.auth import policy_for, require_scope
 from guard.api.schemas import (
     ChatChoice,
     ChatCompletion,
@@ -44,7 +45,8 @@ _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant"
 
 
 def caller_of(request: Request[Any, Any, Any]) -> Caller:
-    return Caller(key_id=request.scope.get("state", {}).get("key_id"))
+    state = request.scope.get("state", {})
+    return Caller(key_id=state.get("key_id"), tenant=state.get("tenant"))
 
 
 def stamp(outcome: Any) -> PolicyStamp:
@@ -156,7 +158,7 @@ def _chunk_writer(turn: Turn, model: str, include_usage: bool) -> ChunkWriter:
 class ChatController(Controller):
     tags = ["generation"]
 
-    @post("/chat/completions", operation_id="createChatCompletion", status_code=200)
+    @post("/chat/completions", operation_id="createChatCompletion", status_code=200, guards=[require_scope("generate")])
     async def create_chat_completion(
         self, request: Request[Any, Any, Any], state: State, data: ChatCompletionRequest
     ) -> Any:
@@ -167,7 +169,7 @@ class ChatController(Controller):
         model_id = check_model(pipeline, data.model)
         params = sampling(data, max_tokens=data.max_completion_tokens or data.max_tokens)
         conversation = _to_conversation(data)
-        policy_name, caller = request.headers.get("x-guard-policy"), caller_of(request)
+        policy_name, caller = policy_for(request, request.headers.get("x-guard-policy")), caller_of(request)
         if data.stream:
             turn = await pipeline.open_stream(params, policy_name=policy_name, caller=caller, messages=conversation)
             include_usage = bool(data.stream_options and data.stream_options.include_usage)
@@ -175,7 +177,7 @@ class ChatController(Controller):
         outcome = await pipeline.chat(conversation, params, policy_name=policy_name, caller=caller)
         return Response(_completion(outcome, model_id), headers={"X-Guard-Decision-Id": outcome.decision_id})
 
-    @get("/models", operation_id="listModels")
+    @get("/models", operation_id="listModels", guards=[require_scope("generate")])
     async def list_models(self, state: State) -> ModelList:
         """The served model (OpenAI shape); requests may name it or ``default``."""
         pipeline: Pipeline = state.pipeline

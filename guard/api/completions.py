@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 
+from guard.api.auth import policy_for, require_scope
 from guard.api.chat import caller_of, check_model, guard_info, sampling, usage
 from guard.api.schemas import CompletionChoice, CompletionRequest, TextCompletion, TextCompletionChunk
 from guard.api.streaming import ChunkWriter, created_now, sse_response
@@ -40,14 +41,14 @@ def _chunk_writer(turn: Turn, model: str, include_usage: bool) -> ChunkWriter:
 class CompletionsController(Controller):
     tags = ["generation"]
 
-    @post("/completions", operation_id="createCompletion", status_code=200)
+    @post("/completions", operation_id="createCompletion", status_code=200, guards=[require_scope("generate")])
     async def create_completion(self, request: Request[Any, Any, Any], state: State, data: CompletionRequest) -> Any:
         """Continue ``prompt`` (the model's ``<bos>`` is added); checked and audited like a chat."""
         pipeline: Pipeline = state.pipeline
         model_id = check_model(pipeline, data.model)
         params = sampling(data, max_tokens=data.max_tokens)
         prompt = data.prompt if isinstance(data.prompt, str) else data.prompt[0]
-        policy_name, caller = request.headers.get("x-guard-policy"), caller_of(request)
+        policy_name, caller = policy_for(request, request.headers.get("x-guard-policy")), caller_of(request)
         if data.stream:
             turn = await pipeline.open_stream(params, policy_name=policy_name, caller=caller, prompt=prompt)
             include_usage = bool(data.stream_options and data.stream_options.include_usage)

@@ -18,6 +18,7 @@ from litestar.exceptions import NotFoundException
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from guard.api.auth import require_scope
 from guard.api.errors import error_response
 from guard.audit.policy_versions import PolicyVersionConflict, policy_text, record_policy_versions
 from guard.checks import CheckUnavailable
@@ -121,6 +122,7 @@ class PolicyReloader:
 class PoliciesController(Controller):
     path = "/policies"
     tags = ["policies"]
+    guards = [require_scope("policy:admin", "audit:read")]  # reload also needs policy:admin
 
     @get("/", operation_id="listPolicies")
     async def list_policies(self, state: State) -> PolicyList:
@@ -141,8 +143,7 @@ class PoliciesController(Controller):
             raise NotFoundException("policy version not found")
         return Response(text.encode("utf-8"), media_type=YAML_MEDIA_TYPE, headers={"X-Guard-Policy-Sha256": stamp})
 
-    # TODO(issue 6): require the `policy:admin` scope once scoped keys exist; today the bootstrap key may reload.
-    @post("/reload", operation_id="reloadPolicies", status_code=200)
+    @post("/reload", operation_id="reloadPolicies", status_code=200, guards=[require_scope("policy:admin")])
     async def reload(self, request: Request[Any, Any, Any], state: State) -> Response[Any]:
         """Load, validate and store the whole directory, then swap atomically; on any error nothing changes (422)."""
         reloader: PolicyReloader = state.policy_reloader

@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 
+from guard.api.auth import policy_for, require_scope
 from guard.api.chat import caller_of, stamp
 from guard.api.schemas import ScanRequest, ScanResponse
 from guard.pipeline import Pipeline
@@ -17,10 +18,11 @@ __all__ = ["ScanController"]
 class ScanController(Controller):
     tags = ["checks"]
 
-    @post("/scan", operation_id="scanText", status_code=200)
+    @post("/scan", operation_id="scanText", status_code=200, guards=[require_scope("scan")])
     async def scan(self, request: Request[Any, Any, Any], state: State, data: ScanRequest) -> Response[ScanResponse]:
         pipeline: Pipeline = state.pipeline
-        outcome = await pipeline.scan(data.text, data.stage, policy_name=data.policy, caller=caller_of(request))
+        policy_name = policy_for(request, data.policy)
+        outcome = await pipeline.scan(data.text, data.stage, policy_name=policy_name, caller=caller_of(request))
         body = ScanResponse(
             decision_id=outcome.decision_id,
             decision=outcome.decision,

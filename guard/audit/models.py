@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Float, Index, Integer, String, Text, UniqueConstrai
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "DecisionRow", "JsonB", "PolicyVersionRow"]
+__all__ = ["ApiKeyRow", "Base", "DecisionRow", "JsonB", "PolicyVersionRow"]
 
 # JSONB on PostgreSQL (indexable), JSON elsewhere. (advanced-alchemy 1.12's JsonB fails on SQLAlchemy 2.1.)
 JsonB = JSON().with_variant(JSONB(), "postgresql")
@@ -83,3 +83,22 @@ class PolicyVersionRow(Base):
         UniqueConstraint("name", "version", "sha256", name="uq_policy_versions_stamp"),
         Index("ix_policy_versions_name_sha256", "name", "sha256"),
     )
+
+
+class ApiKeyRow(Base):
+    """One scoped API key: only the sha256 digest of the key is stored, never the key itself."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_digest: Mapped[str] = mapped_column(String(64), nullable=False)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    scopes: Mapped[list[str]] = mapped_column(JsonB, nullable=False)
+    policy: Mapped[str | None] = mapped_column(String(64))
+    allowed_policies: Mapped[list[str]] = mapped_column(JsonB, nullable=False, default=list)
+    rate: Mapped[str | None] = mapped_column(String(32))
+    tenant: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+    __table_args__ = (UniqueConstraint("key_digest", name="uq_api_keys_key_digest"),)

@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 
 from guard.cli.common import fail, settings
+from guard.cli.keys import keys
 from guard.cli.policy import policy
 from guard.settings import DEFAULT_GENERATOR, Profile, Settings
 
@@ -212,3 +213,4 @@ def _print_reports(reports: list[Report]) -> None:
 
 
 main.add_command(policy)
+main.add_command(keys)

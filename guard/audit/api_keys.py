@@ -1,0 +1,154 @@
+"""Scoped API keys: create (the key is shown once), look up by digest, list and revoke.
+
+Only ``sha256(key)`` is stored. A key is 32 random bytes, so a plain sha256 suffices: slow KDFs (bcrypt, argon2)
+exist to protect guessable passwords, and nobody can brute-force a 256-bit random secret from its digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from guard.audit.models import ApiKeyRow
+
+__all__ = [
+    "KEY_PREFIX",
+    "SCOPES",
+    "ApiKey",
+    "InvalidApiKeySpec",
+    "create_api_key",
+    "find_api_key",
+    "key_digest",
+    "list_api_keys",
+    "revoke_api_key",
+]
+
+KEY_PREFIX = "gk-"
+SCOPES = ("generate", "scan", "audit:read", "policy:admin")
+_RATE = re.compile(r"^\d+/(second|minute|hour|day)$")
+
+
+class InvalidApiKeySpec(ValueError):
+    """The requested key's scopes, rate or name are not valid."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key's public record (never the key itself)."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    policy: str | None = None
+    allowed_policies: tuple[str, ...] = field(default=())
+    rate: str | None = None
+    tenant: str | None = None
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _record(row: ApiKeyRow) -> ApiKey:
+    return ApiKey(
+        key_id=row.key_id,
+        name=row.name,
+        scopes=tuple(row.scopes),
+        policy=row.policy,
+        allowed_policies=tuple(row.allowed_policies or ()),
+        rate=row.rate,
+        tenant=row.tenant,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _validate(name: str, scopes: Sequence[str], rate: str | None) -> None:
+    if not name.strip():
+        raise InvalidApiKeySpec("a key needs a name")
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise InvalidApiKeySpec(f"scopes must be one or more of {', '.join(SCOPES)}; unknown: {', '.join(unknown)}")
+    if rate is not None and not _RATE.match(rate):
+        raise InvalidApiKeySpec("rate must look like 60/minute (per second, minute, hour or day)")
+
+
+async def create_api_key(
+    engine: AsyncEngine,
+    *,
+    name: str,
+    scopes: Sequence[str],
+    policy: str | None = None,
+    allowed_policies: Sequence[str] = (),
+    rate: str | None = None,
+    tenant: str | None = None,
+) -> tuple[str, ApiKey]:
+    """Store a new key; returns ``(key, record)``. The key cannot be recovered later: show it once."""
+    _validate(name, scopes, rate)
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    record = ApiKey(
+        key_id=secrets.token_hex(8),
+        name=name,
+        scopes=tuple(dict.fromkeys(scopes)),
+        policy=policy,
+        allowed_policies=tuple(dict.fromkeys(allowed_policies)),
+        rate=rate,
+        tenant=tenant,
+        created_at=datetime.now(UTC),
+    )
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(ApiKeyRow).values(
+                key_id=record.key_id,
+                key_digest=key_digest(key),
+                name=record.name,
+                scopes=list(record.scopes),
+                policy=record.policy,
+                allowed_policies=list(record.allowed_policies),
+                rate=record.rate,
+                tenant=record.tenant,
+                created_at=record.created_at,
+            )
+        )
+    return key, record
+
+
+async def find_api_key(engine: AsyncEngine, key: str) -> ApiKey | None:
+    """The live (not revoked) key whose digest matches ``key``, else None."""
+    digest = key_digest(key)
+    async with engine.connect() as connection:
+        row = (await connection.execute(select(ApiKeyRow).where(ApiKeyRow.key_digest == digest))).one_or_none()
+    if row is None:
+        return None
+    stored = ApiKeyRow(**row._mapping)  # a Core select of the mapped table yields plain column rows
+    # The index lookup found it; compare again in constant time so the match itself never depends on timing.
+    if not hmac.compare_digest(stored.key_digest, digest) or stored.revoked_at is not None:
+        return None
+    return _record(stored)
+
+
+async def list_api_keys(engine: AsyncEngine) -> list[ApiKey]:
+    async with engine.connect() as connection:
+        result = await connection.execute(select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.key_id))
+        return [_record(ApiKeyRow(**row._mapping)) for row in result]
+
+
+async def revoke_api_key(engine: AsyncEngine, key_id: str) -> bool:
+    """Revoke a live key; False when no live key has that id."""
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            update(ApiKeyRow)
+            .where(ApiKeyRow.key_id == key_id, ApiKeyRow.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+        )
+    return bool(result.rowcount)

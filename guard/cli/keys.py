@@ -1,0 +1,109 @@
+"""``guard keys create|list|revoke``: scoped API keys in the database at GUARD_DATABASE_URL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from guard.cli.common import fail, settings
+
+__all__ = ["keys"]
+
+T = TypeVar("T")
+
+
+def _run(action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run ``action`` on the database engine, failing with a hint when the table is missing or unreachable."""
+    from guard.audit import create_engine
+
+    async def go() -> T:
+        engine = create_engine(settings().database.url)
+        try:
+            return await action(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(go())
+    except (SQLAlchemyError, OSError) as exc:
+        fail(f"database error ({type(exc).__name__}): is it reachable and migrated (`guard db upgrade`)?", code=1)
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@click.group()
+def keys() -> None:
+    """Scoped API keys (scopes: generate, scan, audit:read, policy:admin)."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="Who or what the key is for.")
+@click.option("--scopes", required=True, help="Comma-separated: generate,scan,audit:read,policy:admin.")
+@click.option("--policy", help="The policy the key's requests use by default.")
+@click.option("--allow-policy", "allowed", multiple=True, help="Another policy X-Guard-Policy may name (repeatable).")
+@click.option("--rate", help="Rate limit to store, like 60/minute (enforced in a later release).")
+@click.option("--tenant", help="Tenant recorded on the key's audit rows.")
+def keys_create(
+    name: str, scopes: str, policy: str | None, allowed: tuple[str, ...], rate: str | None, tenant: str | None
+) -> None:
+    """Create a key and print it once: only its sha256 digest is stored, so it cannot be shown again."""
+    from guard.audit.api_keys import InvalidApiKeySpec, create_api_key
+
+    try:
+        key, record = _run(
+            lambda engine: create_api_key(
+                engine,
+                name=name,
+                scopes=_split((scopes,)),
+                policy=policy,
+                allowed_policies=_split(allowed),
+                rate=rate,
+                tenant=tenant,
+            )
+        )
+    except InvalidApiKeySpec as exc:
+        fail(str(exc))
+    click.echo(f"key_id: {record.key_id}")
+    click.echo(f"key:    {key}")
+    click.echo("Store the key now: it is not kept and cannot be shown again.", err=True)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """The keys (never the key itself): id, name, scopes, policies, rate, tenant, created, revoked."""
+    from guard.audit.api_keys import list_api_keys
+
+    table = Table("key_id", "name", "scopes", "policy", "allowed", "rate", "tenant", "created", "revoked")
+    for item in _run(list_api_keys):
+        table.add_row(
+            item.key_id,
+            item.name,
+            ",".join(item.scopes),
+            item.policy or "",
+            ",".join(item.allowed_policies),
+            item.rate or "",
+            item.tenant or "",
+            f"{item.created_at:%Y-%m-%d %H:%M}" if item.created_at else "",
+            f"{item.revoked_at:%Y-%m-%d %H:%M}" if item.revoked_at else "",
+        )
+    Console(width=200).print(table)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key: requests with it get 401 from now on."""
+    from guard.audit.api_keys import revoke_api_key
+
+    if not _run(lambda engine: revoke_api_key(engine, key_id)):
+        fail(f"no live key with id {key_id}", code=1)
+    click.echo(f"revoked {key_id}")
