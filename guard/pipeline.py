@@ -855,6 +855,21 @@ class Pipeline:
             logger.error("audit unavailable: %s", exc)
             raise ServiceUnavailable("the audit log is unavailable") from None
 
+    async def record_rejection(self, route: str, caller: Caller, status: int) -> None:
+        """Audit a request refused before any policy ran (e.g. 403: its key may not use the policy it named)."""
+        await self._write_best_effort(
+            AuditRecord(
+                decision_id=str(uuid.uuid4()),
+                created_at=datetime.now(UTC),
+                route=route,
+                outcome="rejected",
+                http_status=status,
+                decision="block",
+                key_id=caller.key_id,
+                tenant=caller.tenant,
+            )
+        )
+
     async def _reject(self, turn: Turn, status: int) -> None:
         """Record a request refused before generation (e.g. 429: the engine queue is full)."""
         await self._record_refusal(turn, outcome="rejected", status=status)

@@ -19,6 +19,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
 from guard.audit.api_keys import SCOPES, find_api_key
+from guard.pipeline import Caller, Pipeline
 
 __all__ = [
     "BOOTSTRAP_KEY_ID",
@@ -100,8 +101,9 @@ def principal_of(request: Request[Any, Any, Any]) -> Principal:
     return principal
 
 
-def policy_for(request: Request[Any, Any, Any], requested: str | None) -> str | None:
-    """The policy this caller's request runs: its key's bound policy unless it names one it may use (else 403)."""
+async def policy_for(request: Request[Any, Any, Any], requested: str | None, pipeline: Pipeline) -> str | None:
+    """The policy this caller's request runs: its key's bound policy unless it names one it may use (else a 403,
+    audited as rejected: a caller can never pick a weaker policy than it was given)."""
     principal = principal_of(request)
     if principal.unrestricted:
         return requested
@@ -109,4 +111,7 @@ def policy_for(request: Request[Any, Any, Any], requested: str | None) -> str | 
         return principal.policy
     if requested in principal.allowed_policies:
         return requested
+    state = request.scope.get("state", {})
+    caller = Caller(key_id=state.get("key_id"), tenant=state.get("tenant"))
+    await pipeline.record_rejection(request.url.path, caller, 403)
     raise PermissionDeniedException("this API key may not use the requested policy")

@@ -169,7 +169,8 @@ class ChatController(Controller):
         model_id = check_model(pipeline, data.model)
         params = sampling(data, max_tokens=data.max_completion_tokens or data.max_tokens)
         conversation = _to_conversation(data)
-        policy_name, caller = policy_for(request, request.headers.get("x-guard-policy")), caller_of(request)
+        policy_name = await policy_for(request, request.headers.get("x-guard-policy"), pipeline)
+        caller = caller_of(request)
         if data.stream:
             turn = await pipeline.open_stream(params, policy_name=policy_name, caller=caller, messages=conversation)
             include_usage = bool(data.stream_options and data.stream_options.include_usage)

@@ -107,6 +107,13 @@ async def test_policy_binding(client: AsyncTestClient[Any], database_url: str) -
     _assert_error(await client.post("/v1/scan", json=scan_default, headers=_bearer(bound)), 403, "forbidden")
     headers = {**_bearer(bound), "X-Guard-Policy": "default"}
     _assert_error(await client.post("/v1/chat/completions", json=CHAT, headers=headers), 403, "forbidden")
+    # both refusals are audited as rejected, with the key that asked
+    bound_id = next(
+        r["key_id"] for r in await audit_rows(database_url) if r["route"] == "/v1/scan" and r["http_status"] == 200
+    )
+    rejected = [r for r in await audit_rows(database_url) if r["outcome"] == "rejected" and r["http_status"] == 403]
+    assert sorted(r["route"] for r in rejected) == ["/v1/chat/completions", "/v1/scan"]
+    assert {r["key_id"] for r in rejected} == {bound_id}
     # a policy in allowed_policies may be named; the bootstrap key may name any
     response = await client.post("/v1/scan", json={"text": "hello", "policy": "strict"}, headers=_bearer(allowed))
     assert response.status_code == 200, response.text
