@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import Parameter
 
-from guard.api.auth import require_scope
+from guard.api.auth import principal_of, require_scope
 from guard.api.schemas import AuditPage
 from guard.audit import AuditFilters, InvalidCursor, get_decision, list_decisions
 
@@ -25,6 +25,7 @@ class AuditController(Controller):
     @get("/", operation_id="listDecisions")
     async def list_decisions(
         self,
+        request: Request[Any, Any, Any],
         state: State,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -36,7 +37,15 @@ class AuditController(Controller):
         cursor: str | None = None,
     ) -> AuditPage:
         """Decisions, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-        filters = AuditFilters(since=since, until=until, decision=decision, policy=policy, key_id=key_id, route=route)
+        filters = AuditFilters(
+            since=since,
+            until=until,
+            decision=decision,
+            policy=policy,
+            key_id=key_id,
+            route=route,
+            tenant=principal_of(request).tenant,  # a tenant's reviewer sees its own tenant only
+        )
         try:
             items, next_cursor = await list_decisions(state.db_engine, filters, limit=limit, cursor=cursor)
         except InvalidCursor:
@@ -44,8 +53,8 @@ class AuditController(Controller):
         return AuditPage(items=items, next_cursor=next_cursor)
 
     @get("/{decision_id:str}", operation_id="getDecision")
-    async def get_decision(self, state: State, decision_id: str) -> dict[str, Any]:
-        record = await get_decision(state.db_engine, decision_id)
+    async def get_decision(self, request: Request[Any, Any, Any], state: State, decision_id: str) -> dict[str, Any]:
+        record = await get_decision(state.db_engine, decision_id, tenant=principal_of(request).tenant)
         if record is None:
             raise NotFoundException("decision not found")
         return record

@@ -30,6 +30,8 @@ class AuditFilters:
     policy: str | None = None
     key_id: str | None = None
     route: str | None = None
+    tenant: str | None = None
+    """A reviewer key with a tenant sees only that tenant's records (set from the key, never from the request)."""
 
 
 def row_to_dict(row: DecisionRow) -> dict[str, Any]:
@@ -64,6 +66,7 @@ async def list_decisions(
         (DecisionRow.policy_name, filters.policy),
         (DecisionRow.key_id, filters.key_id),
         (DecisionRow.route, filters.route),
+        (DecisionRow.tenant, filters.tenant),
     ):
         if value is not None:
             conditions.append(column == value)
@@ -86,7 +89,10 @@ async def list_decisions(
     return [row_to_dict(row) for row in rows[:limit]], next_cursor
 
 
-async def get_decision(engine: AsyncEngine, decision_id: str) -> dict[str, Any] | None:
+async def get_decision(engine: AsyncEngine, decision_id: str, *, tenant: str | None = None) -> dict[str, Any] | None:
+    """One decision; with ``tenant``, only if it belongs to that tenant (another tenant's record reads as absent)."""
     async with async_sessionmaker(engine)() as session:
         row = await session.get(DecisionRow, decision_id)
-    return None if row is None else row_to_dict(row)
+    if row is None or (tenant is not None and row.tenant != tenant):
+        return None
+    return row_to_dict(row)

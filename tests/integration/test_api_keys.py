@@ -158,3 +158,23 @@ def test_cli_create_list_revoke(database_url: str, monkeypatch: pytest.MonkeyPat
     assert runner.invoke(main, ["keys", "revoke", key_id]).exit_code == 1
     bad = runner.invoke(main, ["keys", "create", "--name", "x", "--scopes", "root"])
     assert bad.exit_code == 2
+
+
+async def test_a_tenant_reviewer_reads_only_its_own_tenant(client: AsyncTestClient[Any], database_url: str) -> None:
+    acme, _ = await _key(database_url, "scan", "audit:read", tenant="acme")
+    globex, _ = await _key(database_url, "scan", "audit:read", tenant="globex")
+    ids = {}
+    for tenant, key in (("acme", acme), ("globex", globex)):
+        response = await client.post("/v1/scan", json={"text": f"hello from {tenant}"}, headers=_bearer(key))
+        assert response.status_code == 200, response.text
+        ids[tenant] = response.json()["decision_id"]
+
+    listed = (await client.get("/v1/audit", headers=_bearer(acme))).json()["items"]
+    assert {row["tenant"] for row in listed} == {"acme"}
+    assert ids["acme"] in {row["decision_id"] for row in listed}
+    # another tenant's record reads as absent, even asked for by its id
+    _assert_error(await client.get(f"/v1/audit/{ids['globex']}", headers=_bearer(acme)), 404, "not_found")
+    assert (await client.get(f"/v1/audit/{ids['acme']}", headers=_bearer(acme))).status_code == 200
+    # a key without a tenant (here the bootstrap key) sees every tenant
+    everything = (await client.get("/v1/audit", headers=AUTH)).json()["items"]
+    assert {"acme", "globex"} <= {row["tenant"] for row in everything}
