@@ -24,6 +24,7 @@ from guard.pipeline import Caller, Pipeline
 __all__ = [
     "BOOTSTRAP_KEY_ID",
     "Principal",
+    "caller_of",
     "hash_key",
     "policy_for",
     "principal_of",
@@ -94,6 +95,12 @@ def require_scope(*any_of: str) -> Guard:
     return guard
 
 
+def caller_of(request: Request[Any, Any, Any]) -> Caller:
+    """The caller as the pipeline records it: key id and tenant (set by :func:`require_api_key`)."""
+    state = request.scope.get("state", {})
+    return Caller(key_id=state.get("key_id"), tenant=state.get("tenant"))
+
+
 def principal_of(request: Request[Any, Any, Any]) -> Principal:
     principal: Principal | None = request.scope.get("state", {}).get(_PRINCIPAL)
     if principal is None:  # only reachable on a route mounted without require_api_key
@@ -111,7 +118,5 @@ async def policy_for(request: Request[Any, Any, Any], requested: str | None, pip
         return principal.policy
     if requested in principal.allowed_policies:
         return requested
-    state = request.scope.get("state", {})
-    caller = Caller(key_id=state.get("key_id"), tenant=state.get("tenant"))
-    await pipeline.record_rejection(request.url.path, caller, 403)
+    await pipeline.record_rejection(request.url.path, caller_of(request), 403)
     raise PermissionDeniedException("this API key may not use the requested policy")

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, ValidationException
 
-from guard.api.auth import policy_for, require_scope
+from guard.api.auth import caller_of, policy_for, require_scope
 from guard.api.schemas import (
     ChatChoice,
     ChatCompletion,
@@ -27,12 +27,11 @@ from guard.api.schemas import (
 )
 from guard.api.streaming import ChunkWriter, created_now, sse_response
 from guard.engine import ChatMessage, SamplingParams
-from guard.pipeline import Caller, ChatOutcome, Pipeline, Turn
+from guard.pipeline import ChatOutcome, Pipeline, Turn
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "ChatController",
-    "caller_of",
     "check_model",
     "guard_info",
     "sampling",
@@ -42,11 +41,6 @@ __all__ = [
 
 DEFAULT_MAX_TOKENS = 256
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-
-
-def caller_of(request: Request[Any, Any, Any]) -> Caller:
-    state = request.scope.get("state", {})
-    return Caller(key_id=state.get("key_id"), tenant=state.get("tenant"))
 
 
 def stamp(outcome: Any) -> PolicyStamp:

@@ -7,8 +7,8 @@ from typing import Any
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 
-from guard.api.auth import policy_for, require_scope
-from guard.api.chat import caller_of, check_model, guard_info, sampling, usage
+from guard.api.auth import caller_of, policy_for, require_scope
+from guard.api.chat import check_model, guard_info, sampling, usage
 from guard.api.schemas import CompletionChoice, CompletionRequest, TextCompletion, TextCompletionChunk
 from guard.api.streaming import ChunkWriter, created_now, sse_response
 from guard.pipeline import ChatOutcome, Pipeline, Turn

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 
-from guard.cli.common import fail, settings
+from guard.cli.common import fail
+from guard.cli.common import settings as load_settings
 from guard.cli.keys import keys
 from guard.cli.policy import policy
 from guard.settings import DEFAULT_GENERATOR, Profile, Settings
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from guard.policy import LoadedPolicy
 
 __all__ = ["main"]
-
-_settings, _fail = settings, fail
 
 
 @click.group()
@@ -52,15 +51,15 @@ def serve(host: str, port: int, profile: str | None) -> None:
     from guard.policy import PolicyError, PolicyRegistry
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = _settings(profile)
+    settings = load_settings(profile)
     try:
         PolicyRegistry.from_directory(settings.policy.directory, settings.policy.default)
         models = load_models(settings)
         app = create_app(settings, models=models)
     except PolicyError as exc:
-        _fail(f"invalid policy: {exc}")
+        fail(f"invalid policy: {exc}")
     except (StartupError, EngineUnavailable, CheckUnavailable, FileNotFoundError) as exc:
-        _fail(f"cannot start ({settings.profile.value} profile): {exc}")
+        fail(f"cannot start ({settings.profile.value} profile): {exc}")
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
 
 
@@ -75,7 +74,7 @@ def db_upgrade(revision: str) -> None:
     """Apply the Alembic migrations to GUARD_DATABASE_URL."""
     from guard.audit.migrate import upgrade
 
-    url = _settings().database.url
+    url = load_settings().database.url
     upgrade(url, revision)
     click.echo(f"database at revision {revision}: {url.split('@')[-1]}")
 
@@ -92,7 +91,7 @@ def build_dev(force: bool) -> None:
     from guard.checks.devmodel import DEV_TOXICITY_RECIPE, build_dev_toxicity
     from guard.engine.devmodel import DEV_GENERATORS
 
-    target = _settings().dev_models_dir
+    target = load_settings().dev_models_dir
     generators = [(generator.name, generator.recipe, generator.build) for generator in DEV_GENERATORS.values()]
     for name, recipe, build in [*generators, ("toxicity", DEV_TOXICITY_RECIPE, build_dev_toxicity)]:
         manifest = target / name / "guard-dev.json"
@@ -157,21 +156,21 @@ def evaluate(
 
     evaluators: dict[str, Callable[..., list[Report]]] = {"pii": pii.evaluate, "prohibited": prohibited.evaluate}
     if policy_name and policy_file:
-        _fail("give --policy or --policy-file, not both")
+        fail("give --policy or --policy-file, not both")
     rows = [json.loads(line) for line in dataset.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not rows:
-        _fail(f"{dataset} has no rows")
+        fail(f"{dataset} has no rows")
     kind = "pii" if "spans" in rows[0] else "prohibited" if "label" in rows[0] else ""
     if not kind:
-        _fail(f"{dataset}: rows need a 'spans' (PII) or a 'label' (prohibited use) key")
-    settings = _settings(profile)
+        fail(f"{dataset}: rows need a 'spans' (PII) or a 'label' (prohibited use) key")
+    settings = load_settings(profile)
     try:
         loaded = _eval_policy(settings, policy_name, policy_file)
         checks = load_models(settings).checks
     except (PolicyError, LookupError) as exc:
-        _fail(f"policy: {exc}")
+        fail(f"policy: {exc}")
     except (CheckUnavailable, FileNotFoundError) as exc:
-        _fail(f"cannot load the checks ({settings.profile.value} profile): {exc}")
+        fail(f"cannot load the checks ({settings.profile.value} profile): {exc}")
     reports = evaluators[kind](rows, checks, loaded.policy, stage)
     _print_reports(reports)
     if json_out is not None:
