@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import JSON, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["ApiKeyRow", "Base", "DecisionRow", "JsonB", "PolicyVersionRow"]
+__all__ = ["AdminEventRow", "ApiKeyRow", "Base", "DecisionRow", "JsonB", "PolicyVersionRow", "RateLimitWindowRow"]
 
 # JSONB on PostgreSQL (indexable), JSON elsewhere. (advanced-alchemy 1.12's JsonB fails on SQLAlchemy 2.1.)
 JsonB = JSON().with_variant(JSONB(), "postgresql")
@@ -102,3 +102,33 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
     __table_args__ = (UniqueConstraint("key_digest", name="uq_api_keys_key_digest"),)
+
+
+class AdminEventRow(Base):
+    """One administrative change (a key created or revoked), hash-chained: ``row_hash = sha256(prev_hash || row)``.
+
+    The chain is a single line (``prev_hash`` is unique), so a fork from two concurrent writers fails one insert."""
+
+    __tablename__ = "admin_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    subject: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[dict[str, Any]] = mapped_column(JsonB, nullable=False)
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    row_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+    __table_args__ = (UniqueConstraint("prev_hash", name="uq_admin_events_prev_hash"),)
+
+
+class RateLimitWindowRow(Base):
+    """Requests counted per key and fixed window, in the database so every replica shares the count."""
+
+    __tablename__ = "rate_limit_windows"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    """The window's start in epoch seconds (a multiple of the window length)."""
+    count: Mapped[int] = mapped_column(Integer, nullable=False)

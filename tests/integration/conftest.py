@@ -47,7 +47,10 @@ async def _reset_postgres(url: str) -> None:
     engine = create_async_engine(url)
     async with engine.begin() as connection:
         await connection.execute(
-            text("DROP TABLE IF EXISTS audit_decisions, policy_versions, api_keys, alembic_version")
+            text(
+                "DROP TABLE IF EXISTS audit_decisions, policy_versions, api_keys, admin_events, rate_limit_windows,"
+                " alembic_version"
+            )
         )
     await engine.dispose()
 
