@@ -10,13 +10,15 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from guard.audit.admin_events import process_actor, record_admin_event
 from guard.audit.models import ApiKeyRow
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
 
 KEY_PREFIX = "gk-"
 SCOPES = ("generate", "scan", "audit:read", "policy:admin")
+_ATTEMPTS = 3
 _RATE = re.compile(r"^\d+/(second|minute|hour|day)$")
 
 
@@ -92,8 +95,10 @@ async def create_api_key(
     allowed_policies: Sequence[str] = (),
     rate: str | None = None,
     tenant: str | None = None,
+    actor: str | None = None,
 ) -> tuple[str, ApiKey]:
-    """Store a new key; returns ``(key, record)``. The key cannot be recovered later: show it once."""
+    """Store a new key and its ``key.create`` admin event; returns ``(key, record)``. The key cannot be recovered
+    later: show it once. ``actor`` defaults to the operating-system user running this process."""
     _validate(name, scopes, rate)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     record = ApiKey(
@@ -106,7 +111,8 @@ async def create_api_key(
         tenant=tenant,
         created_at=datetime.now(UTC),
     )
-    async with engine.begin() as connection:
+
+    async def store(connection: AsyncConnection) -> None:
         await connection.execute(
             insert(ApiKeyRow).values(
                 key_id=record.key_id,
@@ -120,6 +126,19 @@ async def create_api_key(
                 created_at=record.created_at,
             )
         )
+        details = {
+            "name": record.name,
+            "scopes": list(record.scopes),
+            "policy": record.policy,
+            "allowed_policies": list(record.allowed_policies),
+            "rate": record.rate,
+            "tenant": record.tenant,
+        }
+        await record_admin_event(
+            connection, actor=actor or process_actor(), action="key.create", subject=record.key_id, details=details
+        )
+
+    await _with_event(engine, store)
     return key, record
 
 
@@ -143,12 +162,35 @@ async def list_api_keys(engine: AsyncEngine) -> list[ApiKey]:
         return [_record(ApiKeyRow(**row._mapping)) for row in result]
 
 
-async def revoke_api_key(engine: AsyncEngine, key_id: str) -> bool:
-    """Revoke a live key; False when no live key has that id."""
-    async with engine.begin() as connection:
+async def revoke_api_key(engine: AsyncEngine, key_id: str, *, actor: str | None = None) -> bool:
+    """Revoke a live key and record a ``key.revoke`` admin event; False when no live key has that id."""
+    revoked = False
+
+    async def store(connection: AsyncConnection) -> None:
+        nonlocal revoked
         result = await connection.execute(
             update(ApiKeyRow)
             .where(ApiKeyRow.key_id == key_id, ApiKeyRow.revoked_at.is_(None))
             .values(revoked_at=datetime.now(UTC))
         )
-    return bool(result.rowcount)
+        revoked = bool(result.rowcount)
+        if revoked:
+            await record_admin_event(
+                connection, actor=actor or process_actor(), action="key.revoke", subject=key_id, details={}
+            )
+
+    await _with_event(engine, store)
+    return revoked
+
+
+async def _with_event(engine: AsyncEngine, change: Callable[[AsyncConnection], Awaitable[None]]) -> None:
+    """Run ``change`` (a key change and its admin event) in one transaction; retry when another writer took the
+    chain head first (unique ``prev_hash``) or held SQLite's write lock."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            async with engine.begin() as connection:
+                await change(connection)
+            return
+        except (IntegrityError, OperationalError):
+            if attempt == _ATTEMPTS - 1:
+                raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from rich.console import Console
@@ -13,6 +13,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard.cli.common import fail, settings
+
+if TYPE_CHECKING:
+    from guard.audit.admin_events import AdminEvent, BrokenLink
 
 __all__ = ["keys"]
 
@@ -107,3 +110,29 @@ def keys_revoke(key_id: str) -> None:
     if not _run(lambda engine: revoke_api_key(engine, key_id)):
         fail(f"no live key with id {key_id}", code=1)
     click.echo(f"revoked {key_id}")
+
+
+@keys.command("log")
+def keys_log() -> None:
+    """The admin events (keys created and revoked, by whom) and whether their hash chain is intact (exit 1 if not)."""
+    from guard.audit.admin_events import list_admin_events, verify_admin_events
+
+    async def read(engine: AsyncEngine) -> tuple[list[AdminEvent], tuple[int, BrokenLink | None]]:
+        return await list_admin_events(engine), await verify_admin_events(engine)
+
+    events, (checked, broken) = _run(read)
+    table = Table("id", "time", "actor", "action", "key_id", "details")
+    for event in events:
+        details = ", ".join(f"{k}={v}" for k, v in event.details.items() if v not in (None, [], ""))
+        table.add_row(
+            str(event.id),
+            f"{event.created_at:%Y-%m-%d %H:%M:%S}",
+            event.actor,
+            event.action,
+            event.subject or "",
+            details,
+        )
+    Console(width=200).print(table)
+    if broken is not None:
+        fail(f"admin event chain broken at event {broken.id}: {broken.reason}", code=1)
+    click.echo(f"admin event chain intact ({checked} events)")
