@@ -55,8 +55,14 @@ class DecisionRow(Base):
     latency_ms: Mapped[dict[str, float]] = mapped_column(JsonB, nullable=False)
     subject_hmacs: Mapped[list[str]] = mapped_column(JsonB, nullable=False)
     chain_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    """The row's position in its chain (1, 2, ...); NULL for rows written before chain v2."""
     prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     row_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    content_digest: Mapped[str | None] = mapped_column(String(64))
+    """sha256 of the content fields; the row hash covers this digest, so erasing content keeps the chain valid."""
+    erased_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    """When a data-subject erasure blanked this row's content fields."""
 
     __table_args__ = (
         Index("ix_audit_decisions_created_at", "created_at", "decision_id"),
@@ -64,6 +70,8 @@ class DecisionRow(Base):
         Index("ix_audit_decisions_policy", "policy_name", "policy_version"),
         Index("ix_audit_decisions_key_id", "key_id", "created_at"),
         Index("ix_audit_decisions_parent_id", "parent_id"),
+        Index("ux_audit_decisions_chain_seq", "chain_id", "seq", unique=True),
+        Index("ix_audit_decisions_tenant", "tenant", "created_at"),
     )
 
 
