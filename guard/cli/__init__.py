@@ -15,6 +15,7 @@ from rich.console import Console
 
 from guard.cli.common import fail
 from guard.cli.common import settings as load_settings
+from guard.cli.audit import audit
 from guard.cli.keys import keys
 from guard.cli.policy import policy
 from guard.settings import DEFAULT_GENERATOR, Profile, Settings
@@ -213,3 +214,4 @@ def _print_reports(reports: list[Report]) -> None:
 
 main.add_command(policy)
 main.add_command(keys)
+main.add_command(audit)
