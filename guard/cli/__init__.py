@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 
+from guard.cli.audit import audit
 from guard.cli.common import fail
 from guard.cli.common import settings as load_settings
-from guard.cli.audit import audit
 from guard.cli.keys import keys
 from guard.cli.policy import policy
 from guard.settings import DEFAULT_GENERATOR, Profile, Settings
