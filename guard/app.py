@@ -17,16 +17,19 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from guard import __version__
+from guard import __version__, metrics
 from guard.api import EXCEPTION_HANDLERS, PolicyReloader, RequestIdMiddleware, hash_key, route_handlers
 from guard.audit import AuditWriter, SubjectHasher, create_engine, load_or_create_key
 from guard.audit.policy_versions import PolicyVersionConflict, record_policy_versions
+from guard.audit.rate_limits import RateLimiter
 from guard.pipeline import Models, Pipeline, load_models
 from guard.policy import PolicyRegistry
 from guard.settings import Profile, Settings
+from guard.tracing import OtelUnavailable, RouteSpanMiddleware, otel_plugin
 
 __all__ = ["StartupError", "create_app", "resolve_api_key"]
 
@@ -69,6 +72,33 @@ async def _record_startup_policies(db_engine: AsyncEngine, policies: PolicyRegis
         ) from None
 
 
+class MetricsController(PrometheusController):
+    """``GET /metrics`` for scrapers: unauthenticated like the probes, counts and latencies only (no text)."""
+
+    include_in_schema = False
+
+
+# Request metrics by route template (path parameters don't multiply series); probes and scrapes are not counted.
+_PROMETHEUS = PrometheusConfig(
+    app_name="guard", prefix="guard_http", group_path=True, exclude=["^/metrics", "^/healthz", "^/readyz"]
+)
+
+
+def _metrics_probe(pipeline: Pipeline, writer: AuditWriter) -> metrics.Probe:
+    """The live gauges of one app, read on scrape: check, engine and audit queues."""
+
+    def probe() -> list[metrics.Sample]:
+        stats = pipeline.engine.stats()
+        return [
+            *(("guard_check_queue_depth", (name,), b.queue_depth) for name, b in pipeline.batchers.items()),
+            ("guard_engine_queue_depth", (), stats.waiting),
+            ("guard_engine_running", (), stats.running),
+            ("guard_audit_queue_depth", (), writer.queue_depth),
+        ]
+
+    return probe
+
+
 _background: set[asyncio.Task[object]] = set()
 
 
@@ -105,34 +135,46 @@ def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
         db_engine = create_engine(settings.database.url)
         await _record_startup_policies(db_engine, policies)
         hasher = SubjectHasher(load_or_create_key(settings.home / "audit-hmac.key"))
+        writer = AuditWriter(db_engine)
         pipeline = Pipeline(
             policies,
             loaded,
-            AuditWriter(db_engine),
+            writer,
             hasher,
             max_new_tokens=settings.engine.max_new_tokens,
+            check_timeout_s=settings.api.check_timeout_s,
+            request_timeout_s=settings.api.request_timeout_s,
         )
         await loaded.engine.start()
         app.state.db_engine = db_engine
+        app.state.rate_limiter = RateLimiter(db_engine)
         app.state.pipeline = pipeline
         app.state.policy_reloader = reloader = PolicyReloader(
             settings.policy.directory, policies, db_engine, loaded.checks
         )
         sighup = _install_sighup(reloader)
+        metrics.add_probe(app, _metrics_probe(pipeline, writer))
         logger.info("guard ready: %s", loaded.engine.description)
         try:
             yield
         finally:
+            metrics.remove_probe(app)
             if sighup:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await loaded.engine.stop()
             pipeline.close()
+            await writer.aclose()  # commit what is queued before the engine goes
             await db_engine.dispose()
 
+    try:
+        plugins = [otel_plugin()] if settings.observability.otel else []
+    except OtelUnavailable as exc:
+        raise StartupError(str(exc)) from None
     app = Litestar(
-        route_handlers=route_handlers(),
+        route_handlers=[*route_handlers(), MetricsController],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[RequestIdMiddleware()],
+        middleware=[RequestIdMiddleware(), _PROMETHEUS.middleware, *([RouteSpanMiddleware()] if plugins else [])],
+        plugins=plugins,
         lifespan=[lifespan],
         request_max_body_size=settings.api.max_body_bytes,
         openapi_config=OpenAPIConfig(title="guard", version=__version__, path="/schema"),

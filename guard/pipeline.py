@@ -7,10 +7,11 @@ This is the only module that imports checks, engine and audit together. Every wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +47,7 @@ from guard.engine import (
     SamplingParams,
     ShieldGemmaScorer,
 )
+from guard.logs import decision_id_var
 from guard.policy import LoadedPolicy, PolicyRegistry, strongest
 from guard.policy.schema import AuditOptions
 from guard.settings import DEFAULT_GENERATOR, Profile, Settings
@@ -54,6 +56,7 @@ __all__ = [
     "ChatOutcome",
     "ContextLengthExceeded",
     "EngineOverloaded",
+    "Health",
     "InputTooLarge",
     "InvalidConversation",
     "InvalidParameter",
@@ -287,6 +290,86 @@ def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
 
 
+PROBE_TEXT = "What time does the library open on Saturday?"
+"""The benign item each check runs in the readiness probe."""
+PROBE_TTL_S = 2.0
+"""How long a probe's result answers /readyz, so frequent probes don't load the checks."""
+
+
+class Health:
+    """Readiness of the checks and the engine, for /readyz; nothing is latched, so recovery needs no restart.
+
+    A check is not ready while its running batch is older than the check timeout (a hung call holds its worker
+    thread) or while a probe item fails or times out through its batcher. The engine is not ready while its
+    worker is down or its last step failed; then a one-token generation is the probe, and its step succeeding
+    clears the failure."""
+
+    def __init__(
+        self,
+        batchers: dict[str, CheckBatcher],
+        engine: Engine,
+        probe_items: Callable[[], dict[str, CheckItem]],
+        *,
+        check_timeout_s: float | None,
+    ) -> None:
+        self.check_timeout_s = check_timeout_s
+        self._batchers = batchers
+        self._engine = engine
+        self._probe_items = probe_items
+        self._lock = asyncio.Lock()
+        self._probed_at = -PROBE_TTL_S
+        self._probed: dict[str, str] = {}
+
+    async def report(self) -> dict[str, str]:
+        """``{"check:<name>": state, "engine": state}``; every state is ``"ok"`` when ready."""
+        async with self._lock:  # concurrent readiness calls share one probe
+            if time.monotonic() - self._probed_at >= PROBE_TTL_S:
+                self._probed = await self._probe()
+                self._probed_at = time.monotonic()
+            report = dict(self._probed)
+        for name, batcher in self._batchers.items():  # a hang shows at once, whatever the cached probe said
+            if self.check_timeout_s is not None and (busy := batcher.busy_for()) > self.check_timeout_s:
+                report[f"check:{name}"] = f"stuck (a batch has run for {busy:.0f} s)"
+        return report
+
+    async def _probe(self) -> dict[str, str]:
+        items = self._probe_items()
+        names = [name for name in self._batchers if name in items]
+        outcomes = await asyncio.gather(
+            *(self._bounded(self._batchers[name].run([items[name]])) for name in names),
+            self._engine_state(),
+            return_exceptions=True,
+        )
+        report = {f"check:{name}": _state(outcome) for name, outcome in zip(names, outcomes, strict=False)}
+        engine = outcomes[-1]
+        report["engine"] = engine if isinstance(engine, str) else _state(engine)
+        return report
+
+    async def _engine_state(self) -> str:
+        stats = self._engine.stats()
+        if not stats.healthy:
+            return "worker stopped"
+        if stats.last_error is None:
+            return "ok"
+        prompt = self._engine.tokenize(PROBE_TEXT, add_special_tokens=True)
+        try:
+            await self._bounded(self._engine.generate(prompt, SamplingParams(max_tokens=1, temperature=0.0)))
+        except Exception as exc:
+            return f"last step failed ({stats.last_error}); probe: {type(exc).__name__}"
+        return "ok"
+
+    async def _bounded(self, call: Awaitable[Any]) -> Any:
+        return await asyncio.wait_for(call, self.check_timeout_s)
+
+
+def _state(outcome: object) -> str:
+    if isinstance(outcome, TimeoutError):
+        return "timed out"
+    if isinstance(outcome, BaseException):
+        return f"failed ({type(outcome).__name__})"
+    return "ok"
+
+
 class Pipeline:
     def __init__(
         self,
@@ -296,7 +379,11 @@ class Pipeline:
         hasher: SubjectHasher,
         *,
         max_new_tokens: int,
+        check_timeout_s: float | None = None,
+        request_timeout_s: float | None = None,
     ) -> None:
+        """``check_timeout_s`` bounds each check call (queueing included) and ``request_timeout_s`` each request;
+        ``None`` (offline tools that replay many texts at once) means unbounded. The server sets both."""
         self.policies = policies
         self.models = models
         self.writer = writer
@@ -304,6 +391,8 @@ class Pipeline:
         self._max_new_tokens = max_new_tokens
         # One micro-batcher (and worker thread) per check: concurrent requests' texts are checked together.
         self.batchers = {name: CheckBatcher(check) for name, check in models.checks.items()}
+        self._request_timeout_s = request_timeout_s
+        self.health = Health(self.batchers, models.engine, self._probe_items, check_timeout_s=check_timeout_s)
 
     def close(self) -> None:
         for batcher in self.batchers.values():
@@ -318,6 +407,24 @@ class Pipeline:
             return self.policies.get(name)
         except KeyError:
             raise PolicyNotFound("unknown policy") from None
+
+    def _probe_items(self) -> dict[str, CheckItem]:
+        """A benign item per check, configured as the first loaded policy configures that check (readiness)."""
+        items: dict[str, CheckItem] = {}
+        for loaded in self.policies.all():
+            for stage, section in (("input", loaded.policy.input), ("output", loaded.policy.output)):
+                for name in self.batchers:
+                    config = getattr(section, name, None)
+                    if name not in items and config is not None:
+                        items[name] = CheckItem(
+                            text=PROBE_TEXT,
+                            config=config,
+                            stage=stage,  # type: ignore[arg-type]
+                            scope=RequestScope(),
+                            role="user" if stage == "input" else None,
+                            prompt=PROBE_TEXT if stage == "output" else None,
+                        )
+        return items
 
     async def check_texts(
         self,
@@ -413,7 +520,8 @@ class Pipeline:
         """Each check over its subset of its texts, side by side, each through its micro-batcher."""
         outcomes = await asyncio.gather(
             *(
-                self.batchers[name].run(
+                self._check(
+                    name,
                     [
                         CheckItem(
                             text=texts[i],
@@ -424,7 +532,7 @@ class Pipeline:
                             prompt=prompt,
                         )
                         for i in subset
-                    ]
+                    ],
                 )
                 for name, subset, texts in runs
             ),
@@ -434,9 +542,15 @@ class Pipeline:
         for (name, _, _), outcome in zip(runs, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 logger.error("check %s failed (%s)", name, type(outcome).__name__)
+                if isinstance(outcome, TimeoutError):
+                    raise ServiceUnavailable(f"the {name} check timed out") from None
                 raise ServiceUnavailable(f"the {name} check failed ({type(outcome).__name__})") from None
             results.append(outcome)
         return results
+
+    async def _check(self, name: str, items: list[CheckItem]) -> list[CheckResult]:
+        """One check call, bounded: past the check timeout the request fails closed (its worker stays held)."""
+        return await asyncio.wait_for(self.batchers[name].run(items), self.health.check_timeout_s)
 
     # -- generation: chat and raw completions, whole or streamed -------------------------------------------------
 
@@ -450,8 +564,10 @@ class Pipeline:
         route: str = "/v1/chat/completions",
     ) -> ChatOutcome:
         """Answer a conversation; the one audit record is committed before this returns."""
-        turn = await self._open_chat(messages, params, policy_name, caller, route)
-        outcome = await self._output(turn)
+        opened: list[Turn] = []
+        async with self._deadline(route, caller, opened):
+            turn = await self._open_chat(messages, params, policy_name, caller, route, opened)
+            outcome = await self._output(turn)
         await self._commit(self._final_record(turn, outcome))
         return outcome
 
@@ -459,8 +575,10 @@ class Pipeline:
         self, prompt: str, params: SamplingParams, *, policy_name: str | None, caller: Caller
     ) -> ChatOutcome:
         """Continue raw text (base models, no chat template); audited like a chat."""
-        turn = await self._open_completion(prompt, params, policy_name, caller)
-        outcome = await self._output(turn)
+        opened: list[Turn] = []
+        async with self._deadline("/v1/completions", caller, opened):
+            turn = await self._open_completion(prompt, params, policy_name, caller, opened)
+            outcome = await self._output(turn)
         await self._commit(self._final_record(turn, outcome))
         return outcome
 
@@ -476,19 +594,39 @@ class Pipeline:
         """Run the input stage, submit to the engine and commit the opening record: the stream may start.
 
         Everything that can refuse the request (policy, limits, context, a full queue) happens here, before any
-        byte of the response is sent, so those refusals are ordinary JSON errors."""
-        if messages is not None:
-            turn = await self._open_chat(messages, params, policy_name, caller, "/v1/chat/completions")
-        else:
-            turn = await self._open_completion(prompt or "", params, policy_name, caller)
-        turn.kind = "stream_open"
-        try:
-            await self._commit(self._opening_record(turn))
-        except ServiceUnavailable:
-            if turn.deltas is not None:
-                turn.deltas.cancel()
-            raise
+        byte of the response is sent, so those refusals are ordinary JSON errors. The request timeout bounds
+        this part: once the response has started, a stream runs until it ends or its client leaves."""
+        opened: list[Turn] = []
+        route = "/v1/chat/completions" if messages is not None else "/v1/completions"
+        async with self._deadline(route, caller, opened):
+            if messages is not None:
+                turn = await self._open_chat(messages, params, policy_name, caller, route, opened)
+            else:
+                turn = await self._open_completion(prompt or "", params, policy_name, caller, opened)
+            turn.kind = "stream_open"
+            try:
+                await self._commit(self._opening_record(turn))
+            except ServiceUnavailable:
+                if turn.deltas is not None:
+                    turn.deltas.cancel()
+                raise
         return turn
+
+    @contextlib.asynccontextmanager
+    async def _deadline(self, route: str, caller: Caller, opened: list[Turn]) -> AsyncIterator[None]:
+        """Bound the block by the request timeout; past it, cancel the generation, audit the 503 and raise."""
+        try:
+            async with asyncio.timeout(self._request_timeout_s):
+                yield
+        except TimeoutError:
+            logger.error("request on %s timed out after %s s", route, self._request_timeout_s)
+            if opened:
+                if opened[0].deltas is not None:
+                    opened[0].deltas.cancel()  # its engine slot is freed at the next step
+                await self._audit_failure(opened[0])
+            else:
+                await self._write_best_effort(_bare_record(route, caller, "error", 503))
+            raise ServiceUnavailable("the request timed out") from None
 
     async def stream_checked(self, turn: Turn) -> AsyncGenerator[str, None]:
         """The generation, released segment by segment (sentences, see :mod:`guard.checks.segmenter`), each one
@@ -603,7 +741,13 @@ class Pipeline:
         await self._write_best_effort(record)
 
     async def _open_chat(
-        self, messages: list[ChatMessage], params: SamplingParams, policy_name: str | None, caller: Caller, route: str
+        self,
+        messages: list[ChatMessage],
+        params: SamplingParams,
+        policy_name: str | None,
+        caller: Caller,
+        route: str,
+        opened: list[Turn],
     ) -> Turn:
         def render(texts: list[str]) -> list[int]:
             redacted = [ChatMessage(role=m.role, content=t) for m, t in zip(messages, texts, strict=True)]
@@ -616,15 +760,16 @@ class Pipeline:
             params,
             policy_name,
             caller,
+            opened,
         )
 
     async def _open_completion(
-        self, prompt: str, params: SamplingParams, policy_name: str | None, caller: Caller
+        self, prompt: str, params: SamplingParams, policy_name: str | None, caller: Caller, opened: list[Turn]
     ) -> Turn:
         def render(texts: list[str]) -> list[int]:
             return self.engine.tokenize(texts[0], add_special_tokens=True)  # base models expect <bos>
 
-        return await self._open("/v1/completions", [("prompt", prompt)], render, params, policy_name, caller)
+        return await self._open("/v1/completions", [("prompt", prompt)], render, params, policy_name, caller, opened)
 
     async def _open(
         self,
@@ -634,8 +779,10 @@ class Pipeline:
         params: SamplingParams,
         policy_name: str | None,
         caller: Caller,
+        opened: list[Turn],
     ) -> Turn:
-        """Limits, the input checks, then (unless blocked) the prompt and the engine submission."""
+        """Limits, the input checks, then (unless blocked) the prompt and the engine submission; the turn is
+        appended to ``opened`` as soon as it exists (so a timed-out request can be audited)."""
         started = time.perf_counter()
         policy = self.policy(policy_name)
         if sum(len(text) for _, text in turns) > policy.policy.limits.max_input_chars:
@@ -654,6 +801,8 @@ class Pipeline:
             "tenant": caller.tenant,
         }
         turn = Turn(decision_id=str(uuid.uuid4()), policy=policy, params=params, started=started, record=record)
+        decision_id_var.set(turn.decision_id)  # for this request's log lines
+        opened.append(turn)
         stats = self.engine.stats()
         if stats.waiting >= stats.max_waiting:  # shed load before spending time on checks
             await self._reject(turn, 429)
@@ -806,13 +955,24 @@ class Pipeline:
         if len(text) > policy.policy.limits.max_input_chars:
             raise InputTooLarge(f"the text exceeds {policy.policy.limits.max_input_chars} characters")
         decision_id = str(uuid.uuid4())
+        decision_id_var.set(decision_id)  # for this request's log lines
         section = policy.policy.input if stage == "input" else policy.policy.output
         names = INPUT_CHECKS if stage == "input" else OUTPUT_CHECKS
         shadow = self._shadow_of(policy)
-        checked, _ = await asyncio.gather(
-            self.check_texts(names, section, [text], stage, RequestScope()),
-            self._shadow_check(shadow, stage, [text]),
-        )
+        try:
+            async with asyncio.timeout(self._request_timeout_s):
+                checked, _ = await asyncio.gather(
+                    self.check_texts(names, section, [text], stage, RequestScope()),
+                    self._shadow_check(shadow, stage, [text]),
+                )
+        except (ServiceUnavailable, TimeoutError) as exc:
+            failed = _bare_record("/v1/scan", caller, "error", 503, decision_id=decision_id, policy=policy)
+            await self._write_best_effort(
+                msgspec.structs.replace(failed, latency_ms={"total": _ms(started)}),
+            )
+            if isinstance(exc, TimeoutError):
+                raise ServiceUnavailable("the request timed out") from None
+            raise
         decision = strongest([f.action for f in checked.findings])
         stored = checked.audit_texts[0] if checked.audit_texts[0] is not None else NOT_STORED
         await self._commit(
@@ -857,18 +1017,7 @@ class Pipeline:
 
     async def record_rejection(self, route: str, caller: Caller, status: int) -> None:
         """Audit a request refused before any policy ran (e.g. 403: its key may not use the policy it named)."""
-        await self._write_best_effort(
-            AuditRecord(
-                decision_id=str(uuid.uuid4()),
-                created_at=datetime.now(UTC),
-                route=route,
-                outcome="rejected",
-                http_status=status,
-                decision="block",
-                key_id=caller.key_id,
-                tenant=caller.tenant,
-            )
-        )
+        await self._write_best_effort(_bare_record(route, caller, "rejected", status))
 
     async def _reject(self, turn: Turn, status: int) -> None:
         """Record a request refused before generation (e.g. 429: the engine queue is full)."""
@@ -884,6 +1033,31 @@ class Pipeline:
             turn, turn.findings, **_answer_identity(turn), outcome=outcome, http_status=status, decision="block"
         )
         await self._write_best_effort(record)
+
+
+def _bare_record(
+    route: str,
+    caller: Caller,
+    outcome: str,
+    status: int,
+    *,
+    decision_id: str | None = None,
+    policy: LoadedPolicy | None = None,
+) -> AuditRecord:
+    """The record of a request refused or failed with no turn to describe it (nothing of its text is kept)."""
+    return AuditRecord(
+        decision_id=decision_id or str(uuid.uuid4()),
+        created_at=datetime.now(UTC),
+        route=route,
+        outcome=outcome,
+        http_status=status,
+        decision="block",
+        key_id=caller.key_id,
+        tenant=caller.tenant,
+        policy_name=policy.name if policy else None,
+        policy_version=policy.version if policy else None,
+        policy_sha256=policy.sha256 if policy else None,
+    )
 
 
 def _located(finding: Finding, index: int, stage: Stage) -> Finding:

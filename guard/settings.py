@@ -13,6 +13,7 @@ __all__ = [
     "ApiSettings",
     "DatabaseSettings",
     "EngineSettings",
+    "ObservabilitySettings",
     "PolicySettings",
     "Profile",
     "Settings",
@@ -36,6 +37,13 @@ def _env(name: str, default: str) -> str:
 
 def _env_int(name: str, default: int) -> int:
     return int(_env(name, str(default)))
+
+
+def _env_float(name: str, default: float) -> float:
+    value = float(_env(name, str(default)))
+    if not value > 0:  # also refuses nan
+        raise ValueError(f"{name}={value!r}: use a positive number of seconds")
+    return value
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -97,6 +105,22 @@ class ApiSettings:
     """``GUARD_API_KEY``: the bootstrap key with every scope (the dev profile makes one when unset)."""
     max_body_bytes: int = 64 * 1024
     """``GUARD_MAX_BODY_BYTES``: larger request bodies get a 413."""
+    check_timeout_s: float = 10.0
+    """``GUARD_CHECK_TIMEOUT_S``: the longest one check call may take; past it the request fails closed (503)."""
+    request_timeout_s: float = 120.0
+    """``GUARD_REQUEST_TIMEOUT_S``: bounds a whole unstreamed request (a stream: until its response starts);
+    past it 503, audited, and the generation is cancelled."""
+    shutdown_timeout_s: int = 30
+    """``GUARD_SHUTDOWN_TIMEOUT_S``: on SIGTERM, how long in-flight requests (streams too) may take to finish
+    before they are cancelled and the app shuts down."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObservabilitySettings:
+    log_format: str = "json"
+    """``GUARD_LOG_FORMAT``: ``json`` (one object per line; the production default) or ``text`` (the dev default)."""
+    otel: bool = False
+    """``GUARD_OTEL``: ``1`` traces requests with OpenTelemetry (needs the ``guard[otel]`` extra)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +133,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     @property
     def dev_models_dir(self) -> Path:
@@ -118,8 +143,12 @@ class Settings:
     def from_env(cls, *, profile: str | None = None) -> Settings:
         """Read every setting from the environment; ``profile`` overrides ``GUARD_PROFILE``."""
         home = Path(_env("GUARD_HOME", str(Path.home() / ".cache" / "guard"))).expanduser()
+        chosen = Profile(profile or _env("GUARD_PROFILE", Profile.PRODUCTION.value))
+        log_format = _env("GUARD_LOG_FORMAT", "text" if chosen is Profile.DEV else "json").lower()
+        if log_format not in ("json", "text"):
+            raise ValueError(f"GUARD_LOG_FORMAT={log_format!r}: use json or text")
         return cls(
-            profile=Profile(profile or _env("GUARD_PROFILE", Profile.PRODUCTION.value)),
+            profile=chosen,
             home=home,
             engine=EngineSettings(
                 model=os.environ.get("GUARD_MODEL") or None,
@@ -144,5 +173,9 @@ class Settings:
             api=ApiSettings(
                 api_key=os.environ.get("GUARD_API_KEY") or None,
                 max_body_bytes=_env_int("GUARD_MAX_BODY_BYTES", 64 * 1024),
+                check_timeout_s=_env_float("GUARD_CHECK_TIMEOUT_S", 10.0),
+                request_timeout_s=_env_float("GUARD_REQUEST_TIMEOUT_S", 120.0),
+                shutdown_timeout_s=_env_int("GUARD_SHUTDOWN_TIMEOUT_S", 30),
             ),
+            observability=ObservabilitySettings(log_format=log_format, otel=_env_bool("GUARD_OTEL", False)),
         )

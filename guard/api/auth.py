@@ -2,7 +2,8 @@
 
 The bootstrap key (``GUARD_API_KEY``) has every scope and may name any policy; scoped keys live in the
 ``api_keys`` table (``guard keys create``). No key: 401; unknown or revoked key: 401; a key without the route's
-scope, or naming a policy it is not bound to: 403.
+scope, or naming a policy it is not bound to: 403; a key over its rate limit: 429 with Retry-After (audited as
+rejected; the bootstrap key has no limit). The database unreachable during key lookup or rate counting: 503.
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ServiceUnavailableException,
+    TooManyRequestsException,
+)
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
+from sqlalchemy.exc import SQLAlchemyError
 
-from guard.audit.api_keys import SCOPES, find_api_key
+from guard.audit.api_keys import SCOPES, ApiKey, find_api_key
+from guard.audit.rate_limits import RateLimiter, parse_rate
 from guard.pipeline import Caller, Pipeline
 
 __all__ = [
@@ -27,6 +35,7 @@ __all__ = [
     "caller_of",
     "hash_key",
     "policy_for",
+    "principal_for_key",
     "principal_of",
     "require_api_key",
     "require_scope",
@@ -61,24 +70,50 @@ async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: Bas
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise NotAuthorizedException("missing bearer token (Authorization: Bearer <key>)")
-    principal: Principal | None = None
-    if hmac.compare_digest(hash_key(token), connection.app.state.api_key_hash):
-        principal = _BOOTSTRAP
-    else:
-        found = await find_api_key(connection.app.state.db_engine, token)
-        if found is not None:
-            principal = Principal(
-                key_id=found.key_id,
-                scopes=frozenset(found.scopes),
-                tenant=found.tenant,
-                policy=found.policy,
-                allowed_policies=frozenset(found.allowed_policies),
-            )
+    principal = await principal_for_key(connection, token)
     if principal is None:
         raise NotAuthorizedException("invalid API key")
     state = connection.scope.setdefault("state", {})
     state[_PRINCIPAL] = principal
     state["key_id"], state["tenant"] = principal.key_id, principal.tenant
+
+
+async def principal_for_key(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> Principal | None:
+    """Who ``key`` is: the bootstrap key or a live scoped key (counted against its rate limit: 429 when over it,
+    503 when the database is unreachable); ``None`` for an unknown or revoked key."""
+    if hmac.compare_digest(hash_key(key), connection.app.state.api_key_hash):
+        return _BOOTSTRAP
+    found = await _find_within_rate(connection, key)
+    if found is None:
+        return None
+    return Principal(
+        key_id=found.key_id,
+        scopes=frozenset(found.scopes),
+        tenant=found.tenant,
+        policy=found.policy,
+        allowed_policies=frozenset(found.allowed_policies),
+    )
+
+
+async def _find_within_rate(connection: ASGIConnection[Any, Any, Any, Any], token: str) -> ApiKey | None:
+    """The live key for ``token``, counted against its rate limit (429 when over it). Fails closed: a database
+    error here is a 503, never a request let through unauthenticated or unlimited."""
+    try:
+        found = await find_api_key(connection.app.state.db_engine, token)
+        if found is None or found.rate is None:
+            return found
+        limiter: RateLimiter = connection.app.state.rate_limiter
+        decision = await limiter.hit(found.key_id, parse_rate(found.rate))
+    except (SQLAlchemyError, OSError):
+        raise ServiceUnavailableException("the API key could not be checked: the database is unreachable") from None
+    if not decision.allowed:
+        caller = Caller(key_id=found.key_id, tenant=found.tenant)
+        await connection.app.state.pipeline.record_rejection(connection.url.path, caller, 429)
+        raise TooManyRequestsException(
+            f"rate limit of {found.rate} exceeded for this API key",
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )
+    return found
 
 
 def require_scope(*any_of: str) -> Guard:

@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from guard.logs import request_id_var
 from guard.pipeline import (
     ContextLengthExceeded,
     EngineOverloaded,
@@ -73,6 +74,7 @@ class RequestIdMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         rid = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
+        request_id_var.set(rid)  # log lines of this request carry it (the request runs in its own task/context)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -106,7 +108,8 @@ def _validation_message(exc: ValidationException) -> str:
 def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
     if isinstance(exc, ValidationException):
         return error_response(request, 400, _validation_message(exc))
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code in (429, 503) else None
+    default = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code in (429, 503) else {}
+    headers = {**default, **(exc.headers or {})} or None  # a raiser's own Retry-After (rate limits) wins
     message = exc.detail if exc.status_code < 500 else "the service cannot answer now"
     if exc.status_code == 400 and message.lower().startswith("malformed"):
         message = "malformed JSON body"

@@ -21,12 +21,13 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz", operation_id="readyz", tags=["health"])
 async def readyz(state: State) -> Response[dict[str, Any]]:
-    """Models loaded, database reachable and migrated, policies valid; names the dev models in use."""
+    """Models loaded and answering (each check probed, none stuck past its timeout; the engine's worker up and its
+    last step successful), database reachable and migrated, policies valid; names the dev models in use."""
     checks: dict[str, str] = {}
     pipeline = getattr(state, "pipeline", None)
     checks["models"] = "ok" if pipeline is not None else "loading"
-    if pipeline is not None:
-        checks["engine"] = "ok" if pipeline.engine.stats().healthy else "worker stopped"
+    if pipeline is not None:  # each check and the engine, actively probed (see guard.pipeline.Health)
+        checks.update(await pipeline.health.report())
     try:
         await ping(state.db_engine)
         checks["database"] = "ok"

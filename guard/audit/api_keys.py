@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from guard.audit.admin_events import process_actor, record_admin_event
 from guard.audit.models import ApiKeyRow
+from guard.audit.rate_limits import parse_rate
 
 __all__ = [
     "KEY_PREFIX",
@@ -36,7 +36,6 @@ __all__ = [
 KEY_PREFIX = "gk-"
 SCOPES = ("generate", "scan", "audit:read", "policy:admin")
 _ATTEMPTS = 3
-_RATE = re.compile(r"^\d+/(second|minute|hour|day)$")
 
 
 class InvalidApiKeySpec(ValueError):
@@ -82,8 +81,11 @@ def _validate(name: str, scopes: Sequence[str], rate: str | None) -> None:
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
         raise InvalidApiKeySpec(f"scopes must be one or more of {', '.join(SCOPES)}; unknown: {', '.join(unknown)}")
-    if rate is not None and not _RATE.match(rate):
-        raise InvalidApiKeySpec("rate must look like 60/minute (per second, minute, hour or day)")
+    if rate is not None:
+        try:
+            parse_rate(rate)
+        except ValueError as exc:
+            raise InvalidApiKeySpec(f"invalid rate: {exc}") from None
 
 
 async def create_api_key(

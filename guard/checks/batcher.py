@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from guard import metrics
 from guard.checks.base import Check, CheckItem, CheckResult
 
 __all__ = ["BatchStats", "CheckBatcher"]
@@ -58,6 +60,7 @@ class CheckBatcher:
         self._jobs: deque[_Job] = deque()
         self._ready = threading.Condition()
         self._closed = False
+        self._busy_since: float | None = None
         self._thread = threading.Thread(target=self._work, name=f"guard-check-{check.name}", daemon=True)
         self._thread.start()
 
@@ -73,6 +76,16 @@ class CheckBatcher:
             self._jobs.append(job)
             self._ready.notify()
         return await job.future
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for the worker now (``guard_check_queue_depth``)."""
+        return len(self._jobs)
+
+    def busy_for(self) -> float:
+        """Seconds the batch now running has taken (0 when idle): a hung check shows here, its thread held."""
+        since = self._busy_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def close(self) -> None:
         with self._ready:
@@ -98,29 +111,39 @@ class CheckBatcher:
             live = [job for job in batch if not job.future.cancelled()]
             if not live:
                 continue
+            self._busy_since = time.monotonic()
             try:
-                results = self.check.run([item for job in live for item in job.items])
-                if len(results) != sum(len(job.items) for job in live):
-                    raise RuntimeError(f"the {self.check.name} check returned the wrong number of results")
-                self.stats.record(sum(len(job.items) for job in live))
-            except Exception as exc:
-                if len(live) == 1:
-                    _settle(live[0], exc)
-                    continue
-                # Run each request alone so that only the one whose text breaks the check fails.
-                logger.warning(
-                    "the %s check failed on a batch of %d requests; retrying one by one", self.check.name, len(live)
-                )
-                for job in live:
-                    try:
-                        _settle(job, self.check.run(job.items))
-                    except Exception as single:
-                        _settle(job, single)
-                continue
-            offset = 0
+                self._run_batch(live)
+            finally:
+                self._busy_since = None
+
+    def _run_batch(self, live: list[_Job]) -> None:
+        """One batch through the check; if it fails, each request alone (only the breaking one fails)."""
+        try:
+            results = self.check.run([item for job in live for item in job.items])
+            if len(results) != sum(len(job.items) for job in live):
+                raise RuntimeError(f"the {self.check.name} check returned the wrong number of results")
+            size = sum(len(job.items) for job in live)
+            self.stats.record(size)
+            metrics.CHECK_BATCH_SIZE.labels(check=self.check.name).observe(size)
+        except Exception as exc:
+            if len(live) == 1:
+                _settle(live[0], exc)
+                return
+            # Run each request alone so that only the one whose text breaks the check fails.
+            logger.warning(
+                "the %s check failed on a batch of %d requests; retrying one by one", self.check.name, len(live)
+            )
             for job in live:
-                _settle(job, results[offset : offset + len(job.items)])
-                offset += len(job.items)
+                try:
+                    _settle(job, self.check.run(job.items))
+                except Exception as single:
+                    _settle(job, single)
+            return
+        offset = 0
+        for job in live:
+            _settle(job, results[offset : offset + len(job.items)])
+            offset += len(job.items)
 
 
 def _settle(job: _Job, outcome: list[CheckResult] | BaseException) -> None:

@@ -4,10 +4,11 @@ commands live in their own modules of this package)."""
 from __future__ import annotations
 
 import json
-import logging
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
@@ -18,6 +19,7 @@ from guard.cli.common import fail
 from guard.cli.common import settings as load_settings
 from guard.cli.keys import keys
 from guard.cli.policy import policy
+from guard.logs import configure_logging
 from guard.settings import DEFAULT_GENERATOR, Profile, Settings
 
 if TYPE_CHECKING:
@@ -43,6 +45,13 @@ def main() -> None:
 @click.option("--profile", type=click.Choice([p.value for p in Profile]), help="Overrides GUARD_PROFILE.")
 def serve(host: str, port: int, profile: str | None) -> None:
     """Run the gateway (production profile unless GUARD_PROFILE=dev)."""
+    settings = load_settings(profile)
+    log_config = configure_logging(settings.observability.log_format)
+    if settings.observability.log_format == "json":  # model-loading progress bars are not JSON lines
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+
     import uvicorn
 
     from guard.app import StartupError, create_app
@@ -51,8 +60,6 @@ def serve(host: str, port: int, profile: str | None) -> None:
     from guard.pipeline import load_models
     from guard.policy import PolicyError, PolicyRegistry
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings(profile)
     try:
         PolicyRegistry.from_directory(settings.policy.directory, settings.policy.default)
         models = load_models(settings)
@@ -61,7 +68,21 @@ def serve(host: str, port: int, profile: str | None) -> None:
         fail(f"invalid policy: {exc}")
     except (StartupError, EngineUnavailable, CheckUnavailable, FileNotFoundError) as exc:
         fail(f"cannot start ({settings.profile.value} profile): {exc}")
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
+    # SIGTERM: uvicorn stops accepting, lets in-flight requests finish (bounded), runs the app shutdown, then re-raises
+    # the signal under the handler that was there before. Ignoring it then makes a completed drain exit 0.
+    signal.signal(signal.SIGTERM, _drained)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=log_config,
+        log_level="info",
+        timeout_graceful_shutdown=settings.api.shutdown_timeout_s,
+    )
+
+
+def _drained(_signum: int, _frame: FrameType | None) -> None:
+    """The SIGTERM uvicorn re-raises after its graceful shutdown: nothing left to do."""
 
 
 @main.group()

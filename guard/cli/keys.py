@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from guard.cli.common import fail, settings
+from guard.cli.common import fail, run_db
 
 if TYPE_CHECKING:
     from guard.audit.admin_events import AdminEvent, BrokenLink
 
 __all__ = ["keys"]
-
-T = TypeVar("T")
-
-
-def _run(action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run ``action`` on the database engine, failing with a hint when the table is missing or unreachable."""
-    from guard.audit import create_engine
-
-    async def go() -> T:
-        engine = create_engine(settings().database.url)
-        try:
-            return await action(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(go())
-    except (SQLAlchemyError, OSError) as exc:
-        fail(f"database error ({type(exc).__name__}): is it reachable and migrated (`guard db upgrade`)?", code=1)
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -53,7 +31,7 @@ def keys() -> None:
 @click.option("--scopes", required=True, help="Comma-separated: generate,scan,audit:read,policy:admin.")
 @click.option("--policy", help="The policy the key's requests use by default.")
 @click.option("--allow-policy", "allowed", multiple=True, help="Another policy X-Guard-Policy may name (repeatable).")
-@click.option("--rate", help="Rate limit to store, like 60/minute (enforced in a later release).")
+@click.option("--rate", help="Rate limit, like 60/minute: per key, fixed window, shared by all replicas; over it: 429.")
 @click.option("--tenant", help="Tenant recorded on the key's audit rows.")
 def keys_create(
     name: str, scopes: str, policy: str | None, allowed: tuple[str, ...], rate: str | None, tenant: str | None
@@ -62,7 +40,7 @@ def keys_create(
     from guard.audit.api_keys import InvalidApiKeySpec, create_api_key
 
     try:
-        key, record = _run(
+        key, record = run_db(
             lambda engine: create_api_key(
                 engine,
                 name=name,
@@ -86,7 +64,7 @@ def keys_list() -> None:
     from guard.audit.api_keys import list_api_keys
 
     table = Table("key_id", "name", "scopes", "policy", "allowed", "rate", "tenant", "created", "revoked")
-    for item in _run(list_api_keys):
+    for item in run_db(list_api_keys):
         table.add_row(
             item.key_id,
             item.name,
@@ -107,7 +85,7 @@ def keys_revoke(key_id: str) -> None:
     """Revoke a key: requests with it get 401 from now on."""
     from guard.audit.api_keys import revoke_api_key
 
-    if not _run(lambda engine: revoke_api_key(engine, key_id)):
+    if not run_db(lambda engine: revoke_api_key(engine, key_id)):
         fail(f"no live key with id {key_id}", code=1)
     click.echo(f"revoked {key_id}")
 
@@ -120,7 +98,7 @@ def keys_log() -> None:
     async def read(engine: AsyncEngine) -> tuple[list[AdminEvent], tuple[int, BrokenLink | None]]:
         return await list_admin_events(engine), await verify_admin_events(engine)
 
-    events, (checked, broken) = _run(read)
+    events, (checked, broken) = run_db(read)
     table = Table("id", "time", "actor", "action", "key_id", "details")
     for event in events:
         details = ", ".join(f"{k}={v}" for k, v in event.details.items() if v not in (None, [], ""))

@@ -100,6 +100,8 @@ class EngineStats:
     max_running: int
     max_waiting: int
     healthy: bool
+    last_error: str | None = None
+    """Why the most recent engine step failed (e.g. ``OutOfMemoryError``); ``None`` once a step succeeds."""
 
 
 class DeltaStream(Protocol):

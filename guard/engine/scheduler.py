@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from guard import metrics
 from guard.engine.base import (
     EngineBusy,
     EngineError,
@@ -126,6 +127,7 @@ class ContinuousBatcher:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.steps = 0
+        self._last_error: str | None = None
 
     # -- lifecycle (event loop side) ------------------------------------------------------------------------------
 
@@ -151,6 +153,7 @@ class ContinuousBatcher:
             max_running=self.max_running,
             max_waiting=self.max_waiting,
             healthy=healthy,
+            last_error=self._last_error,
         )
 
     def submit(self, prompt: list[int], params: SamplingParams) -> SequenceStream:
@@ -204,9 +207,14 @@ class ContinuousBatcher:
                         break
                 try:
                     self._step()
+                    self._last_error = None
                 except Exception as exc:  # fail the batch, keep serving: the next request starts clean
+                    # torch.OutOfMemoryError lands here too: its sequences get a 503, their memory is released.
                     logger.exception("engine step failed; failing %d running sequences", len(self._running))
+                    self._last_error = type(exc).__name__
                     self._fail_all(EngineError(f"generation failed: {type(exc).__name__}"))
+                    if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
+                        torch.cuda.empty_cache()
         self._fail_all(EngineError("the engine stopped"), waiting=True)
 
     def _fail_all(self, error: EngineError, *, waiting: bool = False) -> None:
@@ -234,6 +242,7 @@ class ContinuousBatcher:
         hidden += [state for _, state in admitted]
         sequences = decoding + [sequence for sequence, _ in admitted]
         if sequences:
+            metrics.ENGINE_BATCH_SIZE.observe(len(sequences))
             tokens = self._choose(sequences, self._project(torch.cat(hidden)))
             for sequence, token in zip(sequences, tokens, strict=True):
                 self._accept(sequence, token)
