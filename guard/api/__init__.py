@@ -6,6 +6,7 @@ from litestar import Router
 from litestar.types import ControllerRouterHandler
 
 from guard.api.audit import AuditController
+from guard.api.audit_verify import verify_audit_log
 from guard.api.auth import hash_key, require_api_key
 from guard.api.chat import ChatController
 from guard.api.completions import CompletionsController
@@ -13,15 +14,24 @@ from guard.api.errors import EXCEPTION_HANDLERS, RequestIdMiddleware
 from guard.api.health import healthz, readyz
 from guard.api.policies import PoliciesController, PolicyReloader
 from guard.api.scan import ScanController
+from guard.api.web import audit_page_router
 
 __all__ = ["EXCEPTION_HANDLERS", "PolicyReloader", "RequestIdMiddleware", "hash_key", "route_handlers"]
 
 
 def route_handlers() -> list[ControllerRouterHandler]:
-    """Probes at the root; everything under /v1 needs the API key."""
+    """Probes at the root; everything under /v1 needs the API key; the reviewer page at /audit has its own
+    sign-in session."""
     v1 = Router(
         path="/v1",
-        route_handlers=[ChatController, CompletionsController, ScanController, AuditController, PoliciesController],
+        route_handlers=[
+            ChatController,
+            CompletionsController,
+            ScanController,
+            AuditController,
+            verify_audit_log,
+            PoliciesController,
+        ],
         guards=[require_api_key],
     )
-    return [healthz, readyz, v1]
+    return [healthz, readyz, v1, audit_page_router()]

@@ -1,60 +1,122 @@
-"""Reviewer reads: ``GET /v1/audit`` (filters, cursor pagination) and ``GET /v1/audit/{decision_id}``."""
+"""Reviewer reads: ``GET /v1/audit`` (filters, cursor pagination), ``/export`` (CSV/JSONL, streamed), ``/stats``
+(counts per day) and ``/{decision_id}`` (the record with its explanation).
+
+A reviewer key with a tenant sees only that tenant's records: the tenant filter comes from the key, never the query.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import Parameter
+from litestar.response import Stream
 
+from guard.api.audit_schemas import AuditDecision, AuditDecisionDetail, AuditPage, AuditStats
 from guard.api.auth import principal_of, require_scope
-from guard.api.schemas import AuditPage
 from guard.audit import AuditFilters, InvalidCursor, get_decision, list_decisions
+from guard.audit.explain import explain_record
+from guard.audit.export import CONTENT_TYPES, export_chunks
+from guard.audit.stats import decision_stats
 
 __all__ = ["AuditController"]
+
+DecisionName = Literal["allow", "redact", "flag", "block"]
+StageName = Literal["input", "output"]
+KindName = Literal["request", "stream_open", "stream_close"]
+
+
+def _filters(
+    request: Request[Any, Any, Any],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    decision: DecisionName | None = None,
+    policy: str | None = None,
+    policy_version: str | None = None,
+    key_id: str | None = None,
+    route: str | None = None,
+    outcome: str | None = None,
+    kind: KindName | None = None,
+    check: str | None = None,
+    finding_type: str | None = None,
+    stage: StageName | None = None,
+) -> AuditFilters:
+    """The query's filters (a Litestar dependency, so every endpoint takes and validates the same ones)."""
+    return AuditFilters(
+        since=since,
+        until=until,
+        decision=decision,
+        policy=policy,
+        policy_version=policy_version,
+        key_id=key_id,
+        route=route,
+        outcome=outcome,
+        kind=kind,
+        check=check,
+        finding_type=finding_type,
+        stage=stage,
+        tenant=principal_of(request).tenant,
+    )
 
 
 class AuditController(Controller):
     path = "/audit"
     tags = ["audit"]
     guards = [require_scope("audit:read")]
+    dependencies = {"filters": Provide(_filters, sync_to_thread=False)}
 
     @get("/", operation_id="listDecisions")
     async def list_decisions(
         self,
-        request: Request[Any, Any, Any],
         state: State,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        decision: str | None = None,
-        policy: str | None = None,
-        key_id: str | None = None,
-        route: str | None = None,
+        filters: AuditFilters,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
         cursor: str | None = None,
     ) -> AuditPage:
         """Decisions, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-        filters = AuditFilters(
-            since=since,
-            until=until,
-            decision=decision,
-            policy=policy,
-            key_id=key_id,
-            route=route,
-            tenant=principal_of(request).tenant,  # a tenant's reviewer sees its own tenant only
-        )
         try:
             items, next_cursor = await list_decisions(state.db_engine, filters, limit=limit, cursor=cursor)
         except InvalidCursor:
             raise ValidationException(extra=[{"message": "invalid cursor", "key": "cursor"}]) from None
-        return AuditPage(items=items, next_cursor=next_cursor)
+        return AuditPage(items=[AuditDecision(**item) for item in items], next_cursor=next_cursor)
+
+    @get("/export", operation_id="exportDecisions")
+    async def export(self, state: State, filters: AuditFilters, format: Literal["csv", "jsonl"] = "csv") -> Stream:
+        """Every matching decision, newest first, streamed as CSV (JSON columns as JSON text) or JSON Lines."""
+
+        async def body() -> AsyncIterator[bytes]:
+            async for _, chunk in export_chunks(state.db_engine, filters, format):
+                yield chunk
+
+        return Stream(
+            body(),
+            media_type=CONTENT_TYPES[format],
+            headers={"Content-Disposition": f'attachment; filename="audit.{format}"'},
+        )
+
+    @get("/stats", operation_id="decisionStats")
+    async def stats(self, state: State, filters: AuditFilters) -> AuditStats:
+        """Counts per UTC day by decision and by finding category (``check:type``)."""
+        return await decision_stats(state.db_engine, filters)
 
     @get("/{decision_id:str}", operation_id="getDecision")
-    async def get_decision(self, request: Request[Any, Any, Any], state: State, decision_id: str) -> dict[str, Any]:
+    async def get_decision(
+        self, request: Request[Any, Any, Any], state: State, decision_id: str
+    ) -> AuditDecisionDetail:
+        """One decision with its explanation: per finding the check, policy clause, score vs threshold, action and
+        redacted span."""
         record = await get_decision(state.db_engine, decision_id, tenant=principal_of(request).tenant)
         if record is None:
             raise NotFoundException("decision not found")
-        return record
+        explained = await explain_record(state.db_engine, record)
+        return AuditDecisionDetail(
+            **record,
+            explanation=explained.findings,
+            linked_id=explained.linked_id,
+            policy_found=explained.policy_found,
+        )

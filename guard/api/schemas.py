@@ -11,7 +11,6 @@ from msgspec import Meta
 from guard.checks import Finding
 
 __all__ = [
-    "AuditPage",
     "ChatChoice",
     "ChatCompletion",
     "ChatCompletionChunk",
@@ -237,8 +236,3 @@ class ModelCard(msgspec.Struct):
 class ModelList(msgspec.Struct):
     data: list[ModelCard]
     object: str = "list"
-
-
-class AuditPage(msgspec.Struct):
-    items: list[dict[str, Any]]
-    next_cursor: str | None

@@ -1,20 +1,42 @@
-"""Reviewer queries: filtered, cursor-paginated lists (newest first) and single decisions."""
+"""Reviewer queries: filters shared by list, export and stats; cursor-paginated lists (newest first); one decision.
+
+Finding filters (check, type, stage) look inside the ``findings`` JSON list: JSONB containment on PostgreSQL,
+``json_each`` on SQLite. All of a filter's finding fields must hold for the same finding.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from guard.audit.models import DecisionRow
 
-__all__ = ["AuditFilters", "InvalidCursor", "get_decision", "list_decisions", "row_to_dict"]
+__all__ = [
+    "DECISIONS",
+    "KINDS",
+    "STAGES",
+    "AuditFilters",
+    "InvalidCursor",
+    "count_decisions",
+    "filter_conditions",
+    "get_decision",
+    "iter_decisions",
+    "linked_record_id",
+    "list_decisions",
+    "row_to_dict",
+]
 
+DECISIONS = ("allow", "redact", "flag", "block")
+STAGES = ("input", "output")
+KINDS = ("request", "stream_open", "stream_close")
 _COLUMNS = [column.key for column in DecisionRow.__table__.columns]
 
 
@@ -24,12 +46,23 @@ class InvalidCursor(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class AuditFilters:
+    """What a reviewer narrows the log to; ``None`` leaves a field unfiltered."""
+
     since: datetime | None = None
     until: datetime | None = None
     decision: str | None = None
     policy: str | None = None
+    policy_version: str | None = None
     key_id: str | None = None
     route: str | None = None
+    outcome: str | None = None
+    kind: str | None = None
+    check: str | None = None
+    """A finding's check (``pii``, ``toxicity``, ``prohibited_use``, ``injection``)."""
+    finding_type: str | None = None
+    """A finding's type: the PII entity, toxicity label or prohibited-use category."""
+    stage: str | None = None
+    """The stage (``input``/``output``) a finding was made in."""
     tenant: str | None = None
     """A reviewer key with a tenant sees only that tenant's records (set from the key, never from the request)."""
 
@@ -51,12 +84,18 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidCursor("invalid cursor") from None
 
 
-async def list_decisions(
-    engine: AsyncEngine, filters: AuditFilters, *, limit: int, cursor: str | None = None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of decisions and the cursor of the next page (``None`` at the end)."""
-    query = select(DecisionRow)
-    conditions = []
+def _has_finding(dialect: str, fields: dict[str, str]) -> ColumnElement[bool]:
+    """Rows with one finding holding every ``fields`` value."""
+    if dialect == "postgresql":
+        return DecisionRow.findings.op("@>", is_comparison=True)(literal([fields], JSONB))
+    element = func.json_each(DecisionRow.findings).table_valued("value")
+    matches = [func.json_extract(element.c.value, f"$.{name}") == value for name, value in fields.items()]
+    return exists(select(literal(1)).select_from(element).where(*matches))
+
+
+def filter_conditions(filters: AuditFilters, dialect: str) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of ``filters`` for a database of ``dialect`` (``engine.dialect.name``)."""
+    conditions: list[ColumnElement[bool]] = []
     if filters.since is not None:
         conditions.append(DecisionRow.created_at >= filters.since)
     if filters.until is not None:
@@ -64,12 +103,30 @@ async def list_decisions(
     for column, value in (
         (DecisionRow.decision, filters.decision),
         (DecisionRow.policy_name, filters.policy),
+        (DecisionRow.policy_version, filters.policy_version),
         (DecisionRow.key_id, filters.key_id),
         (DecisionRow.route, filters.route),
+        (DecisionRow.outcome, filters.outcome),
+        (DecisionRow.kind, filters.kind),
         (DecisionRow.tenant, filters.tenant),
     ):
         if value is not None:
             conditions.append(column == value)
+    finding = {
+        name: value
+        for name, value in (("check", filters.check), ("type", filters.finding_type), ("stage", filters.stage))
+        if value is not None
+    }
+    if finding:
+        conditions.append(_has_finding(dialect, finding))
+    return conditions
+
+
+async def list_decisions(
+    engine: AsyncEngine, filters: AuditFilters, *, limit: int, cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of decisions and the cursor of the next page (``None`` at the end)."""
+    conditions = filter_conditions(filters, engine.dialect.name)
     if cursor is not None:
         created, decision_id = _decode_cursor(cursor)
         conditions.append(
@@ -79,7 +136,8 @@ async def list_decisions(
             )
         )
     query = (
-        query.where(*conditions)
+        select(DecisionRow)
+        .where(*conditions)
         .order_by(DecisionRow.created_at.desc(), DecisionRow.decision_id.desc())
         .limit(limit + 1)
     )
@@ -89,6 +147,25 @@ async def list_decisions(
     return [row_to_dict(row) for row in rows[:limit]], next_cursor
 
 
+async def iter_decisions(
+    engine: AsyncEngine, filters: AuditFilters, *, chunk: int = 500
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every matching decision, newest first, in pages of ``chunk`` (keyset cursor: constant memory)."""
+    cursor: str | None = None
+    while True:
+        rows, cursor = await list_decisions(engine, filters, limit=chunk, cursor=cursor)
+        if rows:
+            yield rows
+        if cursor is None:
+            return
+
+
+async def count_decisions(engine: AsyncEngine, filters: AuditFilters) -> int:
+    query = select(func.count()).select_from(DecisionRow).where(*filter_conditions(filters, engine.dialect.name))
+    async with engine.connect() as connection:
+        return int((await connection.execute(query)).scalar_one())
+
+
 async def get_decision(engine: AsyncEngine, decision_id: str, *, tenant: str | None = None) -> dict[str, Any] | None:
     """One decision; with ``tenant``, only if it belongs to that tenant (another tenant's record reads as absent)."""
     async with async_sessionmaker(engine)() as session:
@@ -96,3 +173,14 @@ async def get_decision(engine: AsyncEngine, decision_id: str, *, tenant: str | N
     if row is None or (tenant is not None and row.tenant != tenant):
         return None
     return row_to_dict(row)
+
+
+async def linked_record_id(engine: AsyncEngine, record: dict[str, Any]) -> str | None:
+    """The other record of a stream: a ``stream_close`` names its open as ``parent_id``; an open is found by it."""
+    if record["kind"] == "stream_close":
+        return record["parent_id"]  # type: ignore[no-any-return]
+    if record["kind"] != "stream_open":
+        return None
+    query = select(DecisionRow.decision_id).where(DecisionRow.parent_id == record["decision_id"]).limit(1)
+    async with engine.connect() as connection:
+        return (await connection.execute(query)).scalar_one_or_none()

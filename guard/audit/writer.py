@@ -1,8 +1,13 @@
-"""Writes decision rows and commits each before its response may be sent (no audit, no answer).
+"""Group-commits decision rows; each caller waits for its own row's commit before it may answer (no audit, no answer).
 
-Rows are chained: ``row_hash = sha256(prev_hash || canonical row)``, one chain per writer instance, so that
-replicas sharing a database each keep their own. Text is cleaned of NUL characters and lone surrogates,
-which PostgreSQL rejects. (Group commit comes with the audit issue.)
+Callers enqueue a record and await a future. One writer task takes everything queued (up to ``max_batch``), gives
+the rows consecutive ``seq`` numbers, chains their hashes (guard.audit.chain), inserts them in one transaction and
+then resolves every caller's future. The queue is bounded: when it is full, or a commit fails, the caller gets
+:class:`AuditUnavailable` at once (the API answers 503 + Retry-After). After a failed commit the writer re-reads its
+chain head from the database, since a commit whose result is unknown may have landed.
+
+One chain per writer instance (``chain_id``), so replicas sharing a database each keep their own. Text is cleaned of
+NUL characters and lone surrogates, which PostgreSQL rejects.
 """
 
 from __future__ import annotations
@@ -10,20 +15,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
+import time
 import uuid
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from guard import metrics
+from guard.audit.chain import GENESIS_HASH, seal
 from guard.audit.models import DecisionRow
 from guard.audit.record import AuditRecord
 
 __all__ = ["GENESIS_HASH", "AuditUnavailable", "AuditWriter", "clean", "row_hash"]
 
-GENESIS_HASH = "0" * 64
+logger = logging.getLogger(__name__)
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -43,28 +54,156 @@ def clean(value: Any) -> Any:
 
 
 def row_hash(prev_hash: str, content: dict[str, Any]) -> str:
+    """``sha256(prev_hash || canonical content)``: the admin-events chain (decision rows use guard.audit.chain)."""
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(prev_hash.encode("ascii") + canonical.encode("utf-8")).hexdigest()
 
 
+@dataclass(slots=True)
+class _Pending:
+    record: AuditRecord
+    future: asyncio.Future[None]
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStats:
+    """What the writer has committed so far (read by the benchmark)."""
+
+    batches: int
+    rows: int
+    largest: int
+
+
 class AuditWriter:
-    def __init__(self, engine: AsyncEngine, *, chain_id: str | None = None) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+    """The decision log's single writer for one chain; ``await write(record)`` returns once the row is committed."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, chain_id: str | None = None, max_queue: int = 10_000, max_batch: int = 512
+    ) -> None:
+        self._engine = engine
         self.chain_id = chain_id or str(uuid.uuid4())
-        self._head = GENESIS_HASH
-        self._lock = asyncio.Lock()
+        self._max_queue = max_queue
+        self._max_batch = max_batch
+        self._queue: deque[_Pending] = deque()
+        self._in_flight = 0
+        self._head: tuple[int, str] | None = None  # (seq, row_hash); None: read it from the database
+        # Bound to the running loop on first use, so a writer may be built before the loop runs.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._batches = 0
+        self._rows = 0
+        self._largest = 0
+
+    @property
+    def queue_depth(self) -> int:
+        """Rows queued or being committed now (``guard_audit_queue_depth``)."""
+        return len(self._queue) + self._in_flight
+
+    @property
+    def stats(self) -> BatchStats:
+        return BatchStats(batches=self._batches, rows=self._rows, largest=self._largest)
 
     async def write(self, record: AuditRecord) -> None:
-        """Commit ``record``; raise :class:`AuditUnavailable` if the database does not take it."""
-        content = clean(msgspec.to_builtins(record))
-        content["created_at"] = record.created_at
-        async with self._lock:
-            digest = row_hash(self._head, {**content, "created_at": record.created_at.isoformat()})
-            row = DecisionRow(**content, chain_id=self.chain_id, prev_hash=self._head, row_hash=digest)
+        """Commit ``record``; raise :class:`AuditUnavailable` if the queue is full or the database does not take it."""
+        if self._closed:
+            raise AuditUnavailable("audit writer is closed")
+        if len(self._queue) >= self._max_queue:
+            raise AuditUnavailable("audit queue is full")
+        loop = asyncio.get_running_loop()
+        wakeup = self._start(loop)
+        pending = _Pending(record, loop.create_future())
+        self._queue.append(pending)
+        wakeup.set()
+        await pending.future
+        elapsed = time.perf_counter() - pending.queued_at
+        metrics.STAGE_SECONDS.labels(stage="audit").observe(elapsed)
+        if record.kind != "stream_open":  # a stream counts once, by its closing record
+            decision = record.decision if record.outcome == "ok" else record.outcome
+            metrics.observe_decision(
+                policy=record.policy_name, decision=decision, findings=record.findings, latency_ms=record.latency_ms
+            )
+
+    async def aclose(self) -> None:
+        """Stop taking rows, commit everything queued, then stop the writer task (graceful shutdown)."""
+        self._closed = True
+        if self._task is None or self._wakeup is None or self._loop is not asyncio.get_running_loop():
+            return  # nothing started, or its loop is gone with what it held
+        self._wakeup.set()
+        await asyncio.shield(self._task)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+        if self._loop is not loop or self._task is None or self._task.done():
+            if self._loop is not loop:
+                self._head = None  # a new loop (e.g. a second test client): trust only the database
+            self._loop = loop
+            self._wakeup = asyncio.Event()
+            self._task = loop.create_task(self._run(self._wakeup), name=f"audit-writer-{self.chain_id}")
+        assert self._wakeup is not None
+        return self._wakeup
+
+    async def _run(self, wakeup: asyncio.Event) -> None:
+        while True:
+            if not self._queue:
+                if self._closed:
+                    return
+                wakeup.clear()
+                await wakeup.wait()
+                continue
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+            self._in_flight = len(batch)
             try:
-                async with self._sessions() as session:
-                    session.add(row)
-                    await session.commit()
-            except (SQLAlchemyError, OSError) as exc:
-                raise AuditUnavailable(f"audit commit failed ({type(exc).__name__})") from None
-            self._head = digest
+                await self._commit(batch)
+            except Exception as exc:  # any failure: no caller may answer, and the writer goes on
+                self._head = None
+                logger.error("audit commit of %d rows failed: %s", len(batch), type(exc).__name__)
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(AuditUnavailable(f"audit commit failed ({type(exc).__name__})"))
+            else:
+                for pending in batch:
+                    if not pending.future.done():  # a caller that gave up still has its row
+                        pending.future.set_result(None)
+            finally:
+                self._in_flight = 0
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        async with self._engine.begin() as connection:
+            seq, prev = self._head if self._head is not None else await self._read_head(connection)
+            rows = []
+            for pending in batch:
+                seq += 1
+                content = clean(msgspec.to_builtins(pending.record))
+                content["created_at"] = pending.record.created_at
+                row = seal(content, chain_id=self.chain_id, seq=seq, prev_hash=prev)
+                prev = row["row_hash"]
+                rows.append(row)
+            await connection.execute(insert(DecisionRow), rows)
+        self._head = (seq, prev)
+        metrics.AUDIT_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        self._batches += 1
+        self._rows += len(batch)
+        self._largest = max(self._largest, len(batch))
+
+    async def _read_head(self, connection: AsyncConnection) -> tuple[int, str]:
+        head = (
+            await connection.execute(
+                select(DecisionRow.seq, DecisionRow.row_hash)
+                .where(DecisionRow.chain_id == self.chain_id, DecisionRow.seq.is_not(None))
+                .order_by(DecisionRow.seq.desc())
+                .limit(1)
+            )
+        ).first()
+        if head is not None:
+            return int(head.seq), head.row_hash
+        return await self._purged_head(connection)
+
+    async def _purged_head(self, connection: AsyncConnection) -> tuple[int, str]:
+        """A chain whose rows were all purged goes on from the recorded cut."""
+        from guard.audit.retention import purge_cuts  # retention imports this module's helpers
+
+        cut = (await purge_cuts(connection)).get(self.chain_id)
+        return (cut.seq, cut.row_hash) if cut is not None else (0, GENESIS_HASH)

@@ -1,0 +1,183 @@
+"""The reviewer page at ``/audit``: sign-in with an ``audit:read`` key, then a filterable table of decisions,
+a drill-down to each explanation and charts, fed by session-authenticated JSON under ``/audit/api``.
+
+The JSON endpoints run the same queries as ``/v1/audit`` (same filters, tenant taken from the signed-in key).
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from string import Template
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, Router, get, post
+from litestar.connection import ASGIConnection
+from litestar.datastructures import MutableScopeHeaders, State
+from litestar.di import Provide
+from litestar.exceptions import (
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractMiddleware
+from litestar.params import Parameter
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+from litestar.types import Message, Receive, Scope, Send
+from sqlalchemy import select
+
+from guard.api.audit import _filters
+from guard.api.audit_schemas import AuditDecision, AuditDecisionDetail, AuditPage, AuditStats
+from guard.api.auth import BOOTSTRAP_KEY_ID, Principal, principal_for_key, principal_of, require_scope
+from guard.api.web.session import SESSION, mark_signed_in, same_origin
+from guard.audit import AuditFilters, InvalidCursor, get_decision, list_decisions
+from guard.audit.explain import explain_record
+from guard.audit.models import ApiKeyRow
+from guard.audit.stats import decision_stats
+
+__all__ = ["audit_page_router"]
+
+_HERE = Path(__file__).parent
+_SCOPE = "audit:read"
+_PRINCIPAL = "principal"
+# No inline script or style anywhere, so the policy can be strict; framing and referrers are refused too.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+_SIGN_IN = Template((_HERE / "templates" / "signin.html").read_text(encoding="utf-8"))
+_PAGE = (_HERE / "templates" / "audit.html").read_text(encoding="utf-8")
+
+
+class SecurityHeadersMiddleware(AbstractMiddleware):
+    """Adds :data:`SECURITY_HEADERS` to every response under ``/audit``: pages, assets (which Litestar sends as raw
+    ASGI file responses, past layered response headers) and error bodies alike."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableScopeHeaders.from_message(message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
+
+
+def _sign_in_page(status: int, error: str | None = None) -> Response[str]:
+    notice = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+    return Response(_SIGN_IN.substitute(error=notice), status_code=status, media_type="text/html")
+
+
+async def _session_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    """The signed-in reviewer, or None; a scoped key revoked since sign-in ends its sessions."""
+    data = connection.scope.get("session")
+    key_id = data.get("key_id") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(key_id, str):
+        return None
+    if key_id != BOOTSTRAP_KEY_ID:
+        query = select(ApiKeyRow.revoked_at).where(ApiKeyRow.key_id == key_id)
+        async with connection.app.state.db_engine.connect() as db:
+            found = (await db.execute(query)).one_or_none()
+        if found is None or found.revoked_at is not None:
+            return None
+    return Principal(key_id=key_id, scopes=frozenset(data.get("scopes", ())), tenant=data.get("tenant"))
+
+
+async def require_session(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Route guard for ``/audit/api``: a live sign-in session (the cookie), else 401."""
+    principal = await _session_principal(connection)
+    if principal is None:
+        raise NotAuthorizedException("sign in at /audit first")
+    state = connection.scope.setdefault("state", {})
+    state[_PRINCIPAL] = principal
+    state["key_id"], state["tenant"] = principal.key_id, principal.tenant
+
+
+@get("/")
+async def page(request: Request[Any, Any, Any]) -> Response[str]:
+    """The reviewer page when signed in, else the sign-in form."""
+    if await _session_principal(request) is None:
+        return _sign_in_page(200)
+    return Response(_PAGE, media_type="text/html")
+
+
+@post("/session", status_code=303)
+async def sign_in(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Form post of a key with ``audit:read``: a new session, then back to the page. Nothing of the key is echoed,
+    stored in the session or put in a URL."""
+    if not same_origin(request):
+        raise PermissionDeniedException("cross-site sign-in refused")
+    form = await request.form()
+    key = form.get("key")
+    principal = await principal_for_key(request, key.strip()) if isinstance(key, str) and key.strip() else None
+    if principal is None:
+        return _sign_in_page(401, "That key was not accepted.")
+    if _SCOPE not in principal.scopes:
+        return _sign_in_page(403, f"That key lacks the {_SCOPE} scope.")
+    request.set_session({"key_id": principal.key_id, "tenant": principal.tenant, "scopes": sorted(principal.scopes)})
+    mark_signed_in(request)
+    return Redirect(path="/audit", status_code=303)
+
+
+@post("/logout", status_code=303)
+async def sign_out(request: Request[Any, Any, Any]) -> Redirect:
+    if not same_origin(request):
+        raise PermissionDeniedException("cross-site sign-out refused")
+    request.clear_session()
+    return Redirect(path="/audit", status_code=303)
+
+
+class ReviewerApi(Controller):
+    """``/v1/audit``'s reads for the page, authenticated by the session cookie instead of a bearer key."""
+
+    path = "/api"
+    guards = [require_session, require_scope(_SCOPE)]
+    dependencies = {"filters": Provide(_filters, sync_to_thread=False)}
+
+    @get("/decisions")
+    async def decisions(
+        self,
+        state: State,
+        filters: AuditFilters,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        try:
+            items, next_cursor = await list_decisions(state.db_engine, filters, limit=limit, cursor=cursor)
+        except InvalidCursor:
+            raise ValidationException(extra=[{"message": "invalid cursor", "key": "cursor"}]) from None
+        return AuditPage(items=[AuditDecision(**item) for item in items], next_cursor=next_cursor)
+
+    @get("/decisions/{decision_id:str}")
+    async def decision(self, request: Request[Any, Any, Any], state: State, decision_id: str) -> AuditDecisionDetail:
+        record = await get_decision(state.db_engine, decision_id, tenant=principal_of(request).tenant)
+        if record is None:
+            raise NotFoundException("decision not found")
+        explained = await explain_record(state.db_engine, record)
+        return AuditDecisionDetail(
+            **record, explanation=explained.findings, linked_id=explained.linked_id, policy_found=explained.policy_found
+        )
+
+    @get("/stats")
+    async def stats(self, state: State, filters: AuditFilters) -> AuditStats:
+        return await decision_stats(state.db_engine, filters)
+
+
+def audit_page_router() -> Router:
+    """``/audit``: the page, its assets under ``/audit/static``, sign-in/out and the JSON under ``/audit/api``."""
+    assets = create_static_files_router(
+        path="/static", directories=[_HERE / "static"], name="audit-static", include_in_schema=False
+    )
+    return Router(
+        path="/audit",
+        route_handlers=[page, sign_in, sign_out, ReviewerApi, assets],
+        middleware=[SecurityHeadersMiddleware, SESSION.middleware],
+        include_in_schema=False,
+    )

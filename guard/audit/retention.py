@@ -1,0 +1,197 @@
+"""Retention and data-subject requests that keep the chains verifiable.
+
+* :func:`purge` deletes, per chain, the prefix of rows up to the last row created before a date (by ``seq``, so the
+  rest stays contiguous) and records an ``audit.purge`` admin event with each chain's cut (seq and row hash) in the
+  same transaction; the verifier then starts that chain at ``cut + 1`` linked to the recorded hash.
+* :func:`find_subject` / :func:`erase_subject` find the rows whose ``subject_hmacs`` hold one of a person's keyed
+  digests and blank their content fields; the row hash covers only the content digest, so the chain still verifies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from guard.audit.admin_events import record_admin_event
+from guard.audit.models import AdminEventRow, DecisionRow
+
+__all__ = [
+    "ERASE_ACTION",
+    "PURGE_ACTION",
+    "ChainCut",
+    "PurgeResult",
+    "SubjectRow",
+    "erase_subject",
+    "find_subject",
+    "purge",
+    "purge_cuts",
+]
+
+PURGE_ACTION = "audit.purge"
+ERASE_ACTION = "audit.erase"
+_FINDING_KEEP = ("check", "type", "score", "threshold", "action", "clause", "stage", "message_index", "detail")
+"""What an erased finding keeps: labels and numbers that say why, not where in the person's text."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCut:
+    """Where a purge cut a chain: the last deleted row's seq and hash (the next row links to it)."""
+
+    seq: int
+    row_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    cuts: dict[str, ChainCut]
+    deleted: dict[str, int]
+    legacy_deleted: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRow:
+    decision_id: str
+    created_at: datetime
+    route: str
+    decision: str
+    chain_id: str
+    seq: int | None
+    erased: bool
+
+
+async def purge_cuts(connection: AsyncConnection) -> dict[str, ChainCut]:
+    """The latest cut per chain, from the recorded purges (the admin-events chain vouches for them)."""
+    cuts: dict[str, ChainCut] = {}
+    events = await connection.execute(
+        select(AdminEventRow.details).where(AdminEventRow.action == PURGE_ACTION).order_by(AdminEventRow.id)
+    )
+    for (details,) in events:
+        for chain_id, cut in (details.get("chains") or {}).items():
+            if chain_id not in cuts or cut["cut_seq"] > cuts[chain_id].seq:
+                cuts[chain_id] = ChainCut(int(cut["cut_seq"]), str(cut["cut_hash"]))
+    return cuts
+
+
+async def purge(engine: AsyncEngine, before: datetime, *, actor: str) -> PurgeResult:
+    """Delete every chain's rows up to its last row created before ``before``, recording the cuts, in one commit."""
+    before = before.astimezone(UTC)
+    async with engine.begin() as connection:
+        last_before = await connection.execute(
+            select(DecisionRow.chain_id, func.max(DecisionRow.seq))
+            .where(DecisionRow.created_at < before, DecisionRow.seq.is_not(None))
+            .group_by(DecisionRow.chain_id)
+        )
+        cuts: dict[str, ChainCut] = {}
+        deleted: dict[str, int] = {}
+        for chain_id, cut_seq in last_before.all():
+            if cut_seq is None:  # not reachable: only rows with a seq are grouped
+                continue
+            cut_hash = (
+                await connection.execute(
+                    select(DecisionRow.row_hash).where(DecisionRow.chain_id == chain_id, DecisionRow.seq == cut_seq)
+                )
+            ).scalar_one()
+            result = await connection.execute(
+                delete(DecisionRow).where(DecisionRow.chain_id == chain_id, DecisionRow.seq <= cut_seq)
+            )
+            cuts[chain_id] = ChainCut(cut_seq, cut_hash)
+            deleted[chain_id] = result.rowcount or 0
+        legacy = await connection.execute(
+            delete(DecisionRow).where(DecisionRow.seq.is_(None), DecisionRow.created_at < before)
+        )
+        legacy_deleted = legacy.rowcount or 0
+        await record_admin_event(
+            connection,
+            actor=actor,
+            action=PURGE_ACTION,
+            subject=None,
+            details={
+                "before": before.isoformat(),
+                "chains": {
+                    chain_id: {"cut_seq": cut.seq, "cut_hash": cut.row_hash, "deleted": deleted[chain_id]}
+                    for chain_id, cut in cuts.items()
+                },
+                "legacy_deleted": legacy_deleted,
+            },
+        )
+    return PurgeResult(cuts=cuts, deleted=deleted, legacy_deleted=legacy_deleted)
+
+
+def _holds_any(connection: AsyncConnection, digests: list[str]) -> ColumnElement[bool]:
+    """Rows whose ``subject_hmacs`` array contains one of ``digests`` (JSONB ``@>``, SQLite ``json_each``)."""
+    if connection.dialect.name == "postgresql":
+        return or_(*(DecisionRow.subject_hmacs.op("@>")(type_coerce([d], JSONB)) for d in digests))
+    each = func.json_each(DecisionRow.subject_hmacs).table_valued("value").alias("subject")
+    return exists(select(1).select_from(each).where(each.c.value.in_(digests)))
+
+
+async def find_subject(engine: AsyncEngine, digests: list[str]) -> list[SubjectRow]:
+    """Every row recording one of a person's keyed digests, oldest first."""
+    if not digests:
+        return []
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(
+                DecisionRow.decision_id,
+                DecisionRow.created_at,
+                DecisionRow.route,
+                DecisionRow.decision,
+                DecisionRow.chain_id,
+                DecisionRow.seq,
+                DecisionRow.erased_at,
+            )
+            .where(_holds_any(connection, digests))
+            .order_by(DecisionRow.created_at, DecisionRow.decision_id)
+        )
+        return [
+            SubjectRow(r.decision_id, r.created_at, r.route, r.decision, r.chain_id, r.seq, r.erased_at is not None)
+            for r in rows
+        ]
+
+
+def _erased_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**{k: f[k] for k in _FINDING_KEEP if k in f}, "start": 0, "end": 0} for f in findings]
+
+
+async def erase_subject(engine: AsyncEngine, digests: list[str], *, actor: str) -> list[str]:
+    """Blank the content fields of every row holding one of ``digests``; records ``audit.erase``. Returns the ids."""
+    if not digests:
+        return []
+    now = datetime.now(UTC)
+    async with engine.begin() as connection:
+        rows = (
+            await connection.execute(
+                select(DecisionRow.decision_id, DecisionRow.findings)
+                .where(_holds_any(connection, digests))
+                .order_by(DecisionRow.decision_id)
+            )
+        ).all()
+        for decision_id, findings in rows:
+            await connection.execute(
+                update(DecisionRow)
+                .where(DecisionRow.decision_id == decision_id)
+                .values(
+                    input_redacted=[],
+                    output_redacted=None,
+                    findings=_erased_findings(findings),
+                    scores=[],
+                    shadow=None,
+                    subject_hmacs=[],
+                    erased_at=now,
+                )
+            )
+        ids = [decision_id for decision_id, _ in rows]
+        if ids:
+            await record_admin_event(
+                connection,
+                actor=actor,
+                action=ERASE_ACTION,
+                subject=None,
+                details={"count": len(ids), "decision_ids": ids},
+            )
+    return ids

@@ -1,0 +1,174 @@
+"""``guard audit verify|checkpoint|purge|subject``: the chain's integrity, retention and data-subject requests."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from guard.audit.admin_events import process_actor
+from guard.audit.checkpoint import (
+    InvalidCheckpoint,
+    chain_heads,
+    load_checkpoint,
+    load_or_create_signing_key,
+    make_checkpoint,
+    public_key_hex,
+    signing_key_path,
+)
+from guard.audit.retention import erase_subject, find_subject, purge
+from guard.audit.subjects import SubjectHasher, load_or_create_key
+from guard.audit.verify import VerifyReport, verify_audit
+from guard.checks.normalize import normalize
+from guard.cli.common import fail, run_db, settings
+from guard.policy.schema import PII_ENTITIES
+
+__all__ = ["audit_checkpoint", "audit_purge", "audit_subject", "audit_verify"]
+
+_console = Console(width=200)
+
+
+def _print_report(report: VerifyReport) -> None:
+    table = Table(title="audit chains")
+    for column in ("chain", "rows", "erased", "head seq", "head hash", "purged through", "status"):
+        table.add_column(column)
+    for chain in report.chains:
+        broken = chain.broken
+        status = (
+            "[green]ok[/]"
+            if broken is None
+            else f"[red]BROKEN at seq {broken.seq} (decision {broken.decision_id}): {broken.reason}[/]"
+        )
+        table.add_row(
+            chain.chain_id,
+            str(chain.rows),
+            str(chain.erased),
+            str(chain.head_seq),
+            chain.head_hash[:16],
+            str(chain.cut.seq) if chain.cut else "-",
+            status,
+        )
+    _console.print(table)
+    if report.legacy_rows:
+        _console.print(f"{report.legacy_rows} legacy rows (written before chain v2) counted, not verified")
+    admin = (
+        "[green]ok[/]"
+        if report.admin_broken is None
+        else f"[red]BROKEN at event {report.admin_broken.id}: {report.admin_broken.reason}[/]"
+    )
+    _console.print(f"admin events: {report.admin_events}, {admin}")
+    if report.checkpoint_public_key:
+        _console.print(f"checkpoint signed by Ed25519 key {report.checkpoint_public_key}")
+    _console.print("[bold green]audit log verified[/]" if report.ok else "[bold red]audit log verification FAILED[/]")
+
+
+@click.command("verify")
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="A signed checkpoint (guard audit checkpoint): its heads must still be there.",
+)
+def audit_verify(checkpoint_file: Path | None) -> None:
+    """Walk every chain and report the first broken link; exit 1 on any break."""
+    checkpoint = None
+    if checkpoint_file is not None:
+        try:
+            checkpoint = load_checkpoint(checkpoint_file)
+        except InvalidCheckpoint as exc:
+            fail(str(exc), code=1)
+        key_path = signing_key_path(settings().home)
+        if key_path.is_file() and public_key_hex(load_or_create_signing_key(key_path)) != checkpoint.public_key:
+            fail(f"the checkpoint was not signed by the signing key in {key_path}", code=1)
+    report = run_db(lambda engine: verify_audit(engine, checkpoint))
+    _print_report(report)
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@click.command("checkpoint")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Where to write the signed checkpoint (keep it outside the database's reach).",
+)
+def audit_checkpoint(out: Path) -> None:
+    """Export the chain heads, signed with the Ed25519 key in GUARD_AUDIT_SIGNING_KEY (or $GUARD_HOME)."""
+    key_path = signing_key_path(settings().home)
+    try:
+        key = load_or_create_signing_key(key_path)
+    except (InvalidCheckpoint, ValueError) as exc:
+        fail(f"signing key {key_path}: {exc}", code=1)
+    heads = run_db(chain_heads)
+    document = make_checkpoint(heads, key)
+    out.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _console.print(f"checkpoint of {len(heads)} chains written to {out}")
+    _console.print(f"public key (record it elsewhere): {document['public_key']}")
+
+
+def _date(_: click.Context, __: click.Parameter, value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("expected an ISO 8601 date or time, e.g. 2026-01-01") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@click.command("purge")
+@click.option("--before", required=True, callback=_date, help="Delete rows created before this date (UTC).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def audit_purge(before: datetime, yes: bool) -> None:
+    """Delete each chain's rows up to its last row created before DATE, recording the cut (an admin event)."""
+    if not yes:
+        click.confirm(f"Delete audit rows created before {before.isoformat()}?", abort=True)
+    result = run_db(lambda engine: purge(engine, before, actor=process_actor()))
+    table = Table(title="purged")
+    for column in ("chain", "cut seq", "cut hash", "deleted"):
+        table.add_column(column)
+    for chain_id, cut in sorted(result.cuts.items()):
+        table.add_row(chain_id, str(cut.seq), cut.row_hash[:16], str(result.deleted[chain_id]))
+    _console.print(table)
+    _console.print(f"legacy rows deleted: {result.legacy_deleted}")
+
+
+def subject_digests(hasher: SubjectHasher, value: str) -> list[str]:
+    """The keyed digests the pipeline would have recorded for ``value`` as any PII entity (as sent, and normalised)."""
+    forms = {value, normalize(value).text}
+    return sorted({hasher.digest(entity, form) for entity in PII_ENTITIES for form in forms})
+
+
+@click.command("subject")
+@click.option("--value", required=True, help="The identifier (an email, a name, ...): matched by its keyed digest.")
+@click.option("--erase", is_flag=True, help="Blank the content of every matching record (the chain still verifies).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation before erasing.")
+def audit_subject(value: str, erase: bool, yes: bool) -> None:
+    """Find (and with --erase, blank) every record of one data subject."""
+    hasher = SubjectHasher(load_or_create_key(settings().home / "audit-hmac.key"))
+    digests = subject_digests(hasher, value)
+    rows = run_db(lambda engine: find_subject(engine, digests))
+    table = Table(title=f"{len(rows)} records")
+    for column in ("decision_id", "created_at", "route", "decision", "chain", "seq", "erased"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.decision_id,
+            row.created_at.isoformat(),
+            row.route,
+            row.decision,
+            row.chain_id,
+            str(row.seq),
+            "yes" if row.erased else "",
+        )
+    _console.print(table)
+    if not erase or not rows:
+        return
+    if not yes:
+        click.confirm(f"Erase the content of {len(rows)} records?", abort=True)
+    erased = run_db(lambda engine: erase_subject(engine, digests, actor=process_actor()))
+    _console.print(f"erased {len(erased)} records (recorded as an audit.erase admin event)")
