@@ -24,14 +24,14 @@ from guard.audit.explain import explain_record
 from guard.audit.export import CONTENT_TYPES, export_chunks
 from guard.audit.stats import decision_stats
 
-__all__ = ["AuditController"]
+__all__ = ["AuditController", "audit_filters"]
 
 DecisionName = Literal["allow", "redact", "flag", "block"]
 StageName = Literal["input", "output"]
 KindName = Literal["request", "stream_open", "stream_close"]
 
 
-def _filters(
+def audit_filters(
     request: Request[Any, Any, Any],
     since: datetime | None = None,
     until: datetime | None = None,
@@ -68,7 +68,7 @@ class AuditController(Controller):
     path = "/audit"
     tags = ["audit"]
     guards = [require_scope("audit:read")]
-    dependencies = {"filters": Provide(_filters, sync_to_thread=False)}
+    dependencies = {"filters": Provide(audit_filters, sync_to_thread=False)}
 
     @get("/", operation_id="listDecisions")
     async def list_decisions(

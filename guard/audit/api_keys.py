@@ -28,6 +28,7 @@ __all__ = [
     "InvalidApiKeySpec",
     "create_api_key",
     "find_api_key",
+    "is_live_key",
     "key_digest",
     "list_api_keys",
     "revoke_api_key",
@@ -156,6 +157,13 @@ async def find_api_key(engine: AsyncEngine, key: str) -> ApiKey | None:
     if not hmac.compare_digest(stored.key_digest, digest) or stored.revoked_at is not None:
         return None
     return _record(stored)
+
+
+async def is_live_key(engine: AsyncEngine, key_id: str) -> bool:
+    """Whether a key with this id exists and is not revoked (for sessions that outlive the request with the key)."""
+    query = select(ApiKeyRow.key_id).where(ApiKeyRow.key_id == key_id, ApiKeyRow.revoked_at.is_(None))
+    async with engine.connect() as connection:
+        return (await connection.execute(query)).one_or_none() is not None
 
 
 async def list_api_keys(engine: AsyncEngine) -> list[ApiKey]:

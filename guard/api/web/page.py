@@ -27,15 +27,14 @@ from litestar.params import Parameter
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.types import Message, Receive, Scope, Send
-from sqlalchemy import select
 
-from guard.api.audit import _filters
+from guard.api.audit import audit_filters
 from guard.api.audit_schemas import AuditDecision, AuditDecisionDetail, AuditPage, AuditStats
 from guard.api.auth import BOOTSTRAP_KEY_ID, Principal, principal_for_key, principal_of, require_scope
 from guard.api.web.session import SESSION, mark_signed_in, same_origin
 from guard.audit import AuditFilters, InvalidCursor, get_decision, list_decisions
+from guard.audit.api_keys import is_live_key
 from guard.audit.explain import explain_record
-from guard.audit.models import ApiKeyRow
 from guard.audit.stats import decision_stats
 
 __all__ = ["audit_page_router"]
@@ -81,12 +80,8 @@ async def _session_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> 
     key_id = data.get("key_id") if isinstance(data, dict) else None
     if not isinstance(data, dict) or not isinstance(key_id, str):
         return None
-    if key_id != BOOTSTRAP_KEY_ID:
-        query = select(ApiKeyRow.revoked_at).where(ApiKeyRow.key_id == key_id)
-        async with connection.app.state.db_engine.connect() as db:
-            found = (await db.execute(query)).one_or_none()
-        if found is None or found.revoked_at is not None:
-            return None
+    if key_id != BOOTSTRAP_KEY_ID and not await is_live_key(connection.app.state.db_engine, key_id):
+        return None
     return Principal(key_id=key_id, scopes=frozenset(data.get("scopes", ())), tenant=data.get("tenant"))
 
 
@@ -139,7 +134,7 @@ class ReviewerApi(Controller):
 
     path = "/api"
     guards = [require_session, require_scope(_SCOPE)]
-    dependencies = {"filters": Provide(_filters, sync_to_thread=False)}
+    dependencies = {"filters": Provide(audit_filters, sync_to_thread=False)}
 
     @get("/decisions")
     async def decisions(
