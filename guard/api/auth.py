@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from guard.audit.api_keys import SCOPES, ApiKey, find_api_key
 from guard.audit.rate_limits import RateLimiter, parse_rate
-from guard.pipeline import Caller, Pipeline
+from guard.pipeline import Caller
 
 __all__ = [
     "BOOTSTRAP_KEY_ID",
@@ -107,8 +107,8 @@ async def _find_within_rate(connection: ASGIConnection[Any, Any, Any, Any], toke
     except (SQLAlchemyError, OSError):
         raise ServiceUnavailableException("the API key could not be checked: the database is unreachable") from None
     if not decision.allowed:
-        caller = Caller(key_id=found.key_id, tenant=found.tenant)
-        await connection.app.state.pipeline.record_rejection(connection.url.path, caller, 429)
+        state = connection.scope.setdefault("state", {})
+        state["key_id"], state["tenant"] = found.key_id, found.tenant  # for the refusal's audit row (errors.py)
         raise TooManyRequestsException(
             f"rate limit of {found.rate} exceeded for this API key",
             headers={"Retry-After": str(decision.retry_after_s)},
@@ -143,9 +143,9 @@ def principal_of(request: Request[Any, Any, Any]) -> Principal:
     return principal
 
 
-async def policy_for(request: Request[Any, Any, Any], requested: str | None, pipeline: Pipeline) -> str | None:
+def policy_for(request: Request[Any, Any, Any], requested: str | None) -> str | None:
     """The policy this caller's request runs: its key's bound policy unless it names one it may use (else a 403,
-    audited as rejected: a caller can never pick a weaker policy than it was given)."""
+    audited as rejected like every refusal: a caller can never pick a weaker policy than it was given)."""
     principal = principal_of(request)
     if principal.unrestricted:
         return requested
@@ -153,5 +153,4 @@ async def policy_for(request: Request[Any, Any, Any], requested: str | None, pip
         return principal.policy
     if requested in principal.allowed_policies:
         return requested
-    await pipeline.record_rejection(request.url.path, caller_of(request), 403)
     raise PermissionDeniedException("this API key may not use the requested policy")

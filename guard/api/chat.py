@@ -163,7 +163,7 @@ class ChatController(Controller):
         model_id = check_model(pipeline, data.model)
         params = sampling(data, max_tokens=data.max_completion_tokens or data.max_tokens)
         conversation = _to_conversation(data)
-        policy_name = await policy_for(request, request.headers.get("x-guard-policy"), pipeline)
+        policy_name = policy_for(request, request.headers.get("x-guard-policy"))
         caller = caller_of(request)
         if data.stream:
             turn = await pipeline.open_stream(params, policy_name=policy_name, caller=caller, messages=conversation)

@@ -48,7 +48,7 @@ class CompletionsController(Controller):
         model_id = check_model(pipeline, data.model)
         params = sampling(data, max_tokens=data.max_tokens)
         prompt = data.prompt if isinstance(data.prompt, str) else data.prompt[0]
-        policy_name = await policy_for(request, request.headers.get("x-guard-policy"), pipeline)
+        policy_name = policy_for(request, request.headers.get("x-guard-policy"))
         caller = caller_of(request)
         if data.stream:
             turn = await pipeline.open_stream(params, policy_name=policy_name, caller=caller, prompt=prompt)

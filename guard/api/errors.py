@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
+from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
@@ -17,6 +18,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from guard.logs import request_id_var
 from guard.pipeline import (
+    Caller,
     ContextLengthExceeded,
     EngineOverloaded,
     InputTooLarge,
@@ -105,7 +107,29 @@ def _validation_message(exc: ValidationException) -> str:
     return "invalid request: " + "; ".join(parts) if parts else "invalid request body"
 
 
+# Refusals of /v1 requests get a compact audit row (route template, status, key) written after the answer. (The
+# pipeline audits its own refusals and failures: the engine's 429 and every 503 go through other handlers.)
+_AUDITED_REFUSALS = frozenset({400, 401, 403, 404, 405, 413, 415, 422, 429})
+
+
+def _audited(request: Request[Any, Any, Any], response: Response[ErrorBody]) -> Response[ErrorBody]:
+    """Attach the compact audit row of a refused /v1 request (auth, validation, limits) as a background task: the
+    refusal carries no answer to hold back, and a client flooding bad requests must not wait on the database."""
+    state = request.scope.get("state", {})
+    pipeline = getattr(request.app.state, "pipeline", None)
+    if pipeline is None or response.status_code not in _AUDITED_REFUSALS or not request.url.path.startswith("/v1/"):
+        return response
+    route = str(request.scope.get("path_template") or "(no route)")  # the template: raw paths may carry input
+    caller = Caller(key_id=state.get("key_id"), tenant=state.get("tenant"))
+    response.background = BackgroundTask(pipeline.record_rejection, route, caller, response.status_code)
+    return response
+
+
 def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    return _audited(request, _http_error(request, exc))
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
     if isinstance(exc, ValidationException):
         return error_response(request, 400, _validation_message(exc))
     default = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code in (429, 503) else {}
@@ -126,7 +150,7 @@ def _overloaded(request: Request[Any, Any, Any], exc: EngineOverloaded) -> Respo
 
 def _context_length(request: Request[Any, Any, Any], exc: ContextLengthExceeded) -> Response[ErrorBody]:
     body = ErrorBody(ErrorDetail(code="context_length_exceeded", message=str(exc), request_id=request_id(request)))
-    return Response(body, status_code=400)
+    return _audited(request, Response(body, status_code=400))
 
 
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
@@ -137,7 +161,7 @@ def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[Erro
 
 def _status(status: int) -> Any:
     def handler(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
-        return error_response(request, status, str(exc))
+        return _audited(request, error_response(request, status, str(exc)))
 
     return handler
 

@@ -21,7 +21,7 @@ class ScanController(Controller):
     @post("/scan", operation_id="scanText", status_code=200, guards=[require_scope("scan")])
     async def scan(self, request: Request[Any, Any, Any], state: State, data: ScanRequest) -> Response[ScanResponse]:
         pipeline: Pipeline = state.pipeline
-        policy_name = await policy_for(request, data.policy, pipeline)
+        policy_name = policy_for(request, data.policy)
         outcome = await pipeline.scan(data.text, data.stage, policy_name=policy_name, caller=caller_of(request))
         body = ScanResponse(
             decision_id=outcome.decision_id,

@@ -178,3 +178,22 @@ async def test_a_tenant_reviewer_reads_only_its_own_tenant(client: AsyncTestClie
     # a key without a tenant (here the bootstrap key) sees every tenant
     everything = (await client.get("/v1/audit", headers=AUTH)).json()["items"]
     assert {"acme", "globex"} <= {row["tenant"] for row in everything}
+
+
+async def test_refusals_are_audited_compactly(client: AsyncTestClient[Any], database_url: str) -> None:
+    """401, 400 (validation), 413 (limits) and 404 (unknown policy) each leave one compact row: route template,
+    status, key, no content — and nothing from the refused body."""
+    marker = "zqx-refused-marker"
+    refusals = [
+        (await client.post("/v1/scan", json={"text": marker}), 401),
+        (await client.post("/v1/scan", json={"text": marker, "bogus": 1}, headers=AUTH), 400),
+        (await client.post("/v1/scan", json={"text": marker * 10_000}, headers=AUTH), 413),
+        (await client.post("/v1/scan", json={"text": marker, "policy": "nope"}, headers=AUTH), 404),
+    ]
+    assert [response.status_code for response, _ in refusals] == [status for _, status in refusals]
+    rows = [r for r in await audit_rows(database_url) if r["outcome"] == "rejected"]
+    assert sorted(r["http_status"] for r in rows) == [400, 401, 404, 413]
+    assert {r["route"] for r in rows} == {"/v1/scan"}
+    assert {r["key_id"] for r in rows if r["http_status"] != 401} == {"bootstrap"}
+    assert all(r["decision"] == "block" and not r["input_redacted"] and not r["findings"] for r in rows)
+    assert marker not in json.dumps(rows, default=str)
