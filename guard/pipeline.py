@@ -799,6 +799,7 @@ class Pipeline:
             "model_revision": self.engine.revision,
             "key_id": caller.key_id,
             "tenant": caller.tenant,
+            "prompt_hmac": self._prompt_hmac(next((t for r, t in reversed(turns) if r in ("user", "prompt")), "")),
         }
         turn = Turn(decision_id=str(uuid.uuid4()), policy=policy, params=params, started=started, record=record)
         decision_id_var.set(turn.decision_id)  # for this request's log lines
@@ -949,6 +950,10 @@ class Pipeline:
         except AuditUnavailable:
             logger.error("audit unavailable while recording a %s %s", record.outcome, record.http_status)
 
+    def _prompt_hmac(self, text: str) -> str | None:
+        """A keyed digest of the (last) user message as sent, so reviewers can find the same prompt elsewhere."""
+        return self._hasher.digest("PROMPT", text) if text.strip() else None
+
     async def scan(self, text: str, stage: Stage, *, policy_name: str | None, caller: Caller) -> ScanOutcome:
         started = time.perf_counter()
         policy = self.policy(policy_name)
@@ -995,6 +1000,7 @@ class Pipeline:
                     input_redacted=[{"role": stage, "content": stored}],
                     latency_ms={"checks": _ms(started), "total": _ms(started)},
                     subject_hmacs=sorted(checked.subjects),
+                    prompt_hmac=self._prompt_hmac(text) if stage == "input" else None,
                     coverage=1.0,
                 ),
                 policy.policy.audit,

@@ -45,6 +45,7 @@ def audit_filters(
     check: str | None = None,
     finding_type: str | None = None,
     stage: StageName | None = None,
+    prompt_hmac: str | None = None,
 ) -> AuditFilters:
     """The query's filters (a Litestar dependency, so every endpoint takes and validates the same ones)."""
     return AuditFilters(
@@ -60,6 +61,7 @@ def audit_filters(
         check=check,
         finding_type=finding_type,
         stage=stage,
+        prompt_hmac=prompt_hmac,
         tenant=principal_of(request).tenant,
     )
 

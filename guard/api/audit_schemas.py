@@ -51,6 +51,7 @@ class AuditDecision(msgspec.Struct, kw_only=True):
     tokens_out: int | None
     latency_ms: dict[str, float]
     subject_hmacs: list[str]
+    prompt_hmac: str | None
     chain_id: str
     seq: int | None
     prev_hash: str

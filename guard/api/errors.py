@@ -117,7 +117,10 @@ def _audited(request: Request[Any, Any, Any], response: Response[ErrorBody]) -> 
     refusal carries no answer to hold back, and a client flooding bad requests must not wait on the database."""
     state = request.scope.get("state", {})
     pipeline = getattr(request.app.state, "pipeline", None)
-    if pipeline is None or response.status_code not in _AUDITED_REFUSALS or not request.url.path.startswith("/v1/"):
+    status = response.status_code
+    if pipeline is None or status not in _AUDITED_REFUSALS or not request.url.path.startswith("/v1/"):
+        return response
+    if status == 404 and request.method == "GET":  # a reader's miss (no such decision) refuses nothing
         return response
     route = str(request.scope.get("path_template") or "(no route)")  # the template: raw paths may carry input
     caller = Caller(key_id=state.get("key_id"), tenant=state.get("tenant"))

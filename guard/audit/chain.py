@@ -44,6 +44,7 @@ CONTENT_FIELDS = (
     "scores",
     "latency_ms",
     "subject_hmacs",
+    "prompt_hmac",
     "shadow",
     "tokens_in",
     "tokens_out",

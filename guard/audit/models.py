@@ -54,6 +54,8 @@ class DecisionRow(Base):
     tokens_out: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[dict[str, float]] = mapped_column(JsonB, nullable=False)
     subject_hmacs: Mapped[list[str]] = mapped_column(JsonB, nullable=False)
+    prompt_hmac: Mapped[str | None] = mapped_column(String(64))
+    """Keyed digest of the last user message as sent (HMAC key outside the DB): finds the same prompt elsewhere."""
     chain_id: Mapped[str] = mapped_column(String(36), nullable=False)
     seq: Mapped[int | None] = mapped_column(BigInteger)
     """The row's position in its chain (1, 2, ...); NULL for rows written before chain v2."""
@@ -72,6 +74,7 @@ class DecisionRow(Base):
         Index("ix_audit_decisions_parent_id", "parent_id"),
         Index("ux_audit_decisions_chain_seq", "chain_id", "seq", unique=True),
         Index("ix_audit_decisions_tenant", "tenant", "created_at"),
+        Index("ix_audit_decisions_prompt_hmac", "prompt_hmac"),
     )
 
 

@@ -63,6 +63,8 @@ class AuditFilters:
     """A finding's type: the PII entity, toxicity label or prohibited-use category."""
     stage: str | None = None
     """The stage (``input``/``output``) a finding was made in."""
+    prompt_hmac: str | None = None
+    """Decisions on the same prompt (the ``prompt_hmac`` of one decision finds the others)."""
     tenant: str | None = None
     """A reviewer key with a tenant sees only that tenant's records (set from the key, never from the request)."""
 
@@ -109,6 +111,7 @@ def filter_conditions(filters: AuditFilters, dialect: str) -> list[ColumnElement
         (DecisionRow.outcome, filters.outcome),
         (DecisionRow.kind, filters.kind),
         (DecisionRow.tenant, filters.tenant),
+        (DecisionRow.prompt_hmac, filters.prompt_hmac),
     ):
         if value is not None:
             conditions.append(column == value)

@@ -40,3 +40,5 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
     tokens_out: int | None = None
     latency_ms: dict[str, float] = msgspec.field(default_factory=dict)
     subject_hmacs: list[str] = msgspec.field(default_factory=list)
+    prompt_hmac: str | None = None
+    """Keyed digest of the last user message (or the scanned input) as sent: the same prompt elsewhere has the same."""

@@ -182,6 +182,7 @@ async def erase_subject(engine: AsyncEngine, digests: list[str], *, actor: str) 
                     scores=[],
                     shadow=None,
                     subject_hmacs=[],
+                    prompt_hmac=None,
                     erased_at=now,
                 )
             )

@@ -53,6 +53,7 @@ def _filter_options(command: F) -> F:
         click.option("--check", help="A finding's check: pii, toxicity, prohibited_use, injection."),
         click.option("--finding-type", help="A finding's type: PII entity, toxicity label, category."),
         click.option("--stage", type=click.Choice(STAGES), help="The stage a finding was made in."),
+        click.option("--prompt-hmac", help="Decisions on the same prompt (a decision's prompt_hmac)."),
         click.option("--tenant"),
     ]
     for option in reversed(options):

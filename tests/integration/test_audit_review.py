@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
 import json
 from collections import Counter
@@ -359,3 +360,23 @@ async def test_thresholds_come_from_the_stored_policy_version_even_when_it_exten
     unredacted = {**record, "input_redacted": [{"role": "input", "content": "to a@example.org, cc b@example.org"}]}
     assert [e.redacted_span for e in explain_findings(unredacted, None)] == [None, None]  # never the raw text
     assert explain_findings(unredacted, None)[0].threshold_source == "record"
+
+
+async def test_the_same_prompt_is_found_by_its_keyed_digest(client: AsyncTestClient[Any]) -> None:
+    prompt = "What is the capital of France?"
+    scanned = await client.post("/v1/scan", json={"text": prompt}, headers=AUTH)
+    chat = {"model": "default", "messages": [{"role": "user", "content": "  what is the CAPITAL of France? "}]}
+    chatted = await client.post("/v1/chat/completions", json={**chat, "max_tokens": 2}, headers=AUTH)
+    other = await client.post("/v1/scan", json={"text": "Something else entirely."}, headers=AUTH)
+    assert {scanned.status_code, chatted.status_code, other.status_code} == {200}
+
+    record = (await client.get(f"/v1/audit/{scanned.json()['decision_id']}", headers=AUTH)).json()
+    digest = record["prompt_hmac"]
+    assert len(digest) == 64
+    assert digest != hashlib.sha256(prompt.encode()).hexdigest()  # keyed: not a plain hash of the text
+    found = (await client.get("/v1/audit", params={"prompt_hmac": digest}, headers=AUTH)).json()["items"]
+    # case and spacing are folded, so the chat's last user message matches the scan
+    assert {item["decision_id"] for item in found} == {
+        scanned.json()["decision_id"],
+        chatted.json()["guard"]["decision_id"],
+    }
