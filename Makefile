@@ -45,7 +45,7 @@ test: lint
 	$(BIN)/pytest
 
 # Engine throughput/latency (a: pipeline, b: static batches, c: transformers CB, d: guard), the HTTP-level effect and
-# the policy checks' latency/throughput;
+# the policy checks' latency/throughput, the audit writer, and audit completeness under 2 minutes of load;
 # tables on stdout, JSON in benchmarks/results/. ~35 min on 2 cores; `$(BIN)/python benchmarks/engine.py --quick` is 3.
 bench: $(STAMP)
 	GUARD_PROFILE=dev $(BIN)/guard models build-dev
@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/gateway.py
 	$(BIN)/python benchmarks/checks.py
 	$(BIN)/python benchmarks/audit.py
+	$(BIN)/python benchmarks/load.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

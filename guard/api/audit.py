@@ -7,6 +7,7 @@ A reviewer key with a tenant sees only that tenant's records: the tenant filter 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -14,11 +15,13 @@ from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import NotFoundException, ValidationException
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import Parameter
 from litestar.response import Stream
 
 from guard.api.audit_schemas import AuditDecision, AuditDecisionDetail, AuditPage, AuditStats
 from guard.api.auth import principal_of, require_scope
+from guard.api.errors import ERROR_RESPONSES
 from guard.audit import AuditFilters, InvalidCursor, get_decision, list_decisions
 from guard.audit.explain import explain_record
 from guard.audit.export import CONTENT_TYPES, export_chunks
@@ -66,13 +69,24 @@ def audit_filters(
     )
 
 
+@dataclass
+class _ExportOperation(Operation):
+    """The export's 200 is CSV or JSON Lines (by ``format``), not the JSON the handler's signature implies."""
+
+    def __post_init__(self) -> None:
+        lines = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+        content = {f"{CONTENT_TYPES['csv']}; charset=utf-8": lines, CONTENT_TYPES["jsonl"]: lines}
+        exported = OpenAPIResponse(description="The decisions", content=content)
+        self.responses = {**(self.responses or {}), "200": exported}
+
+
 class AuditController(Controller):
     path = "/audit"
     tags = ["audit"]
     guards = [require_scope("audit:read")]
     dependencies = {"filters": Provide(audit_filters, sync_to_thread=False)}
 
-    @get("/", operation_id="listDecisions")
+    @get("/", operation_id="listDecisions", responses=ERROR_RESPONSES)
     async def list_decisions(
         self,
         state: State,
@@ -87,7 +101,7 @@ class AuditController(Controller):
             raise ValidationException(extra=[{"message": "invalid cursor", "key": "cursor"}]) from None
         return AuditPage(items=[AuditDecision(**item) for item in items], next_cursor=next_cursor)
 
-    @get("/export", operation_id="exportDecisions")
+    @get("/export", operation_id="exportDecisions", responses=ERROR_RESPONSES, operation_class=_ExportOperation)
     async def export(self, state: State, filters: AuditFilters, format: Literal["csv", "jsonl"] = "csv") -> Stream:
         """Every matching decision, newest first, streamed as CSV (JSON columns as JSON text) or JSON Lines."""
 
@@ -101,12 +115,12 @@ class AuditController(Controller):
             headers={"Content-Disposition": f'attachment; filename="audit.{format}"'},
         )
 
-    @get("/stats", operation_id="decisionStats")
+    @get("/stats", operation_id="decisionStats", responses=ERROR_RESPONSES)
     async def stats(self, state: State, filters: AuditFilters) -> AuditStats:
         """Counts per UTC day by decision and by finding category (``check:type``)."""
         return await decision_stats(state.db_engine, filters)
 
-    @get("/{decision_id:str}", operation_id="getDecision")
+    @get("/{decision_id:str}", operation_id="getDecision", responses=ERROR_RESPONSES)
     async def get_decision(
         self, request: Request[Any, Any, Any], state: State, decision_id: str
     ) -> AuditDecisionDetail:

@@ -10,12 +10,19 @@ from litestar.datastructures import State
 from litestar.exceptions import PermissionDeniedException
 
 from guard.api.auth import principal_of, require_scope
+from guard.api.errors import ERROR_RESPONSES
 from guard.audit.verify import verify_audit
 
 __all__ = ["verify_audit_log"]
 
 
-@get("/audit/verify", operation_id="verifyAuditLog", tags=["audit"], guards=[require_scope("audit:read")])
+@get(
+    "/audit/verify",
+    operation_id="verifyAuditLog",
+    tags=["audit"],
+    guards=[require_scope("audit:read")],
+    responses=ERROR_RESPONSES,
+)
 async def verify_audit_log(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     """Every chain's rows, head and first broken row, and the admin-events chain; ``ok`` is false on any break."""
     if principal_of(request).tenant is not None:

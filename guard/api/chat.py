@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, ValidationException
 
 from guard.api.auth import caller_of, policy_for, require_scope
+from guard.api.errors import ERROR_RESPONSES
 from guard.api.schemas import (
     ChatChoice,
     ChatCompletion,
@@ -152,7 +153,13 @@ def _chunk_writer(turn: Turn, model: str, include_usage: bool) -> ChunkWriter:
 class ChatController(Controller):
     tags = ["generation"]
 
-    @post("/chat/completions", operation_id="createChatCompletion", status_code=200, guards=[require_scope("generate")])
+    @post(
+        "/chat/completions",
+        operation_id="createChatCompletion",
+        status_code=200,
+        guards=[require_scope("generate")],
+        responses=ERROR_RESPONSES,
+    )
     async def create_chat_completion(
         self, request: Request[Any, Any, Any], state: State, data: ChatCompletionRequest
     ) -> Any:
@@ -172,7 +179,7 @@ class ChatController(Controller):
         outcome = await pipeline.chat(conversation, params, policy_name=policy_name, caller=caller)
         return Response(_completion(outcome, model_id), headers={"X-Guard-Decision-Id": outcome.decision_id})
 
-    @get("/models", operation_id="listModels", guards=[require_scope("generate")])
+    @get("/models", operation_id="listModels", guards=[require_scope("generate")], responses=ERROR_RESPONSES)
     async def list_models(self, state: State) -> ModelList:
         """The served model (OpenAI shape); requests may name it or ``default``."""
         pipeline: Pipeline = state.pipeline

@@ -9,6 +9,7 @@ from litestar.datastructures import State
 
 from guard.api.auth import caller_of, policy_for, require_scope
 from guard.api.chat import check_model, guard_info, sampling, usage
+from guard.api.errors import ERROR_RESPONSES
 from guard.api.schemas import CompletionChoice, CompletionRequest, TextCompletion, TextCompletionChunk
 from guard.api.streaming import ChunkWriter, created_now, sse_response
 from guard.pipeline import ChatOutcome, Pipeline, Turn
@@ -41,7 +42,13 @@ def _chunk_writer(turn: Turn, model: str, include_usage: bool) -> ChunkWriter:
 class CompletionsController(Controller):
     tags = ["generation"]
 
-    @post("/completions", operation_id="createCompletion", status_code=200, guards=[require_scope("generate")])
+    @post(
+        "/completions",
+        operation_id="createCompletion",
+        status_code=200,
+        guards=[require_scope("generate")],
+        responses=ERROR_RESPONSES,
+    )
     async def create_completion(self, request: Request[Any, Any, Any], state: State, data: CompletionRequest) -> Any:
         """Continue ``prompt`` (the model's ``<bos>`` is added); checked and audited like a chat."""
         pipeline: Pipeline = state.pipeline

@@ -14,6 +14,7 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.middleware import ASGIMiddleware
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from guard.logs import request_id_var
@@ -29,6 +30,7 @@ from guard.pipeline import (
 )
 
 __all__ = [
+    "ERROR_RESPONSES",
     "EXCEPTION_HANDLERS",
     "RETRY_AFTER_SECONDS",
     "ErrorBody",
@@ -66,6 +68,25 @@ class ErrorDetail(msgspec.Struct):
 
 class ErrorBody(msgspec.Struct):
     error: ErrorDetail
+
+
+# The error statuses a /v1 route can answer, documented with the error body they really carry (Litestar's default
+# schema would advertise its own ``{status_code, detail}`` shape, which guard never sends).
+ERROR_RESPONSES: dict[int, ResponseSpec] = {
+    status: ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
+    for status, description in {
+        400: "Invalid request (malformed JSON, wrong types, unknown fields, context length exceeded)",
+        401: "Missing, unknown or revoked API key",
+        403: "The key lacks the route's scope, or may not use the named policy",
+        404: "Unknown model, policy or decision",
+        405: "Method not allowed",
+        413: "Body or input larger than the limits",
+        415: "Unsupported media type",
+        422: "Out of bounds (e.g. max_tokens over the server's limit) or an invalid policy reload",
+        429: "The key's rate limit or the engine queue is full (Retry-After)",
+        503: "A check, the engine or the audit database failed: fail closed (Retry-After)",
+    }.items()
+}
 
 
 class RequestIdMiddleware(ASGIMiddleware):

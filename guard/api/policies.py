@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard.api.auth import require_scope
-from guard.api.errors import error_response
+from guard.api.errors import ERROR_RESPONSES, error_response
 from guard.audit.policy_versions import PolicyVersionConflict, policy_text, record_policy_versions
 from guard.checks import CheckUnavailable
 from guard.checks.prohibited import ProhibitedUseCheck
@@ -124,12 +124,12 @@ class PoliciesController(Controller):
     tags = ["policies"]
     guards = [require_scope("policy:admin", "audit:read")]  # reload also needs policy:admin
 
-    @get("/", operation_id="listPolicies")
+    @get("/", operation_id="listPolicies", responses=ERROR_RESPONSES)
     async def list_policies(self, state: State) -> PolicyList:
         """The policies in force: name, version, sha256 stamp, and which is the default."""
         return policy_list(state.policies)
 
-    @get("/{name:str}", operation_id="getPolicy", media_type=YAML_MEDIA_TYPE)
+    @get("/{name:str}", operation_id="getPolicy", media_type=YAML_MEDIA_TYPE, responses=ERROR_RESPONSES)
     async def get_policy(self, state: State, name: str, sha256: str | None = None) -> Response[bytes]:
         """The exact YAML behind a stamp (``?sha256=`` from an audit row), or of the version in force without it."""
         registry: PolicyRegistry = state.policies
@@ -143,7 +143,13 @@ class PoliciesController(Controller):
             raise NotFoundException("policy version not found")
         return Response(text.encode("utf-8"), media_type=YAML_MEDIA_TYPE, headers={"X-Guard-Policy-Sha256": stamp})
 
-    @post("/reload", operation_id="reloadPolicies", status_code=200, guards=[require_scope("policy:admin")])
+    @post(
+        "/reload",
+        operation_id="reloadPolicies",
+        status_code=200,
+        guards=[require_scope("policy:admin")],
+        responses=ERROR_RESPONSES,
+    )
     async def reload(self, request: Request[Any, Any, Any], state: State) -> Response[Any]:
         """Load, validate and store the whole directory, then swap atomically; on any error nothing changes (422)."""
         reloader: PolicyReloader = state.policy_reloader

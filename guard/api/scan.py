@@ -9,6 +9,7 @@ from litestar.datastructures import State
 
 from guard.api.auth import caller_of, policy_for, require_scope
 from guard.api.chat import stamp
+from guard.api.errors import ERROR_RESPONSES
 from guard.api.schemas import ScanRequest, ScanResponse
 from guard.pipeline import Pipeline
 
@@ -18,7 +19,7 @@ __all__ = ["ScanController"]
 class ScanController(Controller):
     tags = ["checks"]
 
-    @post("/scan", operation_id="scanText", status_code=200, guards=[require_scope("scan")])
+    @post("/scan", operation_id="scanText", status_code=200, guards=[require_scope("scan")], responses=ERROR_RESPONSES)
     async def scan(self, request: Request[Any, Any, Any], state: State, data: ScanRequest) -> Response[ScanResponse]:
         pipeline: Pipeline = state.pipeline
         policy_name = policy_for(request, data.policy)

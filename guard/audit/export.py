@@ -22,7 +22,8 @@ __all__ = ["COLUMNS", "CONTENT_TYPES", "ExportFormat", "csv_cell", "export_chunk
 
 ExportFormat = Literal["csv", "jsonl"]
 COLUMNS = [column.key for column in DecisionRow.__table__.columns]
-CONTENT_TYPES: dict[str, str] = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+# Litestar adds "; charset=utf-8" to text/* types itself.
+CONTENT_TYPES: dict[str, str] = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _JSON = msgspec.json.Encoder()
 
