@@ -58,6 +58,7 @@ _CODES = {
 }
 # msgspec quotes offending values in some messages ("Invalid enum value 'x'"): never echo input back.
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'")
+_UNKNOWN_FIELD = re.compile(r"unknown field `[^`]*`")  # msgspec names the caller's field: say which rule, not what
 
 
 class ErrorDetail(msgspec.Struct):
@@ -108,20 +109,29 @@ class RequestIdMiddleware(ASGIMiddleware):
 
 
 def request_id(request: Request[Any, Any, Any]) -> str:
-    return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
+    """The request's id; requests that no route matched (404/405) never passed the middleware, so make one here."""
+    state = request.scope.setdefault("state", {})
+    return str(state.setdefault("request_id", uuid.uuid4().hex))
 
 
 def error_response(
-    request: Request[Any, Any, Any], status: int, message: str, headers: dict[str, str] | None = None
+    request: Request[Any, Any, Any],
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    code: str | None = None,
 ) -> Response[ErrorBody]:
-    body = ErrorBody(ErrorDetail(code=_CODES.get(status, "error"), message=message, request_id=request_id(request)))
-    return Response(body, status_code=status, headers=headers)
+    rid = request_id(request)
+    body = ErrorBody(ErrorDetail(code=code or _CODES.get(status, "error"), message=message, request_id=rid))
+    return Response(body, status_code=status, headers={**(headers or {}), "X-Request-Id": rid})
 
 
 def _validation_message(exc: ValidationException) -> str:
     details = exc.extra if isinstance(exc.extra, list) else []
     parts = [
-        f"{_QUOTED.sub('(value)', str(item.get('message', '')))} at {item.get('key', '')}".strip()
+        f"{_UNKNOWN_FIELD.sub('an unknown field', _QUOTED.sub('(value)', str(item.get('message', ''))))} "
+        f"at {item.get('key', '')}".strip()
         for item in details
         if isinstance(item, dict)
     ]
@@ -173,14 +183,20 @@ def _overloaded(request: Request[Any, Any, Any], exc: EngineOverloaded) -> Respo
 
 
 def _context_length(request: Request[Any, Any, Any], exc: ContextLengthExceeded) -> Response[ErrorBody]:
-    body = ErrorBody(ErrorDetail(code="context_length_exceeded", message=str(exc), request_id=request_id(request)))
-    return _audited(request, Response(body, status_code=400))
+    return _audited(request, error_response(request, 400, str(exc), code="context_length_exceeded"))
 
 
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     # Only the type: exception messages can carry request text.
     logger.error("unhandled %s on %s (request %s)", type(exc).__name__, request.url.path, request_id(request))
     return error_response(request, 500, "internal error")
+
+
+def _undecodable(request: Request[Any, Any, Any], exc: UnicodeDecodeError | RecursionError) -> Response[ErrorBody]:
+    # Litestar decodes a JSON body generically before validating it: bytes that are not UTF-8 or nesting deeper than
+    # the decoder's recursion limit surface as these two errors (nothing else in a request's path raises them).
+    reason = "is not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else "is nested too deeply"
+    return _audited(request, error_response(request, 400, f"the request body {reason}"))
 
 
 def _status(status: int) -> Any:
@@ -199,5 +215,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     InvalidConversation: _status(400),
     InputTooLarge: _status(413),
     InvalidParameter: _status(422),
+    UnicodeDecodeError: _undecodable,
+    RecursionError: _undecodable,
     Exception: _unhandled,
 }
