@@ -18,6 +18,7 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import Parameter
 from litestar.response import Stream
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard.api.audit_schemas import AuditDecision, AuditDecisionDetail, AuditPage, AuditStats
 from guard.api.auth import principal_of, require_scope
@@ -27,7 +28,7 @@ from guard.audit.explain import explain_record
 from guard.audit.export import CONTENT_TYPES, export_chunks
 from guard.audit.stats import decision_stats
 
-__all__ = ["AuditController", "audit_filters"]
+__all__ = ["AuditController", "audit_filters", "decision_detail", "decisions_page"]
 
 DecisionName = Literal["allow", "redact", "flag", "block"]
 StageName = Literal["input", "output"]
@@ -69,6 +70,26 @@ def audit_filters(
     )
 
 
+async def decisions_page(engine: AsyncEngine, filters: AuditFilters, limit: int, cursor: str | None) -> AuditPage:
+    """One page of decisions (the reviewer API and the reviewer page answer the same)."""
+    try:
+        items, next_cursor = await list_decisions(engine, filters, limit=limit, cursor=cursor)
+    except InvalidCursor:
+        raise ValidationException(extra=[{"message": "invalid cursor", "key": "cursor"}]) from None
+    return AuditPage(items=[AuditDecision(**item) for item in items], next_cursor=next_cursor)
+
+
+async def decision_detail(engine: AsyncEngine, decision_id: str, tenant: str | None) -> AuditDecisionDetail:
+    """One decision and its explanation, if the caller's tenant may see it (else 404)."""
+    record = await get_decision(engine, decision_id, tenant=tenant)
+    if record is None:
+        raise NotFoundException("decision not found")
+    explained = await explain_record(engine, record)
+    return AuditDecisionDetail(
+        **record, explanation=explained.findings, linked_id=explained.linked_id, policy_found=explained.policy_found
+    )
+
+
 @dataclass
 class _ExportOperation(Operation):
     """The export's 200 is CSV or JSON Lines (by ``format``), not the JSON the handler's signature implies."""
@@ -95,11 +116,7 @@ class AuditController(Controller):
         cursor: str | None = None,
     ) -> AuditPage:
         """Decisions, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-        try:
-            items, next_cursor = await list_decisions(state.db_engine, filters, limit=limit, cursor=cursor)
-        except InvalidCursor:
-            raise ValidationException(extra=[{"message": "invalid cursor", "key": "cursor"}]) from None
-        return AuditPage(items=[AuditDecision(**item) for item in items], next_cursor=next_cursor)
+        return await decisions_page(state.db_engine, filters, limit, cursor)
 
     @get("/export", operation_id="exportDecisions", responses=ERROR_RESPONSES, operation_class=_ExportOperation)
     async def export(self, state: State, filters: AuditFilters, format: Literal["csv", "jsonl"] = "csv") -> Stream:
@@ -126,13 +143,4 @@ class AuditController(Controller):
     ) -> AuditDecisionDetail:
         """One decision with its explanation: per finding the check, policy clause, score vs threshold, action and
         redacted span."""
-        record = await get_decision(state.db_engine, decision_id, tenant=principal_of(request).tenant)
-        if record is None:
-            raise NotFoundException("decision not found")
-        explained = await explain_record(state.db_engine, record)
-        return AuditDecisionDetail(
-            **record,
-            explanation=explained.findings,
-            linked_id=explained.linked_id,
-            policy_found=explained.policy_found,
-        )
+        return await decision_detail(state.db_engine, decision_id, principal_of(request).tenant)

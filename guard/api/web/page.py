@@ -17,9 +17,7 @@ from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.exceptions import (
     NotAuthorizedException,
-    NotFoundException,
     PermissionDeniedException,
-    ValidationException,
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractMiddleware
@@ -28,13 +26,12 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.types import Message, Receive, Scope, Send
 
-from guard.api.audit import audit_filters
-from guard.api.audit_schemas import AuditDecision, AuditDecisionDetail, AuditPage, AuditStats
+from guard.api.audit import audit_filters, decision_detail, decisions_page
+from guard.api.audit_schemas import AuditDecisionDetail, AuditPage, AuditStats
 from guard.api.auth import BOOTSTRAP_KEY_ID, Principal, principal_for_key, principal_of, require_scope
 from guard.api.web.session import SESSION, mark_signed_in, same_origin
-from guard.audit import AuditFilters, InvalidCursor, get_decision, list_decisions
+from guard.audit import AuditFilters
 from guard.audit.api_keys import is_live_key
-from guard.audit.explain import explain_record
 from guard.audit.stats import decision_stats
 
 __all__ = ["audit_page_router"]
@@ -144,21 +141,11 @@ class ReviewerApi(Controller):
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         cursor: str | None = None,
     ) -> AuditPage:
-        try:
-            items, next_cursor = await list_decisions(state.db_engine, filters, limit=limit, cursor=cursor)
-        except InvalidCursor:
-            raise ValidationException(extra=[{"message": "invalid cursor", "key": "cursor"}]) from None
-        return AuditPage(items=[AuditDecision(**item) for item in items], next_cursor=next_cursor)
+        return await decisions_page(state.db_engine, filters, limit, cursor)
 
     @get("/decisions/{decision_id:str}")
     async def decision(self, request: Request[Any, Any, Any], state: State, decision_id: str) -> AuditDecisionDetail:
-        record = await get_decision(state.db_engine, decision_id, tenant=principal_of(request).tenant)
-        if record is None:
-            raise NotFoundException("decision not found")
-        explained = await explain_record(state.db_engine, record)
-        return AuditDecisionDetail(
-            **record, explanation=explained.findings, linked_id=explained.linked_id, policy_found=explained.policy_found
-        )
+        return await decision_detail(state.db_engine, decision_id, principal_of(request).tenant)
 
     @get("/stats")
     async def stats(self, state: State, filters: AuditFilters) -> AuditStats:
