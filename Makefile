@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	@echo "installing into $(VENV) (log: $(VENV)/install.log)"
 	@$(BIN)/pip install --disable-pip-version-check -c constraints.txt torch==2.13.0 >$(VENV)/install.log 2>&1 \
-		&& $(BIN)/pip install --disable-pip-version-check -c constraints.txt -e '.[dev,postgres]' >>$(VENV)/install.log 2>&1 \
+		&& $(BIN)/pip install --disable-pip-version-check -c constraints.txt -e '.[dev,postgres,otel]' >>$(VENV)/install.log 2>&1 \
 		|| { grep -v "is ignored: it is neither" $(VENV)/install.log | tail -40; exit 1; }
 	@rm -f $(VENV)/.installed-*
 	@touch $@
