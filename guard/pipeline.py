@@ -41,9 +41,11 @@ from guard.engine import (
     Engine,
     EngineBusy,
     EngineError,
+    EngineUnavailable,
     GemmaEngine,
     InvalidConversation,
     PromptTooLong,
+    RemoteEngine,
     SamplingParams,
     ShieldGemmaScorer,
 )
@@ -161,9 +163,14 @@ def load_models(settings: Settings) -> Models:
     generator_is_dev = dev and settings.engine.model is None
     if generator_is_dev:
         dev_models.insert(0, f"generator: tiny Gemma-2 dev model {generator}")
-    engine = GemmaEngine.load(
-        generator, settings.engine, is_dev=generator_is_dev, model_id=DEV_MODEL_ID if generator_is_dev else None
-    )
+    model_id = DEV_MODEL_ID if generator_is_dev else None
+    engine: Engine
+    if settings.engine.backend == "remote":  # only the tokenizer loads here; generation runs upstream
+        engine = RemoteEngine.load(generator, settings.engine, is_dev=generator_is_dev, model_id=model_id)
+    elif settings.engine.backend == "local":
+        engine = GemmaEngine.load(generator, settings.engine, is_dev=generator_is_dev, model_id=model_id)
+    else:
+        raise EngineUnavailable(f"GUARD_ENGINE={settings.engine.backend!r} is not one of local, remote.")
     return Models(checks=checks, engine=engine, dev_models=dev_models)
 
 

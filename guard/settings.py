@@ -80,6 +80,21 @@ class EngineSettings:
     """``GUARD_DEVICE_MAP``: e.g. ``auto`` to spread one model over several GPUs (CUDA only, ``guard[gpu]``)."""
     compile: bool = False
     """``GUARD_COMPILE``: ``1`` compiles the model forward with torch.compile (slower start, faster decode)."""
+    backend: str = "local"
+    """``GUARD_ENGINE``: ``local`` (in-process transformers) or ``remote`` (an OpenAI-compatible server at
+    ``GUARD_ENGINE_URL``; guard still renders and tokenizes locally, see :mod:`guard.engine.remote`)."""
+    url: str | None = None
+    """``GUARD_ENGINE_URL``: the remote engine's base URL, e.g. ``http://vllm:8000`` (``/v1/completions`` is added)."""
+    remote_model: str | None = None
+    """``GUARD_ENGINE_REMOTE_MODEL``: the model name sent upstream; default: the generator (``GUARD_MODEL``)."""
+    timeout_s: float = 60.0
+    """``GUARD_ENGINE_TIMEOUT_S``: connect/read timeout per upstream call (read: between streamed chunks)."""
+    retries: int = 2
+    """``GUARD_ENGINE_RETRIES``: retries (exponential backoff) when the upstream cannot be connected to."""
+    breaker_threshold: int = 5
+    """``GUARD_ENGINE_BREAKER_THRESHOLD``: consecutive failed connections that open the circuit breaker."""
+    breaker_cooldown_s: float = 10.0
+    """``GUARD_ENGINE_BREAKER_COOLDOWN_S``: how long an open breaker fails requests fast before a trial request."""
     judge_model: str | None = None
     """``GUARD_JUDGE_MODEL``: a ShieldGemma model (e.g. ``google/shieldgemma-2b``) for the prohibited-use judge
     layer, loaded with the same device/dtype/attention plan as the generator; unset = no judge."""
@@ -164,6 +179,13 @@ class Settings:
                 device_map=os.environ.get("GUARD_DEVICE_MAP") or None,
                 compile=_env_bool("GUARD_COMPILE", False),
                 judge_model=os.environ.get("GUARD_JUDGE_MODEL") or None,
+                backend=_env("GUARD_ENGINE", "local"),
+                url=os.environ.get("GUARD_ENGINE_URL") or None,
+                remote_model=os.environ.get("GUARD_ENGINE_REMOTE_MODEL") or None,
+                timeout_s=_env_float("GUARD_ENGINE_TIMEOUT_S", 60.0),
+                retries=_env_int("GUARD_ENGINE_RETRIES", 2),
+                breaker_threshold=_env_int("GUARD_ENGINE_BREAKER_THRESHOLD", 5),
+                breaker_cooldown_s=_env_float("GUARD_ENGINE_BREAKER_COOLDOWN_S", 10.0),
             ),
             database=DatabaseSettings(url=_env("GUARD_DATABASE_URL", DEFAULT_DATABASE_URL)),
             policy=PolicySettings(

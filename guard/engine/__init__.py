@@ -1,4 +1,4 @@
-"""In-process generation: the engine protocol, the Gemma loader and the continuous batcher."""
+"""Generation: the engine protocol, the in-process Gemma loader and continuous batcher, and the remote engine."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from guard.engine.base import (
 )
 from guard.engine.gemma import GemmaEngine
 from guard.engine.judge import ShieldGemmaScorer
+from guard.engine.remote import RemoteEngine
 
 __all__ = [
     "ChatMessage",
@@ -31,6 +32,7 @@ __all__ = [
     "Generation",
     "InvalidConversation",
     "PromptTooLong",
+    "RemoteEngine",
     "SamplingParams",
     "ShieldGemmaScorer",
     "StreamDelta",
