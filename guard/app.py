@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard import __version__, metrics
 from guard.api import EXCEPTION_HANDLERS, PolicyReloader, RequestIdMiddleware, hash_key, route_handlers
+from guard.api.policy_poll import poll_policies
 from guard.audit import AuditWriter, SubjectHasher, create_engine, load_or_create_key
 from guard.audit.policy_versions import PolicyVersionConflict, record_policy_versions
 from guard.audit.rate_limits import RateLimiter
+from guard.audit.rate_limits_redis import RedisRateLimiter
 from guard.pipeline import Models, Pipeline, load_models
 from guard.policy import PolicyRegistry
 from guard.settings import Profile, Settings
@@ -147,23 +149,32 @@ def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
         )
         await loaded.engine.start()
         app.state.db_engine = db_engine
-        app.state.rate_limiter = RateLimiter(db_engine)
+        redis_url = settings.database.redis_url
+        redis_limiter = RedisRateLimiter(redis_url) if redis_url else None
+        app.state.rate_limiter = redis_limiter or RateLimiter(db_engine)
         app.state.pipeline = pipeline
         app.state.policy_reloader = reloader = PolicyReloader(
             settings.policy.directory, policies, db_engine, loaded.checks
         )
         sighup = _install_sighup(reloader)
+        poller = (
+            asyncio.create_task(poll_policies(reloader, settings.policy.poll_s)) if settings.policy.poll_s > 0 else None
+        )
         metrics.add_probe(app, _metrics_probe(pipeline, writer))
         logger.info("guard ready: %s", loaded.engine.description)
         try:
             yield
         finally:
             metrics.remove_probe(app)
+            if poller is not None:
+                poller.cancel()
             if sighup:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await loaded.engine.stop()
             pipeline.close()
             await writer.aclose()  # commit what is queued before the engine goes
+            if redis_limiter is not None:
+                await redis_limiter.aclose()
             await db_engine.dispose()
 
     try:

@@ -46,6 +46,14 @@ def _env_float(name: str, default: float) -> float:
     return value
 
 
+def _env_float_or_off(name: str) -> float:
+    """A number of seconds, or 0 (the default) for off."""
+    value = float(_env(name, "0"))
+    if not value >= 0:  # also refuses nan
+        raise ValueError(f"{name}={value!r}: use 0 (off) or a positive number of seconds")
+    return value
+
+
 def _env_bool(name: str, default: bool) -> bool:
     value = _env(name, "1" if default else "0").lower()
     if value not in ("0", "1", "true", "false", "yes", "no"):
@@ -104,6 +112,8 @@ class EngineSettings:
 class DatabaseSettings:
     url: str = DEFAULT_DATABASE_URL
     """``GUARD_DATABASE_URL``: SQLAlchemy async URL (SQLite by default, ``postgresql+asyncpg://`` in production)."""
+    redis_url: str | None = None
+    """``GUARD_REDIS_URL``: count per-key rate limits in Redis (``redis://host:6379/0``) instead of the database."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +122,8 @@ class PolicySettings:
     """``GUARD_POLICY_DIR``: the folder of policy YAML files."""
     default: str = "default"
     """``GUARD_DEFAULT_POLICY``: the policy applied when a request names none."""
+    poll_s: float = 0.0
+    """``GUARD_POLICY_POLL_S``: reload when the directory's content changes, checked this often (0 = off)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,10 +199,13 @@ class Settings:
                 breaker_threshold=_env_int("GUARD_ENGINE_BREAKER_THRESHOLD", 5),
                 breaker_cooldown_s=_env_float("GUARD_ENGINE_BREAKER_COOLDOWN_S", 10.0),
             ),
-            database=DatabaseSettings(url=_env("GUARD_DATABASE_URL", DEFAULT_DATABASE_URL)),
+            database=DatabaseSettings(
+                url=_env("GUARD_DATABASE_URL", DEFAULT_DATABASE_URL), redis_url=_env("GUARD_REDIS_URL", "") or None
+            ),
             policy=PolicySettings(
                 directory=Path(_env("GUARD_POLICY_DIR", "policies")),
                 default=_env("GUARD_DEFAULT_POLICY", "default"),
+                poll_s=_env_float_or_off("GUARD_POLICY_POLL_S"),
             ),
             api=ApiSettings(
                 api_key=os.environ.get("GUARD_API_KEY") or None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.integration
 
 SCAN = {"text": "hello there"}
 LIMIT = 3
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _clear_of_window_edge(period_s: int = 60, margin_s: float = 8.0) -> None:
@@ -65,6 +67,30 @@ async def test_replicas_share_the_count(guard_home: Path, database_url: str, mod
     ):
         statuses = [(await _scan(replica, key)).status_code for replica in (first, second, first, second, first)]
     assert statuses == [200, 200, 200, 429, 429]
+
+
+async def test_replicas_share_the_count_in_redis(guard_home: Path, database_url: str, models: Models) -> None:
+    """With GUARD_REDIS_URL the count lives in Redis (the real server on 127.0.0.1:6379), shared the same way."""
+    redis = pytest.importorskip("redis.asyncio")
+    probe = redis.Redis.from_url(REDIS_URL)
+    try:
+        await probe.ping()
+    except OSError:
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    finally:
+        await probe.aclose()
+    key, _ = await _key(database_url, "scan", rate=f"{LIMIT}/minute")
+    base = dev_settings(guard_home, database_url)
+    settings = replace(base, database=replace(base.database, redis_url=REDIS_URL))
+    _clear_of_window_edge()
+    async with (
+        AsyncTestClient(app=create_app(settings, models=models)) as first,
+        AsyncTestClient(app=create_app(settings, models=models)) as second,
+    ):
+        assert type(first.app.state.rate_limiter).__name__ == "RedisRateLimiter"
+        responses = [await _scan(replica, key) for replica in (first, second, first, second, first)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429, 429]
+    assert 1 <= int(responses[-1].headers["retry-after"]) <= 60
 
 
 class _DatabaseGone(RateLimiter):
