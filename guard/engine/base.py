@@ -21,6 +21,7 @@ __all__ = [
     "PromptTooLong",
     "SamplingParams",
     "StreamDelta",
+    "collect",
 ]
 
 FinishReason = Literal["stop", "length"]
@@ -152,3 +153,15 @@ class Engine(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+async def collect(stream: DeltaStream) -> Generation:
+    """A whole generation from a stream of deltas (how both engines answer an unstreamed request)."""
+    parts: list[str] = []
+    tokens_in = tokens_out = 0
+    finish: FinishReason = "length"
+    async for delta in stream:
+        parts.append(delta.text)
+        tokens_in, tokens_out = delta.tokens_in, delta.tokens_out
+        finish = delta.finish_reason or finish
+    return Generation(text="".join(parts), finish_reason=finish, tokens_in=tokens_in, tokens_out=tokens_out)

@@ -14,10 +14,10 @@ from typing import Any
 from guard.engine.base import (
     ChatMessage,
     EngineStats,
-    FinishReason,
     Generation,
     Prompt,
     SamplingParams,
+    collect,
 )
 from guard.engine.chat_template import render_chat, supports_system_role
 from guard.engine.loading import (
@@ -137,14 +137,7 @@ class GemmaEngine:
         return self._batcher.submit(ids, params)
 
     async def generate(self, prompt: Prompt, params: SamplingParams) -> Generation:
-        parts: list[str] = []
-        tokens_in = tokens_out = 0
-        finish: FinishReason = "length"
-        async for delta in self.stream(prompt, params):
-            parts.append(delta.text)
-            tokens_in, tokens_out = delta.tokens_in, delta.tokens_out
-            finish = delta.finish_reason or finish
-        return Generation(text="".join(parts), finish_reason=finish, tokens_in=tokens_in, tokens_out=tokens_out)
+        return await collect(self.stream(prompt, params))
 
     def stats(self) -> EngineStats:
         return self._batcher.stats()

@@ -36,6 +36,7 @@ from guard.engine.base import (
     PromptTooLong,
     SamplingParams,
     StreamDelta,
+    collect,
 )
 from guard.engine.chat_template import render_chat, supports_system_role
 from guard.settings import EngineSettings
@@ -238,14 +239,7 @@ class RemoteEngine:
         return RemoteStream(self._deltas(text, tokens_in, params), self._release)
 
     async def generate(self, prompt: Prompt, params: SamplingParams) -> Generation:
-        parts: list[str] = []
-        tokens_in = tokens_out = 0
-        finish: FinishReason = "length"
-        async for delta in self.stream(prompt, params):
-            parts.append(delta.text)
-            tokens_in, tokens_out = delta.tokens_in, delta.tokens_out
-            finish = delta.finish_reason or finish
-        return Generation(text="".join(parts), finish_reason=finish, tokens_in=tokens_in, tokens_out=tokens_out)
+        return await collect(self.stream(prompt, params))
 
     def stats(self) -> EngineStats:
         waiting = max(0, self._running - self._max_running)
