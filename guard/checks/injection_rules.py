@@ -33,6 +33,8 @@ _Name = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
 class _RuleSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One rule as written (see the file's header for each field)."""
+
     name: _Name
     weight: Annotated[float, Meta(gt=0, le=1)]
     pattern: Annotated[str, Meta(min_length=1)]
@@ -40,12 +42,16 @@ class _RuleSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only
 
 
 class _RuleFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A rules file: named pattern fragments and the rules, in the order they are tried."""
+
     fragments: dict[_Name, Annotated[str, Meta(min_length=1)]] = {}
     rules: Annotated[list[_RuleSpec], Meta(min_length=1)]
 
 
 @dataclass(frozen=True, slots=True)
 class OverrideRule:
+    """A compiled rule: a match adds ``weight`` to the text's combined score."""
+
     name: str
     weight: float
     pattern: re.Pattern[str]
