@@ -322,8 +322,6 @@ class GuardEngineSystem(System):
 
         settings = EngineSettings(dtype="bfloat16", threads=threads, max_batch_size=MAX_BATCH, max_queue=256)
         self._engine = GemmaEngine.load(str(model_dir), settings, is_dev=False)
-        if not hasattr(self._engine, "stream"):
-            raise RuntimeError("this GemmaEngine has no stream(): the continuous-batching engine has not landed")
 
     async def start(self) -> None:
         await self._engine.start()

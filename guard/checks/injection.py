@@ -10,7 +10,9 @@ Four layers, all pure Python and regular expressions (well under a millisecond f
 - **Instruction override.** Weighted rules ("ignore all previous instructions", "you are now DAN", "pretend you have
   no restrictions", "reveal your system prompt", role-play jailbreak framings; English, Japanese, Korean, Chinese)
   combined as ``1 - Π(1 - weight)`` over the rules that match, after folding case, NFKC (fullwidth), zero-width
-  characters and Cyrillic/Greek look-alikes; then again after folding leetspeak (``1gn0r3 pr3v10us``).
+  characters and Cyrillic/Greek look-alikes; then again after folding leetspeak (``1gn0r3 pr3v10us``). The rules are
+  data beside the policies (``policies/rules/injection.yaml``), loaded and scored by
+  :mod:`guard.checks.injection_rules`.
 - **Encoded payloads.** base64, hex and percent-encoded runs are decoded (nested up to twice) and the whole text is
   read in rot13; the result is scored with the same rules. An encoded run alone is never a finding.
 - **Tag-character smuggling.** Unicode tag characters (U+E0000 to U+E007F) carry invisible ASCII; their presence is a
@@ -27,10 +29,12 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote_to_bytes
 
 from guard.checks.base import CheckItem, CheckResult, Finding, Stage
+from guard.checks.injection_rules import OverrideRules, OverrideScore, default_rules_path, load_rules
 from guard.policy.schema import Action, InjectionConfig
 
 __all__ = [
@@ -38,9 +42,7 @@ __all__ = [
     "INERT_CLOSE",
     "INERT_OPEN",
     "InjectionCheck",
-    "OverrideScore",
     "neutralize_control_tokens",
-    "override_score",
 ]
 
 CLAUSE = (
@@ -133,291 +135,6 @@ def neutralize_control_tokens(text: str) -> tuple[str, list[tuple[int, int, str]
     return "".join(parts), spans
 
 
-# --- instruction-override rules ---------------------------------------------------------------------------------
-
-_SEP = r"[\W_]+"
-_ANY_WORDS = r"(?:[\W_]+\w+){0,3}?"
-
-
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    name: str
-    weight: float
-    pattern: re.Pattern[str]
-    anchors: tuple[str, ...]
-    """Literals at least one of which every match contains: a text with none skips the regular expression."""
-
-
-def _rule(name: str, weight: float, pattern: str) -> _Rule:
-    """A rule whose pattern uses ``' '`` for any run of separators and ``' … '`` for up to three filler words."""
-    expanded = pattern.replace(" … ", _ANY_WORDS + _SEP).replace(" ", _SEP)
-    return _Rule(name, weight, re.compile(expanded, re.MULTILINE), _ANCHORS[name])
-
-
-_DROP_WORDS = ("ignore", "disregard", "forget", "skip", "bypass", "override", "drop", "abandon", "discard", "neglect")
-_LIMIT_WORDS = (
-    "restriction", "limit", "rule", "filter", "boundar", "guideline", "censor", "constraint", "ethic", "moral",
-    "safeguard", "guardrail", "polic",
-)  # fmt: skip
-_MODE_WORDS = ("mode",)
-_UNFILTERED_WORDS = (
-    "unfiltered", "uncensored", "unrestricted", "amoral", "unethical", "evil", "rogue", "jailbroken", "unchained",
-    "unaligned",
-)  # fmt: skip
-_DISABLE_WORDS = (
-    "disable", "turn", "switch", "deactivate", "bypass", "circumvent", "override", "remove", "ignore", "evade",
-    "around", "disregard", "drop", "lift",
-)  # fmt: skip
-# Checking a few substrings is ~50x cheaper than a regular expression that starts with an alternation, and most
-# texts contain none of a rule's anchors. Each rule's anchors are words its pattern cannot match without.
-_ANCHORS: dict[str, tuple[str, ...]] = {
-    "ignore_previous": (*_DROP_WORDS, "aside"),
-    "ignore_your_rules": (*_DROP_WORDS, "aside"),
-    "ignore_rules": (*_DROP_WORDS, "aside"),
-    "forget_everything": ("forget", "ignore", "disregard"),
-    "new_instructions": ("instructions", "rules", "directives", "prompt", "task"),
-    "fake_system_turn": ("system", "admin", "developer", "sudo"),
-    "foreign_control_tokens": ("<|", "inst]", "sys>>"),
-    "you_are_now": ("now",),
-    "dan": ("dan", "anything"),
-    "named_jailbreak": ("confidant", "machiavellian", "dan", "opposite", "antigpt", "mongo", "stan", "norms"),
-    "jailbreak_word": ("jailbr",),
-    "special_mode": _MODE_WORDS,
-    "developer_mode": _MODE_WORDS,
-    "developer_mode_output": _MODE_WORDS,
-    "respond_in_mode": _MODE_WORDS,
-    "pretend_no_limits": _LIMIT_WORDS,
-    "you_have_no_limits": _LIMIT_WORDS,
-    "no_limits": _LIMIT_WORDS,
-    "unfiltered_ai": _UNFILTERED_WORDS,
-    "reveal_your_prompt": ("prompt", "message", "instruction", "rules"),
-    "reveal_the_prompt": ("prompt", "instruction"),
-    "repeat_above": ("repeat", "print", "output", "copy", "recite", "reproduce"),
-    "override_safety": _DISABLE_WORDS,
-    "override_the_safety": ("safety", "ethical", "moral", "ai"),
-    "game_framing": ("let", "hypothetical", "fictional"),
-    "stay_in_character": ("character",),
-    "never_refuse": ("refuse", "decline", "say", "reject", "apologi", "warn", "disclaimer", "mention"),
-    "no_disclaimers": ("warning", "disclaimer", "moral", "lecture", "refusal"),
-    "from_now_on": ("now", "henceforth", "rest"),
-    "ignore_previous_ja": ("無視", "忘れ"),
-    "reveal_prompt_ja": ("システムプロンプト",),
-    "no_limits_ja": ("無視", "解除", "を外", "縛られ"),
-    "jailbreak_ja": ("開発者モード", "脱獄", "ジェイルブレイク"),
-    "ignore_previous_ko": ("무시", "잊어"),
-    "reveal_prompt_ko": ("프롬프트",),
-    "jailbreak_ko": ("탈옥", "모드"),
-    "ignore_previous_zh": ("忽略", "无视", "忘记", "忽視", "無視", "忘記", "不要理"),
-    "reveal_prompt_zh": ("提示",),
-    "jailbreak_zh": ("越狱", "越獄", "模式"),
-}
-
-
-_PAST = r"(?:previous|prior|above|preceding|earlier|initial|original|old|former|foregoing|system|developer)"
-_ORDERS = (
-    r"(?:instructions?|prompts?|rules|directives?|directions|guidelines|commands?|orders|context|programming"
-    r"|constraints|restrictions|guardrails|policies|policy|settings)"
-)
-_LIMITS = (
-    r"(?:restrictions|limits|limitations|rules|filters|boundaries|guidelines|censorship|constraints|ethics|morals"
-    r"|morality|safeguards|guardrails|policies|content policy)"
-)
-_DROP = r"(?:ignore|disregard|forget|skip|bypass|override|drop|abandon|discard|neglect|set aside)"
-_RULES: tuple[_Rule, ...] = (
-    _rule(
-        "ignore_previous",
-        0.9,
-        rf"\b{_DROP}(?: (?:all|any|every|each|the|your|my|of|these|those|its|current|existing|other|whatever))*"
-        rf" {_PAST}(?: \w+)? {_ORDERS}\b",
-    ),
-    _rule("ignore_your_rules", 0.8, rf"\b{_DROP} … your (?:\w+ )?{_ORDERS}\b"),
-    _rule("ignore_rules", 0.4, rf"\b{_DROP}(?: (?:all|any|the|these|those))* (?:instructions|rules|guidelines)\b"),
-    _rule(
-        "forget_everything",
-        0.7,
-        r"\b(?:forget|ignore|disregard) (?:everything|all)(?: (?:you (?:were|have been) told|you know about your"
-        r"|(?:said|written|stated) (?:above|before)|above|before|so far|previously|prior))\b",
-    ),
-    _rule(
-        "new_instructions",
-        0.5,
-        r"\b(?:new|updated|real|actual|true|admin|override|secret) (?:instructions|rules"
-        r"|directives|system prompt|task)\s*:",
-    ),
-    _rule("fake_system_turn", 0.45, r"^\s*(?:#+|\[|<\|?|\*\*)?\s*(?:system|admin|developer|sudo)\s*(?:\]|\|?>|:|\*\*)"),
-    _rule(
-        "foreign_control_tokens",
-        0.4,
-        r"<\|(?:im_start|im_end|system|user|assistant|endoftext)\|>|\[/?inst\]"
-        r"|<</?sys>>",
-    ),
-    _rule(
-        "you_are_now",
-        0.85,
-        r"\byou(?: are|'re| r) now (?:dan\b|an? (?:unrestricted|unfiltered|uncensored|jailbroken|evil|rogue|amoral"
-        r"|unethical|free)|free (?:from|of)|no longer (?:bound|restricted|an? ai|limited)|in (?:developer|god|jailbreak"
-        r"|dan|unrestricted|unfiltered|evil) mode|not bound)",
-    ),
-    _rule(
-        "dan",
-        0.85,
-        r"\bdo anything now\b|\bdan (?:mode|prompt|jailbreak)\b|\b(?:act as|you are|you're|become|pretend to be"
-        r"|roleplay as|stay) (?:an? )?dan\b",
-    ),
-    _rule(
-        "named_jailbreak",
-        0.8,
-        r"\b(?:evil confidant|always intelligent and machiavellian|betterdan|anti ?dan|opposite mode|antigpt"
-        r"|mongo tom|stan,? (?:which )?stands for|strive to avoid norms)\b",
-    ),
-    _rule("jailbreak_word", 0.35, r"\bjailbr(?:ea|o)k(?:en|ed|ing|s)?\b"),
-    _rule("special_mode", 0.45, r"\b(?:god|dan|jailbreak|jailbroken|unrestricted|unfiltered|evil|opposite) mode\b"),
-    _rule("developer_mode", 0.2, r"\bdev(?:eloper)? mode\b"),
-    _rule("developer_mode_output", 0.4, r"\bdeveloper mode (?:output|response|enabled)\b"),
-    _rule(
-        "respond_in_mode",
-        0.7,
-        r"\b(?:you are|you're|you will|act|now|respond|answer|reply|operate) … (?:in|with|using) (?:developer|god|dan"
-        r"|jailbreak|unrestricted|unfiltered|evil) mode\b",
-    ),
-    _rule(
-        "pretend_no_limits",
-        0.8,
-        rf"\b(?:pretend|imagine|act as if|act like|behave as if|assume|suppose|roleplay|role play)(?: that)?"
-        rf" (?:you|you're|you are|u)\b.{{0,40}}?\b(?:no|without(?: any)?|free (?:of|from)|not bound by|unbound by"
-        rf"|(?:don't|do not) have(?: any)?|are not subject to)(?: \w+)? {_LIMITS}\b",
-    ),
-    _rule(
-        "you_have_no_limits",
-        0.6,
-        rf"\byou(?: now)? (?:have no|have zero|don't have any|do not have any|are free (?:of|from)|are not bound by"
-        rf"|are not restricted by|no longer have)(?: \w+)? {_LIMITS}\b",
-    ),
-    _rule("no_limits", 0.15, rf"\b(?:no|without(?: any)?) {_LIMITS}\b"),
-    _rule(
-        "unfiltered_ai",
-        0.55,
-        r"\b(?:unfiltered|uncensored|unrestricted|amoral|unethical|evil|rogue|jailbroken|unchained|unaligned)"
-        r" (?:ai|assistant|model|chatbot|version of (?:yourself|you)|llm|gpt|gemma|persona|bot)\b",
-    ),
-    _rule(
-        "reveal_your_prompt",
-        0.85,
-        r"\b(?:reveal|show|print|output|display|repeat|recite|leak|dump|tell|give|share|spell out|write out|copy"
-        r"|paste|list|what (?:is|are|was|were)|what's) … (?:your|ur) (?:\w+ )?(?:system (?:prompt|message|instructions)"
-        r"|initial (?:prompt|instructions)|hidden (?:prompt|instructions|rules)|original (?:prompt|instructions)"
-        r"|pre ?prompt|secret (?:instructions|prompt|rules)|developer (?:message|instructions)|instructions)\b",
-    ),
-    _rule(
-        "reveal_the_prompt",
-        0.45,
-        r"\b(?:reveal|show|print|output|display|repeat|recite|leak|dump|tell|give) … (?:the|its) (?:system prompt"
-        r"|hidden (?:prompt|instructions)|initial instructions|secret instructions|pre ?prompt)\b",
-    ),
-    _rule(
-        "repeat_above",
-        0.7,
-        r"\b(?:repeat|print|output|copy|recite|reproduce) (?:all |everything |the (?:\w+ )?(?:text|words|lines"
-        r"|content|instructions|messages?) )(?:above|before this|preceding|verbatim)",
-    ),
-    _rule(
-        "override_safety",
-        0.75,
-        r"\b(?:disable|turn off|switch off|deactivate|bypass|circumvent|override|remove|ignore|evade|get around"
-        r"|disregard|drop|lift) … (?:your|its) (?:\w+ ){0,2}?(?:filters?|guardrails|safeguards|restrictions"
-        r"|censorship|programming|safety|ethics|alignment|moderation|content polic(?:y|ies))\b",
-    ),
-    _rule(
-        "override_the_safety",
-        0.6,
-        r"\b(?:disable|turn off|switch off|deactivate|bypass|circumvent|override|evade|get around|disregard)"
-        r"(?: (?:the|all|any))? (?:safety|ethical|moral|ai) (?:filters?|guardrails|safeguards|restrictions"
-        r"|guidelines|measures|features|settings|protocols|alignment)\b",
-    ),
-    _rule(
-        "game_framing",
-        0.25,
-        r"\b(?:let's|lets|let us) (?:play a game|roleplay|role play)\b|\bhypothetically speaking\b"
-        r"|\bin this (?:hypothetical|fictional) (?:scenario|story|world)\b",
-    ),
-    _rule("stay_in_character", 0.35, r"\b(?:stay in character|(?:never|don't|do not) break character)\b"),
-    _rule(
-        "never_refuse",
-        0.35,
-        r"\b(?:never|don't|do not|won't|will not|must not|cannot|can't|shall not|may not) (?:ever )?(?:refuse"
-        r"|decline|say no|reject|apologi[sz]e|warn|add (?:any )?(?:warnings|disclaimers)"
-        r"|mention (?:that you are an ai|ethics))\b",
-    ),
-    _rule(
-        "no_disclaimers",
-        0.25,
-        r"\b(?:no|without(?: any)?) (?:warnings|disclaimers|moral(?:izing)?|lectures|refusals)\b",
-    ),
-    _rule("from_now_on", 0.15, r"\b(?:from now on|henceforth|for the rest of this conversation)\b"),
-    # Japanese, Korean, Chinese (the seed models' languages; matched on the folded text).
-    _rule(
-        "ignore_previous_ja",
-        0.9,
-        r"(?:以前|前|これまで|上記|今まで|先ほど|最初|上)の(?:すべての|全ての|全部の)?(?:指示|命令|指令|ルール|制約|設定|プロンプト)"
-        r"(?:を|は)(?:すべて|全て|全部)?(?:無視|忘れ)",
-    ),
-    _rule(
-        "reveal_prompt_ja",
-        0.85,
-        r"システムプロンプト(?:を|の内容を|の全文を)?(?:表示|出力|教え|見せ|開示|繰り返|書き出)",
-    ),
-    _rule("no_limits_ja", 0.3, r"(?:制限|制約|ルール|フィルター|倫理)(?:を無視|を解除|を外|に縛られ)"),
-    _rule("jailbreak_ja", 0.35, r"開発者モード|脱獄|ジェイルブレイク"),
-    _rule(
-        "ignore_previous_ko",
-        0.9,
-        r"(?:이전|앞의|위의|기존|지금까지의?)\s*(?:모든\s*)?(?:지시|지침|명령|규칙|지시사항|프롬프트)(?:을|를|은|는)?\s*(?:모두\s*)?"
-        r"(?:무시|잊어)",
-    ),
-    _rule("reveal_prompt_ko", 0.85, r"시스템\s*프롬프트(?:를|을)?\s*(?:보여|알려|출력|공개)"),
-    _rule("jailbreak_ko", 0.35, r"탈옥|개발자\s*모드"),
-    _rule(
-        "ignore_previous_zh",
-        0.9,
-        r"(?:忽略|无视|忘记|忽視|無視|忘記|不要理会|不要理會)(?:你)?(?:之前|以前|先前|上面|以上|上述|所有|全部)(?:的)?(?:所有|全部)?"
-        r"(?:的)?(?:指令|指示|说明|說明|规则|規則|提示|设定|設定)",
-    ),
-    _rule(
-        "reveal_prompt_zh", 0.85, r"(?:显示|顯示|输出|輸出|告诉我|告訴我|透露|重复|重複|打印)(?:你的)?(?:系统|系統)提示"
-    ),
-    _rule("jailbreak_zh", 0.35, r"越狱|越獄|开发者模式|開發者模式"),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class OverrideScore:
-    """A combined rule score with the span (in the folded text) and name of the strongest matching rule."""
-
-    score: float
-    start: int
-    end: int
-    rule: str
-
-
-def override_score(folded: str) -> OverrideScore | None:
-    """The combined instruction-override score of an already folded text: ``1 - Π(1 - weight)`` over the rules
-    that match, with the span of the strongest rule's first match (None when no rule matches)."""
-    miss = 1.0
-    best: tuple[float, int, int, str] | None = None
-    for rule in _RULES:
-        if not any(anchor in folded for anchor in rule.anchors):
-            continue
-        match = rule.pattern.search(folded)
-        if match is None:
-            continue
-        miss *= 1.0 - rule.weight
-        if best is None or rule.weight > best[0]:
-            best = (rule.weight, match.start(), match.end(), rule.name)
-    if best is None:
-        return None
-    return OverrideScore(round(1.0 - miss, 4), best[1], best[2], best[3])
-
-
 # --- encoded payloads ------------------------------------------------------------------------------------------
 
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}")
@@ -482,12 +199,12 @@ def _payloads(text: str, depth: int = 1) -> list[tuple[str, int, int, str]]:
     return found
 
 
-def _best_reading(text: str) -> OverrideScore | None:
+def _best_reading(rules: OverrideRules, text: str) -> OverrideScore | None:
     """The stronger score of ``text`` as written and with leetspeak folded."""
     folded = _fold(text).text
-    plain = override_score(folded)
+    plain = rules.score(folded)
     if _LEETISH.search(folded):
-        leet = override_score(folded.translate(_LEET))
+        leet = rules.score(folded.translate(_LEET))
         if leet is not None and (plain is None or leet.score > plain.score):
             return leet
     return plain
@@ -530,6 +247,15 @@ class InjectionCheck:
         "heuristics: control tokens, override rules (en/ja/ko/zh), encoded payloads, tag characters"
     )
 
+    def __init__(self, rules: OverrideRules | None = None) -> None:
+        self.rules = rules if rules is not None else load_rules(default_rules_path())
+        """The instruction-override rules (default: the shipped policies/rules/injection.yaml, read now)."""
+
+    @classmethod
+    def load(cls, rules_path: Path | None = None) -> InjectionCheck:
+        """The check with the rules of ``rules_path`` (default: the shipped ones); a bad file is a PolicyError."""
+        return cls(load_rules(rules_path or default_rules_path()))
+
     def run(self, items: Sequence[CheckItem]) -> list[CheckResult]:
         return [self._scan(item) for item in items]
 
@@ -545,19 +271,21 @@ class InjectionCheck:
         if config.control_tokens == "block":
             rewritten = text
         folded = _fold(text)
-        plain = override_score(folded.text)
+        rules = self.rules
+        plain = rules.score(folded.text)
         findings.override(plain, folded, "instruction_override", None)
         if not findings.crossed(plain) and _LEETISH.search(folded.text):
-            findings.override(override_score(folded.text.translate(_LEET)), folded, "instruction_override", "leetspeak")
+            findings.override(rules.score(folded.text.translate(_LEET)), folded, "instruction_override", "leetspeak")
         if config.decode:
             for encoding, start, end, decoded in _payloads(text):
-                findings.override(_best_reading(decoded), None, "encoded_payload", encoding, span=(start, end))
+                findings.override(_best_reading(rules, decoded), None, "encoded_payload", encoding, span=(start, end))
             if not findings.crossed(plain):
-                findings.override(override_score(folded.text.translate(_ROT13)), folded, "encoded_payload", "rot13")
+                findings.override(rules.score(folded.text.translate(_ROT13)), folded, "encoded_payload", "rot13")
         smuggled = _smuggled(text)
         for start, end, hidden in smuggled:
             findings.add("tag_smuggling", 1.0, start, end, "tag_characters")
-            findings.override(_best_reading(hidden), None, "instruction_override", "tag_characters", span=(start, end))
+            hidden_score = _best_reading(rules, hidden)
+            findings.override(hidden_score, None, "instruction_override", "tag_characters", span=(start, end))
         if smuggled:
             # Invisible to the caller and never legitimate outside flags: the model does not get them either.
             rewritten = _TAG_RUN.sub(lambda match: match.group(0) if _is_flag(match) else "", rewritten)

@@ -21,8 +21,9 @@ Per batch of items (from any number of requests):
    language: identifier formats (cards, e-mail addresses, My Number...) do not depend on the sentence's language;
    the NER recognizer reads whichever pipeline's entities it is given.
 3. **Recognizers**: presidio's predefined ones, the YAML recognizers of ``policies/recognizers/`` (seed-language
-   identifiers and phone numbers, :mod:`guard.checks.pii_patterns`), then ``extra_recognizers()`` from
-   ``guard.checks.pii_recognizers`` when that module exists (each replaces a recognizer of the same name).
+   identifiers and phone numbers, :mod:`guard.checks.pii_patterns`), then
+   :func:`guard.checks.recognizers.extra_recognizers` (names, places, addresses, phones, cards; each replaces a
+   recognizer of the same name).
 4. **Per item**, with its own config and request scope: per-entity thresholds, overlap resolution (higher score,
    then a validated identifier, then the longer span wins; adjacent spans of one entity are joined), allow-lists,
    then the action: ``redact`` → ``<PERSON_1>`` numbered by the request scope (the
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib
 import re
 import secrets
 from collections import defaultdict
@@ -50,6 +50,7 @@ from guard.checks.base import PLACEHOLDER, CheckItem, CheckResult, CheckUnavaila
 from guard.checks.language import detect_language
 from guard.checks.normalize import NormalizedText, normalize
 from guard.checks.pii_patterns import default_recognizers_dir, load_recognizers
+from guard.checks.recognizers import extra_recognizers
 from guard.policy import PiiConfig
 from guard.policy.schema import PiiEntityRule
 
@@ -196,18 +197,6 @@ def _nlp_engine(models: Mapping[str, str]) -> Any:
     return engine
 
 
-def _extra_recognizers() -> list[Any]:
-    """``guard.checks.pii_recognizers.extra_recognizers()`` when that module exists (it is optional)."""
-    name = "guard.checks.pii_recognizers"
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return []
-    return list(module.extra_recognizers())
-
-
 class PiiCheck:
     name: ClassVar[str] = "pii"
 
@@ -260,7 +249,7 @@ class PiiCheck:
         }
         analyzer = AnalyzerEngine(nlp_engine=_nlp_engine(installed), supported_languages=[_RECOGNIZER_LANGUAGE])
         declared = load_recognizers(recognizers_dir or default_recognizers_dir(), _RECOGNIZER_LANGUAGE)
-        for recognizer in [*declared, *_extra_recognizers()]:
+        for recognizer in [*declared, *extra_recognizers()]:
             analyzer.registry.remove_recognizer(recognizer.name)
             analyzer.registry.add_recognizer(recognizer)
         validated = frozenset(r.name for r in declared if r.has_validator and r in analyzer.registry.recognizers)

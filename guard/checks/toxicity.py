@@ -23,7 +23,7 @@ from guard.checks.base import CheckItem, CheckResult, CheckUnavailable, Finding
 from guard.checks.language import detect_language
 from guard.policy.schema import TOXICITY_MODEL_LABELS, ToxicityConfig
 
-__all__ = ["HF_BASE_MODELS", "PRODUCTION_CHECKPOINT", "PRODUCTION_CHECKPOINTS", "ToxicityCheck"]
+__all__ = ["HF_BASE_MODELS", "PRODUCTION_CHECKPOINTS", "ToxicityCheck"]
 
 PRODUCTION_CHECKPOINTS: dict[str, str] = {
     "original": "toxic_original-c1212f89.ckpt",
@@ -31,9 +31,6 @@ PRODUCTION_CHECKPOINTS: dict[str, str] = {
     "multilingual": "multilingual_debiased-0b549669.ckpt",
 }
 """Each variant's official weights (the file names of ``detoxify.detoxify.MODEL_URLS``), in the torch hub cache."""
-
-PRODUCTION_CHECKPOINT = PRODUCTION_CHECKPOINTS["original"]
-"""detoxify's ``original`` weights."""
 
 HF_BASE_MODELS: dict[str, str] = {
     "original": "bert-base-uncased",

@@ -15,10 +15,10 @@ import pytest
 from guard.devscript import TOXIC_TRIGGER_WORD
 from tests.conftest import ROOT
 from tests.e2e.serving import GUARD, running_server, server_env
+from tests.services import chromium_path
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = ROOT / "docs" / "audit-page.png"
 EMAIL = "maria.lopez@example.org"
 # Non-transparent pixels on a canvas: > 0 once the chart drew anything.
@@ -40,8 +40,8 @@ def _reviewer_key(guard_home: Path, tmp_path: Path) -> str:
     return match.group(1)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium")
 def test_reviewer_page_in_headless_chromium(guard_home: Path, tmp_path: Path) -> None:
+    chromium = chromium_path()
     from playwright.sync_api import expect, sync_playwright
 
     with running_server(guard_home, tmp_path) as server:
@@ -59,7 +59,7 @@ def test_reviewer_page_in_headless_chromium(guard_home: Path, tmp_path: Path) ->
 
         args = ["--disable-dev-shm-usage", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+            browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=args)
             try:
                 context = browser.new_context(viewport={"width": 1440, "height": 1000})
                 page = context.new_page()

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.e2e.serving import GUARD, Server, start_server
+from tests.services import postgres_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -35,9 +36,7 @@ async def _admin(url: str, statement: str) -> None:
 
 @pytest.fixture
 def shared_database() -> Iterator[str]:
-    base = os.environ.get("GUARD_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("GUARD_TEST_POSTGRES_URL is not set")
+    base = postgres_url()
     name = f"guard_replicas_{uuid.uuid4().hex[:8]}"
     server_url, _, _ = base.rpartition("/")
     asyncio.run(_admin(base, f"CREATE DATABASE {name}"))

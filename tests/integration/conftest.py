@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,10 +16,10 @@ from guard.audit.migrate import upgrade
 from guard.pipeline import Models, load_models
 from guard.settings import ApiSettings, DatabaseSettings, PolicySettings, Settings
 from tests.conftest import POLICIES
+from tests.services import postgres_url
 
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-POSTGRES_ENV = "GUARD_TEST_POSTGRES_URL"
 
 
 def dev_settings(home: Path, database_url: str, policy_dir: Path = POLICIES) -> Settings:
@@ -56,10 +55,9 @@ async def _reset_postgres(url: str) -> None:
 
 
 def _postgres_url() -> str:
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
-    # When the variable is set the server must be there: a connection error fails the test.
+    """The PostgreSQL server of GUARD_TEST_POSTGRES_URL with the guard tables dropped (skips without one; fails
+    under CI=true, or when the variable names a server that does not answer: see tests/services.py)."""
+    url = postgres_url()
     asyncio.run(_reset_postgres(url))
     return url
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -27,8 +26,9 @@ from guard.audit.migrate import upgrade
 from guard.checks import CheckItem, CheckRegistry, CheckResult
 from guard.checks.base import Check
 from guard.pipeline import Models
-from tests.integration.conftest import AUTH, POSTGRES_ENV, dev_settings
+from tests.integration.conftest import AUTH, dev_settings
 from tests.integration.dbdump import audit_rows
+from tests.services import postgres_url
 
 pytestmark = pytest.mark.integration
 
@@ -270,9 +270,7 @@ async def _admin(url: str, *statements: str) -> None:
 @pytest.fixture
 async def own_postgres() -> AsyncIterator[str]:
     """A database of this test's own (it is taken offline), migrated from scratch."""
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
+    base = postgres_url()
     await _admin(base, f"DROP DATABASE IF EXISTS {OWN_DB} WITH (FORCE)", f"CREATE DATABASE {OWN_DB}")
     url = make_url(base).set(database=OWN_DB).render_as_string(hide_password=False)
     await asyncio.to_thread(upgrade, url)

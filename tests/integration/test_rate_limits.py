@@ -17,12 +17,12 @@ from guard.pipeline import Models
 from tests.integration.conftest import AUTH, dev_settings
 from tests.integration.dbdump import audit_rows
 from tests.integration.test_api_keys import _assert_error, _bearer, _key
+from tests.services import redis_url
 
 pytestmark = pytest.mark.integration
 
 SCAN = {"text": "hello there"}
 LIMIT = 3
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _clear_of_window_edge(period_s: int = 60, margin_s: float = 8.0) -> None:
@@ -70,18 +70,12 @@ async def test_replicas_share_the_count(guard_home: Path, database_url: str, mod
 
 
 async def test_replicas_share_the_count_in_redis(guard_home: Path, database_url: str, models: Models) -> None:
-    """With GUARD_REDIS_URL the count lives in Redis (the real server on 127.0.0.1:6379), shared the same way."""
-    redis = pytest.importorskip("redis.asyncio")
-    probe = redis.Redis.from_url(REDIS_URL)
-    try:
-        await probe.ping()
-    except OSError:
-        pytest.skip("no Redis at 127.0.0.1:6379")
-    finally:
-        await probe.aclose()
+    """With GUARD_REDIS_URL the count lives in Redis (the real server of GUARD_TEST_REDIS_URL), shared the same
+    way."""
+    url = redis_url()
     key, _ = await _key(database_url, "scan", rate=f"{LIMIT}/minute")
     base = dev_settings(guard_home, database_url)
-    settings = replace(base, database=replace(base.database, redis_url=REDIS_URL))
+    settings = replace(base, database=replace(base.database, redis_url=url))
     _clear_of_window_edge()
     async with (
         AsyncTestClient(app=create_app(settings, models=models)) as first,

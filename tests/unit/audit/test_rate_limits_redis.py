@@ -1,31 +1,22 @@
-"""The Redis limiter against the real Redis at 127.0.0.1:6379 (skipped when none answers)."""
+"""The Redis limiter against the real Redis of GUARD_TEST_REDIS_URL (see tests/services.py when none answers)."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 
 import pytest
 
 from guard.audit.rate_limits import Rate
 from guard.audit.rate_limits_redis import RedisRateLimiter
+from tests.services import redis_url
 
-URL = "redis://127.0.0.1:6379/0"
-
-
-def _redis_up() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
+pytestmark = pytest.mark.unit
 
 
-@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
 async def test_fixed_window_counts_concurrent_hits_and_expires() -> None:
     prefix = f"guard:test:{uuid.uuid4().hex}:"
-    limiter = RedisRateLimiter(URL, prefix=prefix)
+    limiter = RedisRateLimiter(redis_url(), prefix=prefix)
     try:
         now = 1_000_020.5  # half a second into the minute window that starts at 1_000_020
         rate = Rate(limit=5, period_s=60)

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-import types
 from typing import Any
 
 import pytest
 
 from guard.checks import CheckItem, CheckResult, RequestScope
+from guard.checks import pii as pii_module
 from guard.checks.batcher import CheckBatcher
 from guard.checks.pii import DEV_SPACY_MODEL, HASH_TOKEN, PiiCheck
 from guard.policy import PiiConfig
@@ -201,14 +200,12 @@ def test_one_batch_mixes_configs_languages_and_requests(pii: PiiCheck, monkeypat
 def test_extra_recognizers_replace_defaults_of_the_same_name(monkeypatch: pytest.MonkeyPatch) -> None:
     from presidio_analyzer import Pattern, PatternRecognizer
 
-    module = types.ModuleType("guard.checks.pii_recognizers")
     extension = PatternRecognizer(
         supported_entity="PHONE_NUMBER",
         name="PhoneRecognizer",
         patterns=[Pattern(name="extension", regex=r"\bext\.? ?\d{4}\b", score=0.9)],
     )
-    module.extra_recognizers = lambda: [extension]  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "guard.checks.pii_recognizers", module)
+    monkeypatch.setattr(pii_module, "extra_recognizers", lambda: [extension])
     pii = PiiCheck.load(DEV_SPACY_MODEL)
     phones = [r for r in pii._analyzer.registry.recognizers if r.name == "PhoneRecognizer"]
     assert phones == [extension]

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from guard.api.policy_poll import directory_digest, poll_policies
+
+pytestmark = pytest.mark.unit
 
 
 class _RecordingReloader:

@@ -1,0 +1,43 @@
+"""Recognizers that make presidio good at what its defaults miss: names, places, addresses, loose numbers.
+
+One recognizer per module, as presidio lays out its own:
+
+* :class:`NerRecognizer` (``ner_recognizer``, registered as ``SpacyRecognizer``): spaCy's people and places, cleaned
+  and completed with cue phrases.
+* :class:`StreetAddressRecognizer` (``street_address_recognizer``, over ``address_parser``): street addresses as one
+  span, from the house number or PO box through the unit, town, state code, country and postcode.
+* :class:`LenientPhoneRecognizer` (``phone_recognizer``, registered as ``PhoneRecognizer``): numbers in any national
+  format, reported when a phone word is near or the number is valid.
+* :class:`CardNumberRecognizer` (``card_number_recognizer``, registered as ``CreditCardRecognizer``): every issuer
+  range and length 12-19, Luhn-validated.
+
+``PiiCheck.load`` registers :func:`extra_recognizers` and first removes any default recognizer with the same
+``name``, so the three registered under presidio's names replace presidio's. (Their classes have other names:
+presidio's registry loader finds recognizer classes by class name among all subclasses, and a second
+``PhoneRecognizer`` class would shadow its own.) The pattern recognizers declared in YAML live in
+:mod:`guard.checks.pii_patterns`.
+"""
+
+from __future__ import annotations
+
+from presidio_analyzer import EntityRecognizer
+
+from guard.checks.recognizers.address_parser import find_street_addresses
+from guard.checks.recognizers.card_number_recognizer import CardNumberRecognizer
+from guard.checks.recognizers.ner_recognizer import NerRecognizer
+from guard.checks.recognizers.phone_recognizer import LenientPhoneRecognizer
+from guard.checks.recognizers.street_address_recognizer import StreetAddressRecognizer
+
+__all__ = [
+    "CardNumberRecognizer",
+    "LenientPhoneRecognizer",
+    "NerRecognizer",
+    "StreetAddressRecognizer",
+    "extra_recognizers",
+    "find_street_addresses",
+]
+
+
+def extra_recognizers() -> list[EntityRecognizer]:
+    """The recognizers PiiCheck adds to presidio's (replacing those with the same name)."""
+    return [NerRecognizer(), StreetAddressRecognizer(), LenientPhoneRecognizer(), CardNumberRecognizer()]
