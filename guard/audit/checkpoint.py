@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard.audit.chain import canonical
 from guard.audit.models import DecisionRow
+from guard.errors import GuardError
 
 __all__ = [
     "SIGNING_KEY_ENV",
@@ -43,7 +44,7 @@ SIGNING_KEY_ENV = "GUARD_AUDIT_SIGNING_KEY"
 _VERSION = 1
 
 
-class InvalidCheckpoint(ValueError):
+class InvalidCheckpoint(GuardError, ValueError):
     """The checkpoint file is unreadable or its signature does not match."""
 
 
@@ -88,7 +89,7 @@ def public_key_hex(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
 
 
 async def chain_heads(engine: AsyncEngine) -> dict[str, Head]:
-    """The last row of every chain (legacy rows without ``seq`` have no chain position)."""
+    """The last row of every chain."""
     async with engine.connect() as connection:
         last = (
             select(DecisionRow.chain_id, func.max(DecisionRow.seq).label("seq"))

@@ -53,8 +53,6 @@ def _print_report(report: VerifyReport) -> None:
             status,
         )
     _console.print(table)
-    if report.legacy_rows:
-        _console.print(f"{report.legacy_rows} legacy rows (written before chain v2) counted, not verified")
     admin = (
         "[green]ok[/]"
         if report.admin_broken is None
@@ -134,7 +132,6 @@ def audit_purge(before: datetime, yes: bool) -> None:
     for chain_id, cut in sorted(result.cuts.items()):
         table.add_row(chain_id, str(cut.seq), cut.row_hash[:16], str(result.deleted[chain_id]))
     _console.print(table)
-    _console.print(f"legacy rows deleted: {result.legacy_deleted}")
 
 
 def subject_digests(hasher: SubjectHasher, value: str) -> list[str]:

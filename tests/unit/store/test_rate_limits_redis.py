@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from guard.audit.rate_limits import Rate
-from guard.audit.rate_limits_redis import RedisRateLimiter
+from guard.store.rate_limits import Rate
+from guard.store.rate_limits_redis import RedisRateLimiter
 
 URL = "redis://127.0.0.1:6379/0"
 
