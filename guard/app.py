@@ -136,7 +136,7 @@ def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
             logger.warning("DEV MODELS IN USE (not for production): %s", "; ".join(loaded.dev_models))
         db_engine = create_engine(settings.database.url)
         await _record_startup_policies(db_engine, policies)
-        hasher = SubjectHasher(load_or_create_key(settings.home / "audit-hmac.key"))
+        hasher = SubjectHasher(load_or_create_key(settings.home / "audit-hmac.key", settings.keys.audit_hmac))
         writer = AuditWriter(db_engine)
         pipeline = Pipeline(
             policies,

@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from guard.audit.chain import canonical
 from guard.audit.models import DecisionRow
 from guard.errors import GuardError
+from guard.settings import Settings
 
 __all__ = [
-    "SIGNING_KEY_ENV",
     "Checkpoint",
     "Head",
     "InvalidCheckpoint",
@@ -40,7 +40,6 @@ __all__ = [
     "signing_key_path",
 ]
 
-SIGNING_KEY_ENV = "GUARD_AUDIT_SIGNING_KEY"
 _VERSION = 1
 
 
@@ -63,8 +62,9 @@ class Checkpoint:
     """Hex of the raw 32-byte Ed25519 public key that signed it."""
 
 
-def signing_key_path(home: Path) -> Path:
-    return Path(os.environ.get(SIGNING_KEY_ENV) or home / "audit-signing.key")
+def signing_key_path(settings: Settings) -> Path:
+    """``GUARD_AUDIT_SIGNING_KEY``, else ``$GUARD_HOME/audit-signing.key``."""
+    return settings.keys.audit_signing_key or settings.home / "audit-signing.key"
 
 
 def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
