@@ -318,9 +318,10 @@ class GuardEngineSystem(System):
 
     def __init__(self, model_dir: Path, threads: int) -> None:
         from guard.engine.gemma import GemmaEngine
-        from guard.settings import EngineSettings
+        from guard.settings import EngineSettings, LocalEngineSettings
 
-        settings = EngineSettings(dtype="bfloat16", threads=threads, max_batch_size=MAX_BATCH, max_queue=256)
+        local = LocalEngineSettings(dtype="bfloat16", threads=threads)
+        settings = EngineSettings(max_batch_size=MAX_BATCH, max_queue=256, local=local)
         self._engine = GemmaEngine.load(str(model_dir), settings, is_dev=False)
 
     async def start(self) -> None:

@@ -25,12 +25,12 @@ from guard import __version__, metrics
 from guard.api import EXCEPTION_HANDLERS, PolicyReloader, RequestIdMiddleware, hash_key, route_handlers
 from guard.api.policy_poll import poll_policies
 from guard.audit import AuditWriter, SubjectHasher, create_engine, load_or_create_key
-from guard.audit.policy_versions import PolicyVersionConflict, record_policy_versions
-from guard.audit.rate_limits import RateLimiter
-from guard.audit.rate_limits_redis import RedisRateLimiter
 from guard.pipeline import Models, Pipeline, load_models
 from guard.policy import PolicyRegistry
 from guard.settings import Profile, Settings
+from guard.store.policy_versions import PolicyVersionConflict, record_policy_versions
+from guard.store.rate_limits import RateLimiter
+from guard.store.rate_limits_redis import RedisRateLimiter
 from guard.tracing import OtelUnavailable, RouteSpanMiddleware, otel_plugin
 
 __all__ = ["StartupError", "create_app", "resolve_api_key"]
@@ -136,7 +136,7 @@ def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
             logger.warning("DEV MODELS IN USE (not for production): %s", "; ".join(loaded.dev_models))
         db_engine = create_engine(settings.database.url)
         await _record_startup_policies(db_engine, policies)
-        hasher = SubjectHasher(load_or_create_key(settings.home / "audit-hmac.key"))
+        hasher = SubjectHasher(load_or_create_key(settings.home / "audit-hmac.key", settings.keys.audit_hmac))
         writer = AuditWriter(db_engine)
         pipeline = Pipeline(
             policies,

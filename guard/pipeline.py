@@ -143,9 +143,9 @@ def load_models(settings: Settings) -> Models:
             toxicity_variants=tuple(
                 sorted({v for p in policies if p.policy.output.toxicity for v in p.policy.output.toxicity.variants()})
             ),
-            pii_hash_key=load_or_create_key(settings.home / "pii-hmac.key", env_var="GUARD_PII_HMAC_KEY"),
-            judge=ShieldGemmaScorer.load(settings.engine.judge_model, settings.engine)
-            if settings.engine.judge_model
+            pii_hash_key=load_or_create_key(settings.home / "pii-hmac.key", settings.keys.pii_hmac),
+            judge=ShieldGemmaScorer.load(settings.engine.judge.model, settings.engine.local)
+            if settings.engine.judge.model
             else None,
         )
     )

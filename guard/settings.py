@@ -1,26 +1,52 @@
-"""Typed settings read from ``GUARD_*`` environment variables, one dataclass per concern."""
+"""Typed settings read from ``GUARD_*`` environment variables, one frozen dataclass per concern.
+
+Each setting is one line, ``name: Annotated[type, Env("GUARD_NAME")] = default``, with its docstring below it;
+:meth:`Settings.from_env` reads every field from its variable, so a default is written once. An unset or blank
+variable keeps the default. A value that does not parse (wrong type, unknown choice, a negative timeout, a key that is
+not hex) raises :class:`SettingsError` naming the variable; a secret's value is never echoed. Choices are
+case-insensitive.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from enum import Enum, StrEnum
 from pathlib import Path
+from types import NoneType, UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import msgspec
+from msgspec import Meta
+
+from guard.errors import GuardError
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_GENERATOR",
     "ApiSettings",
+    "Backend",
     "DatabaseSettings",
     "EngineSettings",
+    "Env",
+    "JudgeSettings",
+    "KeySettings",
+    "LocalEngineSettings",
     "ObservabilitySettings",
     "PolicySettings",
     "Profile",
+    "RemoteEngineSettings",
     "Settings",
+    "SettingsError",
 ]
 
 DEFAULT_GENERATOR = "google/gemma-2-2b-it"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./guard.db"
+
+
+class SettingsError(GuardError, ValueError):
+    """A ``GUARD_*`` variable holds a value that cannot be used; the message names the variable."""
 
 
 class Profile(StrEnum):
@@ -30,136 +56,166 @@ class Profile(StrEnum):
     PRODUCTION = "production"
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip()
-    return value or default
+@dataclass(frozen=True, slots=True)
+class Env:
+    """Marks a settings field as read from the environment variable ``name``; ``dev`` replaces the default in the
+    dev profile."""
+
+    name: str
+    dev: Any = None
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(_env(name, str(default)))
+Backend = Literal["local", "remote"]
+LogFormat = Literal["json", "text"]
+Seconds = Annotated[float, Meta(gt=0)]
+"""A positive number of seconds."""
+SecondsOrOff = Annotated[float, Meta(ge=0)]
+"""A number of seconds, 0 for off."""
+Count = Annotated[int, Meta(ge=0)]
+Positive = Annotated[int, Meta(ge=1)]
+HexKey = bytes
+"""Key material given as hex in the variable (decoded when parsed)."""
 
 
-def _env_float(name: str, default: float) -> float:
-    value = float(_env(name, str(default)))
-    if not value > 0:  # also refuses nan
-        raise ValueError(f"{name}={value!r}: use a positive number of seconds")
-    return value
+@dataclass(frozen=True, slots=True)
+class LocalEngineSettings:
+    """How the in-process engine loads a model: the generator, and the judge with the same plan."""
+
+    device: Annotated[str, Env("GUARD_DEVICE")] = "auto"
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+    dtype: Annotated[str, Env("GUARD_DTYPE")] = "auto"
+    """``auto`` (bf16 on CUDA and on CPUs with bf16 units, else fp32), ``bfloat16``, ``float32``."""
+    attn_implementation: Annotated[str, Env("GUARD_ATTN_IMPLEMENTATION")] = "eager"
+    """Gemma-2 needs one that applies the softcap (eager, flash_attention_2, flex_attention); ``auto`` is
+    flash_attention_2 on CUDA with flash-attn >= 2.6, else eager."""
+    threads: Annotated[Count, Env("GUARD_THREADS")] = 0
+    """torch intra-op threads; 0 means one per available core."""
+    prefill_chunk: Annotated[Positive, Env("GUARD_PREFILL_CHUNK")] = 1024
+    """Prompt tokens prefilled per step, so long prompts don't stall running streams."""
+    quantization: Annotated[str, Env("GUARD_QUANTIZATION")] = "none"
+    """``none``, ``8bit`` or ``4bit`` (bitsandbytes nf4; CUDA only, ``guard[gpu]``)."""
+    device_map: Annotated[str | None, Env("GUARD_DEVICE_MAP")] = None
+    """e.g. ``auto`` to spread one model over several GPUs (CUDA only, ``guard[gpu]``)."""
+    compile: Annotated[bool, Env("GUARD_COMPILE")] = False
+    """``1`` compiles the model forward with torch.compile (slower start, faster decode)."""
 
 
-def _env_float_or_off(name: str) -> float:
-    """A number of seconds, or 0 (the default) for off."""
-    value = float(_env(name, "0"))
-    if not value >= 0:  # also refuses nan
-        raise ValueError(f"{name}={value!r}: use 0 (off) or a positive number of seconds")
-    return value
+@dataclass(frozen=True, slots=True)
+class RemoteEngineSettings:
+    """The upstream of ``GUARD_ENGINE=remote`` (guard still renders and tokenizes locally, see
+    :mod:`guard.engine.remote`)."""
+
+    url: Annotated[str | None, Env("GUARD_ENGINE_URL")] = None
+    """The remote engine's base URL, e.g. ``http://vllm:8000`` (``/v1/completions`` is added)."""
+    model: Annotated[str | None, Env("GUARD_ENGINE_REMOTE_MODEL")] = None
+    """The model name sent upstream; default: the generator (``GUARD_MODEL``)."""
+    timeout_s: Annotated[Seconds, Env("GUARD_ENGINE_TIMEOUT_S")] = 60.0
+    """Connect/read timeout per upstream call (read: between streamed chunks)."""
+    retries: Annotated[Count, Env("GUARD_ENGINE_RETRIES")] = 2
+    """Retries (exponential backoff) when the upstream cannot be connected to."""
+    breaker_threshold: Annotated[Positive, Env("GUARD_ENGINE_BREAKER_THRESHOLD")] = 5
+    """Consecutive failed connections that open the circuit breaker."""
+    breaker_cooldown_s: Annotated[Seconds, Env("GUARD_ENGINE_BREAKER_COOLDOWN_S")] = 10.0
+    """How long an open breaker fails requests fast before a trial request."""
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    value = _env(name, "1" if default else "0").lower()
-    if value not in ("0", "1", "true", "false", "yes", "no"):
-        raise ValueError(f"{name}={value!r}: use 0 or 1")
-    return value in ("1", "true", "yes")
+@dataclass(frozen=True, slots=True)
+class JudgeSettings:
+    """The prohibited-use judge layer's model (loaded locally with :class:`LocalEngineSettings`)."""
+
+    model: Annotated[str | None, Env("GUARD_JUDGE_MODEL")] = None
+    """A ShieldGemma model (e.g. ``google/shieldgemma-2b``); unset = no judge."""
 
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
-    model: str | None = None
-    """``GUARD_MODEL``: a hub id or a local path; overrides the generator in every profile."""
-    device: str = "auto"
-    """``GUARD_DEVICE``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
-    dtype: str = "auto"
-    """``GUARD_DTYPE``: ``auto`` (bf16 on CUDA and on CPUs with bf16 units, else fp32), ``bfloat16``, ``float32``."""
-    attn_implementation: str = "eager"
-    """``GUARD_ATTN_IMPLEMENTATION``: Gemma-2 needs one that applies the softcap (eager, flash_attention_2,
-    flex_attention); ``auto`` is flash_attention_2 on CUDA with flash-attn >= 2.6, else eager."""
-    threads: int = 0
-    """``GUARD_THREADS``: torch intra-op threads; 0 means one per available core."""
-    max_batch_size: int = 32
-    """``GUARD_MAX_BATCH_SIZE``: most sequences decoding together (slots in the running batch)."""
-    max_queue: int = 64
-    """``GUARD_MAX_QUEUE``: most requests waiting for a slot; beyond it requests get 429 with Retry-After."""
-    prefill_chunk: int = 1024
-    """``GUARD_PREFILL_CHUNK``: prompt tokens prefilled per step, so long prompts don't stall running streams."""
-    max_new_tokens: int = 512
-    """``GUARD_MAX_NEW_TOKENS``: the ceiling for a request's max_tokens."""
-    quantization: str = "none"
-    """``GUARD_QUANTIZATION``: ``none``, ``8bit`` or ``4bit`` (bitsandbytes nf4; CUDA only, ``guard[gpu]``)."""
-    device_map: str | None = None
-    """``GUARD_DEVICE_MAP``: e.g. ``auto`` to spread one model over several GPUs (CUDA only, ``guard[gpu]``)."""
-    compile: bool = False
-    """``GUARD_COMPILE``: ``1`` compiles the model forward with torch.compile (slower start, faster decode)."""
-    backend: str = "local"
-    """``GUARD_ENGINE``: ``local`` (in-process transformers) or ``remote`` (an OpenAI-compatible server at
-    ``GUARD_ENGINE_URL``; guard still renders and tokenizes locally, see :mod:`guard.engine.remote`)."""
-    url: str | None = None
-    """``GUARD_ENGINE_URL``: the remote engine's base URL, e.g. ``http://vllm:8000`` (``/v1/completions`` is added)."""
-    remote_model: str | None = None
-    """``GUARD_ENGINE_REMOTE_MODEL``: the model name sent upstream; default: the generator (``GUARD_MODEL``)."""
-    timeout_s: float = 60.0
-    """``GUARD_ENGINE_TIMEOUT_S``: connect/read timeout per upstream call (read: between streamed chunks)."""
-    retries: int = 2
-    """``GUARD_ENGINE_RETRIES``: retries (exponential backoff) when the upstream cannot be connected to."""
-    breaker_threshold: int = 5
-    """``GUARD_ENGINE_BREAKER_THRESHOLD``: consecutive failed connections that open the circuit breaker."""
-    breaker_cooldown_s: float = 10.0
-    """``GUARD_ENGINE_BREAKER_COOLDOWN_S``: how long an open breaker fails requests fast before a trial request."""
-    judge_model: str | None = None
-    """``GUARD_JUDGE_MODEL``: a ShieldGemma model (e.g. ``google/shieldgemma-2b``) for the prohibited-use judge
-    layer, loaded with the same device/dtype/attention plan as the generator; unset = no judge."""
+    """The generator: which backend runs it and the limits both backends keep."""
+
+    backend: Annotated[Backend, Env("GUARD_ENGINE")] = "local"
+    """``local`` (in-process transformers) or ``remote`` (an OpenAI-compatible server at ``GUARD_ENGINE_URL``)."""
+    model: Annotated[str | None, Env("GUARD_MODEL")] = None
+    """A hub id or a local path; overrides the generator in every profile."""
+    max_batch_size: Annotated[Positive, Env("GUARD_MAX_BATCH_SIZE")] = 32
+    """Most sequences generating together (slots in the running batch; concurrent upstream calls when remote)."""
+    max_queue: Annotated[Count, Env("GUARD_MAX_QUEUE")] = 64
+    """Most requests waiting for a slot; beyond it requests get 429 with Retry-After."""
+    max_new_tokens: Annotated[Positive, Env("GUARD_MAX_NEW_TOKENS")] = 512
+    """The ceiling for a request's max_tokens."""
+    local: LocalEngineSettings = field(default_factory=LocalEngineSettings)
+    remote: RemoteEngineSettings = field(default_factory=RemoteEngineSettings)
+    judge: JudgeSettings = field(default_factory=JudgeSettings)
 
 
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
-    url: str = DEFAULT_DATABASE_URL
-    """``GUARD_DATABASE_URL``: SQLAlchemy async URL (SQLite by default, ``postgresql+asyncpg://`` in production)."""
-    redis_url: str | None = None
-    """``GUARD_REDIS_URL``: count per-key rate limits in Redis (``redis://host:6379/0``) instead of the database."""
+    url: Annotated[str, Env("GUARD_DATABASE_URL")] = DEFAULT_DATABASE_URL
+    """SQLAlchemy async URL (SQLite by default, ``postgresql+asyncpg://`` in production)."""
+    redis_url: Annotated[str | None, Env("GUARD_REDIS_URL")] = None
+    """Count per-key rate limits in Redis (``redis://host:6379/0``) instead of the database."""
 
 
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
-    directory: Path = Path("policies")
-    """``GUARD_POLICY_DIR``: the folder of policy YAML files."""
-    default: str = "default"
-    """``GUARD_DEFAULT_POLICY``: the policy applied when a request names none."""
-    poll_s: float = 0.0
-    """``GUARD_POLICY_POLL_S``: reload when the directory's content changes, checked this often (0 = off)."""
+    directory: Annotated[Path, Env("GUARD_POLICY_DIR")] = Path("policies")
+    """The folder of policy YAML files."""
+    default: Annotated[str, Env("GUARD_DEFAULT_POLICY")] = "default"
+    """The policy applied when a request names none."""
+    poll_s: Annotated[SecondsOrOff, Env("GUARD_POLICY_POLL_S")] = 0.0
+    """Reload when the directory's content changes, checked this often (0 = off)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
-    api_key: str | None = None
-    """``GUARD_API_KEY``: the bootstrap key with every scope (the dev profile makes one when unset)."""
-    max_body_bytes: int = 64 * 1024
-    """``GUARD_MAX_BODY_BYTES``: larger request bodies get a 413."""
-    check_timeout_s: float = 10.0
-    """``GUARD_CHECK_TIMEOUT_S``: the longest one check call may take; past it the request fails closed (503)."""
-    request_timeout_s: float = 120.0
-    """``GUARD_REQUEST_TIMEOUT_S``: bounds a whole unstreamed request (a stream: until its response starts);
-    past it 503, audited, and the generation is cancelled."""
-    shutdown_timeout_s: int = 30
-    """``GUARD_SHUTDOWN_TIMEOUT_S``: on SIGTERM, how long in-flight requests (streams too) may take to finish
-    before they are cancelled and the app shuts down."""
+    api_key: Annotated[str | None, Env("GUARD_API_KEY")] = field(default=None, repr=False)
+    """The bootstrap key with every scope (the dev profile makes one when unset)."""
+    max_body_bytes: Annotated[Positive, Env("GUARD_MAX_BODY_BYTES")] = 64 * 1024
+    """Larger request bodies get a 413."""
+    check_timeout_s: Annotated[Seconds, Env("GUARD_CHECK_TIMEOUT_S")] = 10.0
+    """The longest one check call may take; past it the request fails closed (503)."""
+    request_timeout_s: Annotated[Seconds, Env("GUARD_REQUEST_TIMEOUT_S")] = 120.0
+    """Bounds a whole unstreamed request (a stream: until its response starts); past it 503, audited, and the
+    generation is cancelled."""
+    shutdown_timeout_s: Annotated[Count, Env("GUARD_SHUTDOWN_TIMEOUT_S")] = 30
+    """On SIGTERM, how long in-flight requests (streams too) may take to finish before they are cancelled and the
+    app shuts down."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeySettings:
+    """Key material kept out of the database; an unset key lives in a 0600 file in ``GUARD_HOME`` (made when first
+    used)."""
+
+    audit_hmac: Annotated[HexKey | None, Env("GUARD_AUDIT_HMAC_KEY")] = field(default=None, repr=False)
+    """Hex HMAC key of the audit's subject digests (else ``$GUARD_HOME/audit-hmac.key``)."""
+    pii_hmac: Annotated[HexKey | None, Env("GUARD_PII_HMAC_KEY")] = field(default=None, repr=False)
+    """Hex HMAC key of the PII ``hash`` action (else ``$GUARD_HOME/pii-hmac.key``)."""
+    audit_signing_key: Annotated[Path | None, Env("GUARD_AUDIT_SIGNING_KEY")] = None
+    """The Ed25519 PEM file that signs audit checkpoints (else ``$GUARD_HOME/audit-signing.key``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ObservabilitySettings:
-    log_format: str = "json"
-    """``GUARD_LOG_FORMAT``: ``json`` (one object per line; the production default) or ``text`` (the dev default)."""
-    otel: bool = False
-    """``GUARD_OTEL``: ``1`` traces requests with OpenTelemetry (needs the ``guard[otel]`` extra)."""
+    log_format: Annotated[LogFormat, Env("GUARD_LOG_FORMAT", dev="text")] = "json"
+    """``json`` (one object per line; the production default) or ``text`` (the dev default)."""
+    otel: Annotated[bool, Env("GUARD_OTEL")] = False
+    """``1`` traces requests with OpenTelemetry (needs the ``guard[otel]`` extra)."""
+
+
+def _default_home() -> Path:
+    return Path.home() / ".cache" / "guard"
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    profile: Profile = Profile.PRODUCTION
-    """``GUARD_PROFILE``: ``dev`` or ``production``."""
-    home: Path = field(default_factory=lambda: Path.home() / ".cache" / "guard")
-    """``GUARD_HOME``: where dev models and the dev API key live."""
+    profile: Annotated[Profile, Env("GUARD_PROFILE")] = Profile.PRODUCTION
+    """``dev`` or ``production``."""
+    home: Annotated[Path, Env("GUARD_HOME")] = field(default_factory=_default_home)
+    """Where dev models, the dev API key and the key files live."""
     engine: EngineSettings = field(default_factory=EngineSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    keys: KeySettings = field(default_factory=KeySettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     @property
@@ -167,52 +223,67 @@ class Settings:
         return self.home / "dev-models"
 
     @classmethod
-    def from_env(cls, *, profile: str | None = None) -> Settings:
-        """Read every setting from the environment; ``profile`` overrides ``GUARD_PROFILE``."""
-        home = Path(_env("GUARD_HOME", str(Path.home() / ".cache" / "guard"))).expanduser()
-        chosen = Profile(profile or _env("GUARD_PROFILE", Profile.PRODUCTION.value))
-        log_format = _env("GUARD_LOG_FORMAT", "text" if chosen is Profile.DEV else "json").lower()
-        if log_format not in ("json", "text"):
-            raise ValueError(f"GUARD_LOG_FORMAT={log_format!r}: use json or text")
-        return cls(
-            profile=chosen,
-            home=home,
-            engine=EngineSettings(
-                model=os.environ.get("GUARD_MODEL") or None,
-                device=_env("GUARD_DEVICE", "auto"),
-                dtype=_env("GUARD_DTYPE", "auto"),
-                attn_implementation=_env("GUARD_ATTN_IMPLEMENTATION", "eager"),
-                threads=_env_int("GUARD_THREADS", 0),
-                max_batch_size=_env_int("GUARD_MAX_BATCH_SIZE", 32),
-                max_queue=_env_int("GUARD_MAX_QUEUE", 64),
-                prefill_chunk=_env_int("GUARD_PREFILL_CHUNK", 1024),
-                max_new_tokens=_env_int("GUARD_MAX_NEW_TOKENS", 512),
-                quantization=_env("GUARD_QUANTIZATION", "none"),
-                device_map=os.environ.get("GUARD_DEVICE_MAP") or None,
-                compile=_env_bool("GUARD_COMPILE", False),
-                judge_model=os.environ.get("GUARD_JUDGE_MODEL") or None,
-                backend=_env("GUARD_ENGINE", "local"),
-                url=os.environ.get("GUARD_ENGINE_URL") or None,
-                remote_model=os.environ.get("GUARD_ENGINE_REMOTE_MODEL") or None,
-                timeout_s=_env_float("GUARD_ENGINE_TIMEOUT_S", 60.0),
-                retries=_env_int("GUARD_ENGINE_RETRIES", 2),
-                breaker_threshold=_env_int("GUARD_ENGINE_BREAKER_THRESHOLD", 5),
-                breaker_cooldown_s=_env_float("GUARD_ENGINE_BREAKER_COOLDOWN_S", 10.0),
-            ),
-            database=DatabaseSettings(
-                url=_env("GUARD_DATABASE_URL", DEFAULT_DATABASE_URL), redis_url=_env("GUARD_REDIS_URL", "") or None
-            ),
-            policy=PolicySettings(
-                directory=Path(_env("GUARD_POLICY_DIR", "policies")),
-                default=_env("GUARD_DEFAULT_POLICY", "default"),
-                poll_s=_env_float_or_off("GUARD_POLICY_POLL_S"),
-            ),
-            api=ApiSettings(
-                api_key=os.environ.get("GUARD_API_KEY") or None,
-                max_body_bytes=_env_int("GUARD_MAX_BODY_BYTES", 64 * 1024),
-                check_timeout_s=_env_float("GUARD_CHECK_TIMEOUT_S", 10.0),
-                request_timeout_s=_env_float("GUARD_REQUEST_TIMEOUT_S", 120.0),
-                shutdown_timeout_s=_env_int("GUARD_SHUTDOWN_TIMEOUT_S", 30),
-            ),
-            observability=ObservabilitySettings(log_format=log_format, otel=_env_bool("GUARD_OTEL", False)),
-        )
+    def from_env(cls, *, profile: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from ``environ`` (default: the process environment); ``profile`` overrides
+        ``GUARD_PROFILE``. Raises :class:`SettingsError` on the first value that cannot be used."""
+        source = dict(os.environ if environ is None else environ)
+        if profile:
+            source["GUARD_PROFILE"] = profile
+        dev = _read(cls, source, dev=False, only="profile").profile is Profile.DEV
+        return _read(cls, source, dev=dev)
+
+
+_T = TypeVar("_T")
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
+
+
+def _read(cls: type[_T], environ: Mapping[str, str], *, dev: bool, only: str | None = None) -> _T:
+    """``cls`` with every field (or just ``only``) read from its variable; nested settings groups recursively."""
+    hints = get_type_hints(cls, include_extras=True)
+    values: dict[str, Any] = {}
+    for item in fields(cls):  # type: ignore[arg-type]
+        hint = hints[item.name]
+        if only is not None and item.name != only:
+            continue
+        if is_dataclass(hint):
+            values[item.name] = _read(hint, environ, dev=dev)  # type: ignore[arg-type]
+            continue
+        env = next(meta for meta in get_args(hint) if isinstance(meta, Env))
+        raw = environ.get(env.name, "").strip()
+        if raw:
+            values[item.name] = _parse(env.name, raw, hint, secret=not item.repr)
+        elif dev and env.dev is not None:
+            values[item.name] = env.dev
+    return cls(**values)
+
+
+def _parse(name: str, raw: str, hint: Any, *, secret: bool) -> Any:
+    kind, *metadata = get_args(hint)
+    constraints = [meta for meta in metadata if isinstance(meta, Meta)]
+    if get_origin(kind) in (Union, UnionType):  # ``X | None``: the variable is set, so it is an X
+        kind = next(arg for arg in get_args(kind) if arg is not NoneType)
+    shown = name if secret else f"{name}={raw!r}"
+    choices = get_args(kind) if get_origin(kind) is Literal else [m.value for m in kind] if _is_enum(kind) else None
+    if choices is not None:
+        if raw.lower() not in choices:
+            raise SettingsError(f"{shown}: use one of {', '.join(choices)}")
+        return kind(raw.lower()) if _is_enum(kind) else raw.lower()
+    if kind is bool:
+        if raw.lower() not in _TRUE + _FALSE:
+            raise SettingsError(f"{shown}: use 0 or 1")
+        return raw.lower() in _TRUE
+    if kind is Path:
+        return Path(raw).expanduser()
+    if kind is bytes:
+        try:
+            return bytes.fromhex(raw)
+        except ValueError:
+            raise SettingsError(f"{name}: not a hex string") from None
+    try:
+        return msgspec.convert(raw, Annotated[kind, *constraints] if constraints else kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"{shown}: {str(exc)[:1].lower()}{str(exc)[1:]}") from None
+
+
+def _is_enum(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, Enum)

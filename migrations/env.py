@@ -9,7 +9,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from guard.audit.models import Base
+from guard.store.models import Base  # the audit's Base, with the store's tables declared on it too
 
 config = context.config
 target_metadata = Base.metadata

@@ -27,6 +27,7 @@ from guard.audit import AuditFilters, InvalidCursor, get_decision, list_decision
 from guard.audit.explain import explain_record
 from guard.audit.export import CONTENT_TYPES, export_chunks
 from guard.audit.stats import decision_stats
+from guard.store.policy_versions import load_stored_policy
 
 __all__ = ["AuditController", "audit_filters", "decision_detail", "decisions_page"]
 
@@ -84,7 +85,8 @@ async def decision_detail(engine: AsyncEngine, decision_id: str, tenant: str | N
     record = await get_decision(engine, decision_id, tenant=tenant)
     if record is None:
         raise NotFoundException("decision not found")
-    explained = await explain_record(engine, record)
+    policy = await load_stored_policy(engine, record["policy_name"], record["policy_sha256"])
+    explained = await explain_record(engine, record, policy)
     return AuditDecisionDetail(
         **record, explanation=explained.findings, linked_id=explained.linked_id, policy_found=explained.policy_found
     )

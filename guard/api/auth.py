@@ -25,9 +25,9 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 from sqlalchemy.exc import SQLAlchemyError
 
-from guard.audit.api_keys import SCOPES, ApiKey, find_api_key
-from guard.audit.rate_limits import RateLimiter, parse_rate
 from guard.pipeline import Caller
+from guard.store.api_keys import SCOPES, ApiKey, find_api_key
+from guard.store.rate_limits import RateLimiter, parse_rate
 
 __all__ = [
     "BOOTSTRAP_KEY_ID",

@@ -20,13 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard.api.auth import require_scope
 from guard.api.errors import ERROR_RESPONSES, error_response
-from guard.audit.policy_versions import PolicyVersionConflict, policy_text, record_policy_versions
 from guard.checks import CheckUnavailable
 from guard.checks.prohibited import ProhibitedUseCheck
 from guard.checks.registry import CheckRegistry
 from guard.checks.toxicity import ToxicityCheck
 from guard.policy import LoadedPolicy, PolicyError, PolicyRegistry
 from guard.policy.registry import load_directory
+from guard.store.policy_versions import PolicyVersionConflict, policy_text, record_policy_versions
 
 __all__ = ["PoliciesController", "PolicyList", "PolicyReloadRefused", "PolicyReloader", "policy_list"]
 

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from guard.audit.chain import GENESIS_HASH, clean, event_hash
 from guard.audit.models import AdminEventRow
-from guard.audit.writer import GENESIS_HASH, clean, row_hash
 
 __all__ = [
     "AdminEvent",
@@ -85,7 +85,7 @@ async def record_admin_event(
             subject=subject,
             details=details,
             prev_hash=prev,
-            row_hash=row_hash(prev, _content(created_at, actor, action, subject, details)),
+            row_hash=event_hash(prev, _content(created_at, actor, action, subject, details)),
         )
     )
 
@@ -119,7 +119,7 @@ async def verify_admin_events(engine: AsyncEngine) -> tuple[int, BrokenLink | No
                     row.id, "its prev_hash is not the previous event's hash (deleted or reordered)"
                 )
             content = _content(row.created_at, row.actor, row.action, row.subject, row.details)
-            if row_hash(row.prev_hash, content) != row.row_hash:
+            if event_hash(row.prev_hash, content) != row.row_hash:
                 return count, BrokenLink(row.id, "its content does not match its hash (edited)")
             expected = row.row_hash
     return count, None

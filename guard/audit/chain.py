@@ -1,23 +1,40 @@
-"""Chain v2: the canonical forms that the writer seals and the verifier recomputes (one module, so they cannot drift).
+"""The canonical hash forms that writers seal and verifiers recompute (one module, so they cannot drift).
 
-A row's ``content_digest = sha256(canonical JSON of its content fields)`` and its
+Decision rows: a row's ``content_digest = sha256(canonical JSON of its content fields)`` and its
 ``row_hash = sha256(prev_hash || canonical JSON of its header)``; the header holds the content digest, so an erasure
 that blanks the content leaves every row hash (and so the chain) valid, while any other edit breaks it.
 Canonical JSON sorts keys and has no spaces, so it is the same after a round trip through SQLite JSON or
 PostgreSQL JSONB (which reorders keys); ``created_at`` is ISO 8601 in UTC.
+
+Admin events: ``row_hash = sha256(prev_hash || JSON of the event with sorted keys)`` (:func:`event_hash`).
+
+Text is cleaned of NUL characters and lone surrogates (:func:`clean`) before it is hashed and stored, since
+PostgreSQL rejects them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["CONTENT_FIELDS", "GENESIS_HASH", "HEADER_FIELDS", "canonical", "content_digest", "header_hash", "seal"]
+__all__ = [
+    "CONTENT_FIELDS",
+    "GENESIS_HASH",
+    "HEADER_FIELDS",
+    "canonical",
+    "clean",
+    "content_digest",
+    "event_hash",
+    "header_hash",
+    "seal",
+]
 
 GENESIS_HASH = "0" * 64
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 HEADER_FIELDS = (
     "chain_id",
@@ -98,3 +115,21 @@ def seal(content: Mapping[str, Any], *, chain_id: str, seq: int, prev_hash: str)
     row["content_digest"] = content_digest(row)
     row["row_hash"] = header_hash(prev_hash, row)
     return row
+
+
+def clean(value: Any) -> Any:
+    """Replace characters no database may store (NUL, lone surrogates) with U+FFFD, recursively."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [clean(item) for item in value]
+    if isinstance(value, dict):
+        return {clean(key): clean(item) for key, item in value.items()}
+    return value
+
+
+def event_hash(prev_hash: str, content: dict[str, Any]) -> str:
+    """``sha256(prev_hash || JSON of content)``: an admin event's row hash (sorted keys, no spaces, ``str()`` for
+    anything JSON has no form for)."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(prev_hash.encode("ascii") + text.encode("utf-8")).hexdigest()

@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard.audit.chain import canonical
 from guard.audit.models import DecisionRow
+from guard.errors import GuardError
+from guard.settings import Settings
 
 __all__ = [
-    "SIGNING_KEY_ENV",
     "Checkpoint",
     "Head",
     "InvalidCheckpoint",
@@ -39,11 +40,10 @@ __all__ = [
     "signing_key_path",
 ]
 
-SIGNING_KEY_ENV = "GUARD_AUDIT_SIGNING_KEY"
 _VERSION = 1
 
 
-class InvalidCheckpoint(ValueError):
+class InvalidCheckpoint(GuardError, ValueError):
     """The checkpoint file is unreadable or its signature does not match."""
 
 
@@ -62,8 +62,9 @@ class Checkpoint:
     """Hex of the raw 32-byte Ed25519 public key that signed it."""
 
 
-def signing_key_path(home: Path) -> Path:
-    return Path(os.environ.get(SIGNING_KEY_ENV) or home / "audit-signing.key")
+def signing_key_path(settings: Settings) -> Path:
+    """``GUARD_AUDIT_SIGNING_KEY``, else ``$GUARD_HOME/audit-signing.key``."""
+    return settings.keys.audit_signing_key or settings.home / "audit-signing.key"
 
 
 def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
@@ -88,7 +89,7 @@ def public_key_hex(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
 
 
 async def chain_heads(engine: AsyncEngine) -> dict[str, Head]:
-    """The last row of every chain (legacy rows without ``seq`` have no chain position)."""
+    """The last row of every chain."""
     async with engine.connect() as connection:
         last = (
             select(DecisionRow.chain_id, func.max(DecisionRow.seq).label("seq"))

@@ -1,5 +1,6 @@
 """Why a decision came out as it did: per finding, the check, the policy clause, score vs threshold, the action and
-the redacted span. Thresholds come from the policy version that decided (its YAML, stored in ``policy_versions``).
+the redacted span. Thresholds come from the policy version that decided, which the caller reads from the store
+(:func:`guard.store.policy_versions.load_stored_policy`).
 
 Nothing raw: a span is reported only when the stored redacted text holds a placeholder (``<EMAIL_ADDRESS_1>``) at
 the finding's position; any other text at those offsets is left out.
@@ -13,15 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from guard.audit.policy_versions import policy_text
 from guard.audit.queries import linked_record_id
-from guard.policy import Policy, PolicyError
-from guard.policy.loader import parse_policy
+from guard.policy import Policy
 
-__all__ = ["Explained", "FindingExplanation", "explain_findings", "explain_record", "load_stored_policy"]
+__all__ = ["Explained", "FindingExplanation", "explain_findings", "explain_record"]
 
 # The placeholders PII redaction writes (guard.checks.base.PLACEHOLDER; the audit layer does not import checks).
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
@@ -49,23 +47,6 @@ class FindingExplanation(msgspec.Struct, kw_only=True):
     end: int
     redacted_span: str | None
     """The placeholder at the finding's position in the stored redacted text; ``None`` when there is none."""
-
-
-async def load_stored_policy(engine: AsyncEngine, name: str | None, sha256: str | None) -> Policy | None:
-    """The policy version stamped on a record, parsed; ``None`` when unknown or unreadable."""
-    if name is None or sha256 is None:
-        return None
-    text = await policy_text(engine, name, sha256)
-    if text is None:
-        return None
-    try:
-        data = yaml.safe_load(text)
-        # The stored text is already resolved: ``extends`` is applied, so drop it before validating alone.
-        if isinstance(data, dict):
-            data.pop("extends", None)
-        return parse_policy(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), f"{name}@{sha256[:12]}")
-    except (PolicyError, yaml.YAMLError):
-        return None
 
 
 def _section(policy: Policy | None, stage: str, check: str) -> Any:
@@ -190,9 +171,9 @@ class Explained:
     """Whether the stamped policy version is stored (else thresholds are the ones the findings recorded)."""
 
 
-async def explain_record(engine: AsyncEngine, record: dict[str, Any]) -> Explained:
-    """The explanation of one record (from :func:`guard.audit.queries.get_decision`)."""
-    policy = await load_stored_policy(engine, record["policy_name"], record["policy_sha256"])
+async def explain_record(engine: AsyncEngine, record: dict[str, Any], policy: Policy | None) -> Explained:
+    """The explanation of one record (from :func:`guard.audit.queries.get_decision`) under the policy version stamped
+    on it (``None`` when that version is not stored)."""
     return Explained(
         findings=explain_findings(record, policy),
         linked_id=await linked_record_id(engine, record),

@@ -1,4 +1,7 @@
-"""The audit tables. Every column holds redacted text or metadata: never a raw prompt, never raw PII."""
+"""The audit tables and the declarative ``Base`` whose metadata holds every guard table (the store's tables,
+:mod:`guard.store.models`, are declared on it too, so one Alembic history covers the database).
+
+Every column holds redacted text or metadata: never a raw prompt, never raw PII."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text, Un
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["AdminEventRow", "ApiKeyRow", "Base", "DecisionRow", "JsonB", "PolicyVersionRow", "RateLimitWindowRow"]
+__all__ = ["AdminEventRow", "Base", "DecisionRow", "JsonB"]
 
 # JSONB on PostgreSQL (indexable), JSON elsewhere. (advanced-alchemy 1.12's JsonB fails on SQLAlchemy 2.1.)
 JsonB = JSON().with_variant(JSONB(), "postgresql")
@@ -78,43 +81,6 @@ class DecisionRow(Base):
     )
 
 
-class PolicyVersionRow(Base):
-    """One distinct policy version ever loaded, with the exact YAML text behind its sha256 stamp."""
-
-    __tablename__ = "policy_versions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(64), nullable=False)
-    version: Mapped[str] = mapped_column(String(64), nullable=False)
-    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
-    text: Mapped[str] = mapped_column(Text, nullable=False)
-    first_seen_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), nullable=False)
-
-    __table_args__ = (
-        UniqueConstraint("name", "version", "sha256", name="uq_policy_versions_stamp"),
-        Index("ix_policy_versions_name_sha256", "name", "sha256"),
-    )
-
-
-class ApiKeyRow(Base):
-    """One scoped API key: only the sha256 digest of the key is stored, never the key itself."""
-
-    __tablename__ = "api_keys"
-
-    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    key_digest: Mapped[str] = mapped_column(String(64), nullable=False)
-    name: Mapped[str] = mapped_column(String(128), nullable=False)
-    scopes: Mapped[list[str]] = mapped_column(JsonB, nullable=False)
-    policy: Mapped[str | None] = mapped_column(String(64))
-    allowed_policies: Mapped[list[str]] = mapped_column(JsonB, nullable=False, default=list)
-    rate: Mapped[str | None] = mapped_column(String(32))
-    tenant: Mapped[str | None] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), nullable=False)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
-
-    __table_args__ = (UniqueConstraint("key_digest", name="uq_api_keys_key_digest"),)
-
-
 class AdminEventRow(Base):
     """One administrative change (a key created or revoked), hash-chained: ``row_hash = sha256(prev_hash || row)``.
 
@@ -132,14 +98,3 @@ class AdminEventRow(Base):
     row_hash: Mapped[str] = mapped_column(String(64), nullable=False)
 
     __table_args__ = (UniqueConstraint("prev_hash", name="uq_admin_events_prev_hash"),)
-
-
-class RateLimitWindowRow(Base):
-    """Requests counted per key and fixed window, in the database so every replica shares the count."""
-
-    __tablename__ = "rate_limit_windows"
-
-    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    """The window's start in epoch seconds (a multiple of the window length)."""
-    count: Mapped[int] = mapped_column(Integer, nullable=False)

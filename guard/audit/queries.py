@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from guard.audit.models import DecisionRow
+from guard.errors import GuardError
 
 __all__ = [
     "DECISIONS",
@@ -40,7 +41,7 @@ KINDS = ("request", "stream_open", "stream_close")
 _COLUMNS = [column.key for column in DecisionRow.__table__.columns]
 
 
-class InvalidCursor(ValueError):
+class InvalidCursor(GuardError, ValueError):
     """A cursor that this server did not hand out."""
 
 

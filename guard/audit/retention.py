@@ -18,39 +18,20 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from guard.audit.admin_events import record_admin_event
-from guard.audit.models import AdminEventRow, DecisionRow
+from guard.audit.cuts import PURGE_ACTION, ChainCut
+from guard.audit.models import DecisionRow
 
-__all__ = [
-    "ERASE_ACTION",
-    "PURGE_ACTION",
-    "ChainCut",
-    "PurgeResult",
-    "SubjectRow",
-    "erase_subject",
-    "find_subject",
-    "purge",
-    "purge_cuts",
-]
+__all__ = ["ERASE_ACTION", "PurgeResult", "SubjectRow", "erase_subject", "find_subject", "purge"]
 
-PURGE_ACTION = "audit.purge"
 ERASE_ACTION = "audit.erase"
 _FINDING_KEEP = ("check", "type", "score", "threshold", "action", "clause", "stage", "message_index", "detail")
 """What an erased finding keeps: labels and numbers that say why, not where in the person's text."""
 
 
 @dataclass(frozen=True, slots=True)
-class ChainCut:
-    """Where a purge cut a chain: the last deleted row's seq and hash (the next row links to it)."""
-
-    seq: int
-    row_hash: str
-
-
-@dataclass(frozen=True, slots=True)
 class PurgeResult:
     cuts: dict[str, ChainCut]
     deleted: dict[str, int]
-    legacy_deleted: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,19 +43,6 @@ class SubjectRow:
     chain_id: str
     seq: int | None
     erased: bool
-
-
-async def purge_cuts(connection: AsyncConnection) -> dict[str, ChainCut]:
-    """The latest cut per chain, from the recorded purges (the admin-events chain vouches for them)."""
-    cuts: dict[str, ChainCut] = {}
-    events = await connection.execute(
-        select(AdminEventRow.details).where(AdminEventRow.action == PURGE_ACTION).order_by(AdminEventRow.id)
-    )
-    for (details,) in events:
-        for chain_id, cut in (details.get("chains") or {}).items():
-            if chain_id not in cuts or cut["cut_seq"] > cuts[chain_id].seq:
-                cuts[chain_id] = ChainCut(int(cut["cut_seq"]), str(cut["cut_hash"]))
-    return cuts
 
 
 async def purge(engine: AsyncEngine, before: datetime, *, actor: str) -> PurgeResult:
@@ -101,10 +69,6 @@ async def purge(engine: AsyncEngine, before: datetime, *, actor: str) -> PurgeRe
             )
             cuts[chain_id] = ChainCut(cut_seq, cut_hash)
             deleted[chain_id] = result.rowcount or 0
-        legacy = await connection.execute(
-            delete(DecisionRow).where(DecisionRow.seq.is_(None), DecisionRow.created_at < before)
-        )
-        legacy_deleted = legacy.rowcount or 0
         await record_admin_event(
             connection,
             actor=actor,
@@ -116,10 +80,9 @@ async def purge(engine: AsyncEngine, before: datetime, *, actor: str) -> PurgeRe
                     chain_id: {"cut_seq": cut.seq, "cut_hash": cut.row_hash, "deleted": deleted[chain_id]}
                     for chain_id, cut in cuts.items()
                 },
-                "legacy_deleted": legacy_deleted,
             },
         )
-    return PurgeResult(cuts=cuts, deleted=deleted, legacy_deleted=legacy_deleted)
+    return PurgeResult(cuts=cuts, deleted=deleted)
 
 
 def _holds_any(connection: AsyncConnection, digests: list[str]) -> ColumnElement[bool]:

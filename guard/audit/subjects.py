@@ -1,6 +1,7 @@
 """Keyed digests of detected identifiers, so a reviewer can find one person's records without storing them.
 
-The HMAC key lives outside the database (``GUARD_AUDIT_HMAC_KEY`` or a 0600 file in ``GUARD_HOME``).
+The HMAC key lives outside the database (``GUARD_AUDIT_HMAC_KEY``, read by :mod:`guard.settings`, or a 0600 file in
+``GUARD_HOME``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from pathlib import Path
 __all__ = ["SubjectHasher", "load_or_create_key"]
 
 
-def load_or_create_key(path: Path, env_var: str = "GUARD_AUDIT_HMAC_KEY") -> bytes:
-    """The hex key in ``env_var``, else the one in ``path``, else a new random key written there (mode 0600)."""
-    value = os.environ.get(env_var)
-    if value:
-        return bytes.fromhex(value)
+def load_or_create_key(path: Path, configured: bytes | None = None) -> bytes:
+    """``configured`` (a key from the settings), else the hex key in ``path``, else a new random key written there
+    (mode 0600)."""
+    if configured is not None:
+        return configured
     if path.is_file():
         return bytes.fromhex(path.read_text(encoding="ascii").strip())
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Per chain, rows are read in ``seq`` order and checked for: continuity of ``seq`` (from 1, or from a recorded purge
 cut + 1), ``prev_hash`` linking to the previous row (or the genesis / cut hash), the row hash over the header, and
-the content digest unless the row was erased. Rows from before chain v2 (``seq`` NULL) are counted, not verified.
+the content digest unless the row was erased.
 Given a signed checkpoint, every checkpointed head must still be there with the same hash (or lie at or before a
 recorded purge cut): that is what shows a truncated tail.
 """
@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard.audit.admin_events import BrokenLink, verify_admin_events
 from guard.audit.chain import GENESIS_HASH, content_digest, header_hash
 from guard.audit.checkpoint import Checkpoint, Head
+from guard.audit.cuts import ChainCut, purge_cuts
 from guard.audit.models import DecisionRow
-from guard.audit.retention import ChainCut, purge_cuts
 
 __all__ = ["ChainBreak", "ChainReport", "VerifyReport", "verify_audit"]
 
@@ -47,7 +47,6 @@ class ChainReport:
 @dataclass(slots=True)
 class VerifyReport:
     chains: list[ChainReport] = field(default_factory=list)
-    legacy_rows: int = 0
     admin_events: int = 0
     admin_broken: BrokenLink | None = None
     checkpoint_public_key: str | None = None
@@ -60,7 +59,6 @@ class VerifyReport:
         """The JSON form (``GET /v1/audit/verify``)."""
         return {
             "ok": self.ok,
-            "legacy_rows": self.legacy_rows,
             "chains": [
                 {
                     "chain_id": c.chain_id,
@@ -119,9 +117,6 @@ async def verify_audit(engine: AsyncEngine, checkpoint: Checkpoint | None = None
     chains: dict[str, ChainReport] = {}
     async with engine.connect() as connection:
         cuts = await purge_cuts(connection)
-        report.legacy_rows = int(
-            (await connection.execute(select(func.count()).where(DecisionRow.seq.is_(None)))).scalar_one()
-        )
         stream = await connection.stream(
             select(DecisionRow)
             .where(DecisionRow.seq.is_not(None))

@@ -7,56 +7,36 @@ then resolves every caller's future. The queue is bounded: when it is full, or a
 chain head from the database, since a commit whose result is unknown may have landed.
 
 One chain per writer instance (``chain_id``), so replicas sharing a database each keep their own. Text is cleaned of
-NUL characters and lone surrogates, which PostgreSQL rejects.
+NUL characters and lone surrogates, which PostgreSQL rejects (:func:`guard.audit.chain.clean`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-import re
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from guard import metrics
-from guard.audit.chain import GENESIS_HASH, seal
+from guard.audit.chain import GENESIS_HASH, clean, seal
+from guard.audit.cuts import purge_cuts
 from guard.audit.models import DecisionRow
 from guard.audit.record import AuditRecord
+from guard.errors import GuardError
 
-__all__ = ["GENESIS_HASH", "AuditUnavailable", "AuditWriter", "clean", "row_hash"]
+__all__ = ["AuditUnavailable", "AuditWriter", "BatchStats"]
 
 logger = logging.getLogger(__name__)
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-class AuditUnavailable(RuntimeError):
+class AuditUnavailable(GuardError, RuntimeError):
     """The decision could not be committed; the request must not be answered."""
-
-
-def clean(value: Any) -> Any:
-    """Replace characters no database may store (NUL, lone surrogates) with U+FFFD, recursively."""
-    if isinstance(value, str):
-        return _UNSTORABLE.sub("\ufffd", value)
-    if isinstance(value, list):
-        return [clean(item) for item in value]
-    if isinstance(value, dict):
-        return {clean(key): clean(item) for key, item in value.items()}
-    return value
-
-
-def row_hash(prev_hash: str, content: dict[str, Any]) -> str:
-    """``sha256(prev_hash || canonical content)``: the admin-events chain (decision rows use guard.audit.chain)."""
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(slots=True)
@@ -203,7 +183,5 @@ class AuditWriter:
 
     async def _purged_head(self, connection: AsyncConnection) -> tuple[int, str]:
         """A chain whose rows were all purged goes on from the recorded cut."""
-        from guard.audit.retention import purge_cuts  # retention imports this module's helpers
-
         cut = (await purge_cuts(connection)).get(self.chain_id)
         return (cut.seq, cut.row_hash) if cut is not None else (0, GENESIS_HASH)

@@ -53,8 +53,6 @@ def _print_report(report: VerifyReport) -> None:
             status,
         )
     _console.print(table)
-    if report.legacy_rows:
-        _console.print(f"{report.legacy_rows} legacy rows (written before chain v2) counted, not verified")
     admin = (
         "[green]ok[/]"
         if report.admin_broken is None
@@ -81,7 +79,7 @@ def audit_verify(checkpoint_file: Path | None) -> None:
             checkpoint = load_checkpoint(checkpoint_file)
         except InvalidCheckpoint as exc:
             fail(str(exc), code=1)
-        key_path = signing_key_path(settings().home)
+        key_path = signing_key_path(settings())
         if key_path.is_file() and public_key_hex(load_or_create_signing_key(key_path)) != checkpoint.public_key:
             fail(f"the checkpoint was not signed by the signing key in {key_path}", code=1)
     report = run_db(lambda engine: verify_audit(engine, checkpoint))
@@ -100,7 +98,7 @@ def audit_verify(checkpoint_file: Path | None) -> None:
 )
 def audit_checkpoint(out: Path) -> None:
     """Export the chain heads, signed with the Ed25519 key in GUARD_AUDIT_SIGNING_KEY (or $GUARD_HOME)."""
-    key_path = signing_key_path(settings().home)
+    key_path = signing_key_path(settings())
     try:
         key = load_or_create_signing_key(key_path)
     except (InvalidCheckpoint, ValueError) as exc:
@@ -134,7 +132,6 @@ def audit_purge(before: datetime, yes: bool) -> None:
     for chain_id, cut in sorted(result.cuts.items()):
         table.add_row(chain_id, str(cut.seq), cut.row_hash[:16], str(result.deleted[chain_id]))
     _console.print(table)
-    _console.print(f"legacy rows deleted: {result.legacy_deleted}")
 
 
 def subject_digests(hasher: SubjectHasher, value: str) -> list[str]:
@@ -149,7 +146,8 @@ def subject_digests(hasher: SubjectHasher, value: str) -> list[str]:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation before erasing.")
 def audit_subject(value: str, erase: bool, yes: bool) -> None:
     """Find (and with --erase, blank) every record of one data subject."""
-    hasher = SubjectHasher(load_or_create_key(settings().home / "audit-hmac.key"))
+    config = settings()
+    hasher = SubjectHasher(load_or_create_key(config.home / "audit-hmac.key", config.keys.audit_hmac))
     digests = subject_digests(hasher, value)
     rows = run_db(lambda engine: find_subject(engine, digests))
     table = Table(title=f"{len(rows)} records")

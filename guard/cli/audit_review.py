@@ -111,10 +111,14 @@ def audit_show(decision_id: str) -> None:
     """One decision and why: per finding the check, policy clause, score vs threshold, action, redacted span."""
     from guard.audit.explain import Explained, explain_record
     from guard.audit.queries import get_decision
+    from guard.store.policy_versions import load_stored_policy
 
     async def load(engine: AsyncEngine) -> tuple[dict[str, Any], Explained] | None:
         record = await get_decision(engine, decision_id)
-        return None if record is None else (record, await explain_record(engine, record))
+        if record is None:
+            return None
+        policy = await load_stored_policy(engine, record["policy_name"], record["policy_sha256"])
+        return record, await explain_record(engine, record, policy)
 
     found = run_db(load)
     if found is None:

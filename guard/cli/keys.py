@@ -37,7 +37,7 @@ def keys_create(
     name: str, scopes: str, policy: str | None, allowed: tuple[str, ...], rate: str | None, tenant: str | None
 ) -> None:
     """Create a key and print it once: only its sha256 digest is stored, so it cannot be shown again."""
-    from guard.audit.api_keys import InvalidApiKeySpec, create_api_key
+    from guard.store.api_keys import InvalidApiKeySpec, create_api_key
 
     try:
         key, record = run_db(
@@ -61,7 +61,7 @@ def keys_create(
 @keys.command("list")
 def keys_list() -> None:
     """The keys (never the key itself): id, name, scopes, policies, rate, tenant, created, revoked."""
-    from guard.audit.api_keys import list_api_keys
+    from guard.store.api_keys import list_api_keys
 
     table = Table("key_id", "name", "scopes", "policy", "allowed", "rate", "tenant", "created", "revoked")
     for item in run_db(list_api_keys):
@@ -83,7 +83,7 @@ def keys_list() -> None:
 @click.argument("key_id")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key: requests with it get 401 from now on."""
-    from guard.audit.api_keys import revoke_api_key
+    from guard.store.api_keys import revoke_api_key
 
     if not run_db(lambda engine: revoke_api_key(engine, key_id)):
         fail(f"no live key with id {key_id}", code=1)

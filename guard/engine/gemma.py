@@ -74,7 +74,7 @@ class GemmaEngine:
             context_length=self.context_length,
             max_running=settings.max_batch_size,
             max_waiting=settings.max_queue,
-            prefill_chunk=settings.prefill_chunk,
+            prefill_chunk=settings.local.prefill_chunk,
         )
         details = plan.describe() if plan is not None else f"{self.device}, {self.dtype}"
         self.description = (
@@ -97,7 +97,7 @@ class GemmaEngine:
         The load plan (device, dtype, attention, quantization, device map, threads) is validated first, so a
         setting that would drop Gemma-2's softcap or cannot work on this machine fails before any weights load.
         ``model_id`` is the name clients see (default: ``ref``)."""
-        plan = plan_load(settings, read_model_type(ref))
+        plan = plan_load(settings.local, read_model_type(ref))
         model, tokenizer = load_model(ref, plan)
         return cls(
             maybe_compile(model, plan),

@@ -17,7 +17,7 @@ from typing import Any
 
 from guard.engine.base import EngineUnavailable
 from guard.engine.loading import LoadPlan, load_model, plan_load, read_model_type
-from guard.settings import EngineSettings
+from guard.settings import LocalEngineSettings
 
 __all__ = ["ANSWER_WORDS", "ShieldGemmaScorer", "answer_token_ids"]
 
@@ -55,7 +55,7 @@ class ShieldGemmaScorer:
         self.description = f"{model_id} ({details}{approximation})"
 
     @classmethod
-    def load(cls, ref: str, settings: EngineSettings) -> ShieldGemmaScorer:
+    def load(cls, ref: str, settings: LocalEngineSettings) -> ShieldGemmaScorer:
         """Load ``ref`` (e.g. google/shieldgemma-2b from the local cache, or a directory) or raise
         :class:`EngineUnavailable` with what to do."""
         plan = plan_load(settings, read_model_type(ref))

@@ -1,6 +1,6 @@
 """How a generator is loaded: decide and validate device, dtype, attention, quantization and placement, then load.
 
-:func:`plan_load` turns :class:`~guard.settings.EngineSettings` into a :class:`LoadPlan` and refuses, with a
+:func:`plan_load` turns :class:`~guard.settings.LocalEngineSettings` into a :class:`LoadPlan` and refuses, with a
 fix-it message, every combination that would fail late or run differently from what the operator asked (above
 all an attention implementation that drops Gemma-2's softcaps). :func:`load_model` carries the plan out;
 :func:`maybe_compile` and :func:`warm_up` are the optional ``torch.compile`` path.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from guard.engine.base import EngineUnavailable
-from guard.settings import EngineSettings
+from guard.settings import LocalEngineSettings
 
 if TYPE_CHECKING:
     import torch
@@ -250,7 +250,7 @@ def _omp_wait_policy(device: str) -> str:
     return policy
 
 
-def plan_load(settings: EngineSettings, model_type: str) -> LoadPlan:
+def plan_load(settings: LocalEngineSettings, model_type: str) -> LoadPlan:
     """Decide how to load a ``model_type`` model (from its config.json) or raise :class:`EngineUnavailable`."""
     _check_dtype(settings.dtype)
     device = choose_device(settings.device)

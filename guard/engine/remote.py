@@ -168,7 +168,7 @@ class RemoteEngine:
         self._settings = settings
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
-        self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s)
+        self.breaker = CircuitBreaker(settings.remote.breaker_threshold, settings.remote.breaker_cooldown_s)
         self._running = 0
         self._max_running = settings.max_batch_size
         self._max_waiting = settings.max_queue
@@ -184,11 +184,11 @@ class RemoteEngine:
         """Load ``ref``'s tokenizer and config (the model the upstream serves) or raise :class:`EngineUnavailable`."""
         from transformers import AutoConfig, AutoTokenizer
 
-        if not settings.url:
+        if not settings.remote.url:
             raise EngineUnavailable("GUARD_ENGINE=remote needs GUARD_ENGINE_URL (e.g. http://vllm:8000).")
-        if urlsplit(settings.url).scheme not in ("http", "https"):
+        if urlsplit(settings.remote.url).scheme not in ("http", "https"):
             raise EngineUnavailable(
-                f"GUARD_ENGINE_URL must be an http(s) URL, got scheme {urlsplit(settings.url).scheme!r}."
+                f"GUARD_ENGINE_URL must be an http(s) URL, got scheme {urlsplit(settings.remote.url).scheme!r}."
             )
         try:
             tokenizer = AutoTokenizer.from_pretrained(ref)
@@ -198,10 +198,10 @@ class RemoteEngine:
                 f"the remote engine's tokenizer {ref!r} is not available locally: {str(exc).splitlines()[0]} "
                 "Set GUARD_MODEL to the model the upstream serves (a local directory or a cached hub id)."
             ) from None
-        upstream = settings.remote_model or ref
+        upstream = settings.remote.model or ref
         return cls(
             tokenizer,
-            url=settings.url,
+            url=settings.remote.url,
             upstream_model=upstream,
             model_id=model_id or upstream,
             is_dev=is_dev,
@@ -253,7 +253,7 @@ class RemoteEngine:
         )
 
     async def start(self) -> None:
-        timeout = httpx.Timeout(self._settings.timeout_s)
+        timeout = httpx.Timeout(self._settings.remote.timeout_s)
         limits = httpx.Limits(max_connections=self._max_running, max_keepalive_connections=self._max_running)
         self._client = httpx.AsyncClient(timeout=timeout, limits=limits, transport=self._transport)
 
@@ -305,7 +305,7 @@ class RemoteEngine:
         if self._client is None:
             raise EngineError("the remote engine client is not started")
         request = self._client.build_request("POST", f"{self.url}/v1/completions", json=body)
-        attempts = max(0, self._settings.retries) + 1
+        attempts = max(0, self._settings.remote.retries) + 1
         for attempt in range(attempts):
             try:
                 response = await self._client.send(request, stream=True)

@@ -20,6 +20,7 @@ import yaml
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from guard.errors import GuardError
 from guard.policy.schema import Policy
 
 __all__ = [
@@ -39,7 +40,7 @@ MAX_ALIAS_NODES = 10_000
 """How many YAML nodes all aliases of one file may expand to together; a real policy reuses a pattern list or two."""
 
 
-class PolicyError(Exception):
+class PolicyError(GuardError):
     """A policy that cannot be used; ``str()`` reads ``file:line:column: reason`` (1-based)."""
 
     def __init__(self, path: Path | str, reason: str, line: int | None = None, column: int | None = None) -> None:

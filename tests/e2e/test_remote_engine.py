@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import uvicorn
 from guard.devscript import TOXIC_TRIGGER_WORD, scripted
 from guard.engine import EngineError, RemoteEngine, SamplingParams
 from guard.pipeline import PROBE_TTL_S
-from guard.settings import EngineSettings
+from guard.settings import EngineSettings, RemoteEngineSettings
 from tests.e2e.serving import Server, free_port, running_server
 from tests.integration.dbdump import audit_rows
 
@@ -228,7 +227,7 @@ def test_upstream_down_fails_closed_audited_not_ready_and_recovers(
 
 def _engine(guard_home: Path, handler: Any, **settings: Any) -> RemoteEngine:
     """The real engine (the dev tokenizer) over an in-memory transport that plays the upstream."""
-    chosen = replace(EngineSettings(), url="http://upstream.invalid", **settings)
+    chosen = EngineSettings(remote=RemoteEngineSettings(url="http://upstream.invalid", **settings))
     loaded = RemoteEngine.load(str(guard_home / "dev-models" / "gemma-2"), chosen, is_dev=True)
     loaded._transport = httpx.MockTransport(handler)
     return loaded

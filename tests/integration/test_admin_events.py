@@ -11,8 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from guard.audit.admin_events import list_admin_events, verify_admin_events
-from guard.audit.api_keys import create_api_key, revoke_api_key
 from guard.cli import main
+from guard.store.api_keys import create_api_key, revoke_api_key
 
 pytestmark = pytest.mark.integration
 

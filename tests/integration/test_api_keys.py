@@ -11,8 +11,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from guard.audit.api_keys import create_api_key, key_digest, revoke_api_key
 from guard.cli import main
+from guard.store.api_keys import create_api_key, key_digest, revoke_api_key
 from tests.integration.conftest import AUTH
 from tests.integration.dbdump import audit_rows
 

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard.audit import AuditRecord, AuditWriter, SubjectHasher, create_engine
 from guard.audit.admin_events import list_admin_events, verify_admin_events
-from guard.audit.api_keys import create_api_key
 from guard.audit.checkpoint import (
     InvalidCheckpoint,
     chain_heads,
@@ -30,6 +29,7 @@ from guard.audit.retention import erase_subject, find_subject, purge
 from guard.audit.verify import VerifyReport, verify_audit
 from guard.cli import main
 from guard.cli.audit_chain import subject_digests
+from guard.store.api_keys import create_api_key
 from tests.integration.conftest import AUTH
 from tests.integration.dbdump import audit_rows, raw_dump
 

@@ -19,9 +19,9 @@ from click.testing import CliRunner, Result
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from guard.audit.api_keys import create_api_key
 from guard.cli import main
 from guard.devscript import TOXIC_TRIGGER_WORD
+from guard.store.api_keys import create_api_key
 from tests.integration.conftest import AUTH
 from tests.integration.dbdump import audit_rows
 
@@ -314,10 +314,10 @@ async def test_openapi_documents_the_reviewer_api(client: AsyncTestClient[Any]) 
 
 async def test_thresholds_come_from_the_stored_policy_version_even_when_it_extends(tmp_path: Path) -> None:
     from guard.audit import create_engine
-    from guard.audit.explain import explain_findings, load_stored_policy
+    from guard.audit.explain import explain_findings
     from guard.audit.migrate import upgrade
-    from guard.audit.policy_versions import record_policy_versions
     from guard.policy.registry import load_directory
+    from guard.store.policy_versions import load_stored_policy, record_policy_versions
 
     (tmp_path / "base.yaml").write_text(
         'name: base\nversion: "1"\nrefusal_message: "no"\n'

@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from guard.app import create_app
 from guard.checks import CheckUnavailable
 from guard.pipeline import load_models
+from guard.settings import JudgeSettings
 from tests.integration.conftest import AUTH, dev_settings
 from tests.integration.dbdump import audit_rows
 
@@ -49,7 +50,7 @@ def test_a_policy_that_needs_a_judge_fails_startup_without_one(guard_home: Path,
 async def test_the_judge_scores_input_and_output(guard_home: Path, tmp_path: Path, database_url: str) -> None:
     settings = dev_settings(guard_home, database_url, policy_dir=_policies(tmp_path, JUDGING_POLICY))
     judge = str(guard_home / "dev-models" / "gemma-2")
-    settings = replace(settings, engine=replace(settings.engine, judge_model=judge))
+    settings = replace(settings, engine=replace(settings.engine, judge=JudgeSettings(model=judge)))
     models = load_models(settings)
     async with AsyncTestClient(app=create_app(settings, models=models)) as client:
         blocked = await client.post(

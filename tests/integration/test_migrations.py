@@ -15,7 +15,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from guard.audit.migrate import alembic_config, upgrade
-from guard.audit.models import Base
+from guard.store.models import Base
 
 pytestmark = pytest.mark.integration
 

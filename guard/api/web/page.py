@@ -31,8 +31,8 @@ from guard.api.audit_schemas import AuditDecisionDetail, AuditPage, AuditStats
 from guard.api.auth import BOOTSTRAP_KEY_ID, Principal, principal_for_key, principal_of, require_scope
 from guard.api.web.session import SESSION, mark_signed_in, same_origin
 from guard.audit import AuditFilters
-from guard.audit.api_keys import is_live_key
 from guard.audit.stats import decision_stats
+from guard.store.api_keys import is_live_key
 
 __all__ = ["audit_page_router"]
 

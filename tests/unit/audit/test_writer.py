@@ -13,10 +13,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard.audit import AuditRecord, AuditUnavailable, AuditWriter, create_engine
-from guard.audit.chain import GENESIS_HASH, canonical, content_digest, header_hash
+from guard.audit.chain import GENESIS_HASH, canonical, clean, content_digest, header_hash
 from guard.audit.migrate import upgrade
 from guard.audit.verify import verify_audit
-from guard.audit.writer import clean
 from tests.integration.dbdump import audit_rows
 
 pytestmark = pytest.mark.unit

@@ -19,7 +19,7 @@ from guard.checks.prohibited import ProhibitedUseCheck
 from guard.engine import ShieldGemmaScorer
 from guard.engine.judge import answer_token_ids
 from guard.policy import CLAUSES, ProhibitedCategory, ProhibitedUseConfig
-from guard.settings import EngineSettings
+from guard.settings import LocalEngineSettings
 from tests.tiny_gemma import tiny_gemma2
 
 pytestmark = pytest.mark.unit
@@ -128,7 +128,7 @@ def test_check_applies_per_category_thresholds_and_cites_the_clause(scorer: Shie
 
 def test_dev_model_loads_through_the_engine_load_plan(guard_home: Path) -> None:
     scorer = ShieldGemmaScorer.load(
-        str(guard_home / "dev-models" / "gemma-2"), EngineSettings(device="cpu", dtype="float32")
+        str(guard_home / "dev-models" / "gemma-2"), LocalEngineSettings(device="cpu", dtype="float32")
     )
     assert "dev mechanics only" in scorer.description  # the dev tokenizer has no whole "Yes"/"No" tokens
     scores = scorer.p_yes([render_prompt(text, "self_harm", "input") for text in TEXTS])
@@ -141,6 +141,6 @@ def test_a_missing_judge_model_is_an_unavailable_engine(tmp_path: Path) -> None:
     from guard.engine import EngineUnavailable
 
     with pytest.raises(EngineUnavailable, match="not available"):
-        ShieldGemmaScorer.load(str(tmp_path / "nothing-here"), EngineSettings(device="cpu"))
+        ShieldGemmaScorer.load(str(tmp_path / "nothing-here"), LocalEngineSettings(device="cpu"))
     with pytest.raises(CheckUnavailable):
         ProhibitedUseCheck().validate(ProhibitedUseConfig(categories={"hate": ProhibitedCategory(judge=0.5)}))

@@ -16,7 +16,7 @@ from transformers import AutoTokenizer
 
 from guard.engine.base import EngineBusy, PromptTooLong, SamplingParams
 from guard.engine.gemma import GemmaEngine
-from guard.settings import EngineSettings
+from guard.settings import EngineSettings, LocalEngineSettings
 from tests.tiny_gemma import tiny_gemma2
 
 pytestmark = pytest.mark.unit
@@ -108,7 +108,8 @@ def _without_window(model: Any) -> Any:
 
 
 async def test_continuous_batching_is_token_identical_to_unpadded_generate(model: Any, tokenizer: Any) -> None:
-    engine = _engine(model, tokenizer, max_batch_size=4, prefill_chunk=8)  # fewer slots than requests: some wait
+    # fewer slots than requests: some wait
+    engine = _engine(model, tokenizer, max_batch_size=4, local=LocalEngineSettings(prefill_chunk=8))
     stop_ids = sorted(engine._batcher._stop_ids)
     prompts = _prompts(tokenizer)
     expected = _references(model, prompts, stop_ids)

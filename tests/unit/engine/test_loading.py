@@ -15,7 +15,7 @@ from transformers import Gemma2Config, Gemma2ForCausalLM, GemmaTokenizer, Static
 from guard.engine import loading
 from guard.engine.base import EngineUnavailable
 from guard.engine.loading import LoadPlan, load_model, maybe_compile, plan_load, read_model_type, warm_up
-from guard.settings import EngineSettings, Settings
+from guard.settings import LocalEngineSettings, Settings
 
 pytestmark = pytest.mark.unit
 
@@ -23,7 +23,7 @@ CACHE_LEN = 16
 
 
 def _plan(model_type: str = "gemma2", **changes: Any) -> LoadPlan:
-    return plan_load(EngineSettings(**changes), model_type)
+    return plan_load(LocalEngineSettings(**changes), model_type)
 
 
 def _refusal(model_type: str = "gemma2", **changes: Any) -> str:
@@ -222,12 +222,12 @@ def test_quantized_plans_pass_bitsandbytes_options() -> None:
 
 
 def test_settings_read_the_new_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = Settings.from_env().engine
+    engine = Settings.from_env().engine.local
     assert (engine.quantization, engine.device_map, engine.compile) == ("none", None, False)
     monkeypatch.setenv("GUARD_QUANTIZATION", "4bit")
     monkeypatch.setenv("GUARD_DEVICE_MAP", "auto")
     monkeypatch.setenv("GUARD_COMPILE", "1")
-    engine = Settings.from_env().engine
+    engine = Settings.from_env().engine.local
     assert (engine.quantization, engine.device_map, engine.compile) == ("4bit", "auto", True)
     monkeypatch.setenv("GUARD_COMPILE", "maybe")
     with pytest.raises(ValueError, match="GUARD_COMPILE"):

@@ -188,11 +188,12 @@ async def test_the_engine_serves_each_family_through_its_loader(dev_models: Path
     text with its <bos>, SystemGemma2 answers a conversation with a native system turn."""
     from guard.engine.base import SamplingParams
     from guard.engine.gemma import GemmaEngine
-    from guard.settings import EngineSettings
+    from guard.settings import EngineSettings, LocalEngineSettings
 
     greedy = SamplingParams(max_tokens=24, temperature=0.0)
-    base = GemmaEngine.load(str(dev_models / "gemma-1-base"), EngineSettings(dtype="float32"), is_dev=True)
-    chat = GemmaEngine.load(str(dev_models / "systemgemma-2"), EngineSettings(dtype="float32"), is_dev=True)
+    settings = EngineSettings(local=LocalEngineSettings(dtype="float32"))
+    base = GemmaEngine.load(str(dev_models / "gemma-1-base"), settings, is_dev=True)
+    chat = GemmaEngine.load(str(dev_models / "systemgemma-2"), settings, is_dev=True)
     assert not base.has_chat_template
     with pytest.raises(InvalidConversation, match="use /v1/completions"):
         base.render_chat([ChatMessage("user", "Hi")])

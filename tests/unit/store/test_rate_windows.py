@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard.audit import create_engine
 from guard.audit.migrate import upgrade
-from guard.audit.models import RateLimitWindowRow
-from guard.audit.rate_limits import Rate, RateLimiter, parse_rate, window_of
+from guard.store.models import RateLimitWindowRow
+from guard.store.rate_limits import Rate, RateLimiter, parse_rate, window_of
 
 pytestmark = pytest.mark.unit
 

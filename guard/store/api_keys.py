@@ -18,8 +18,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from guard.audit.admin_events import process_actor, record_admin_event
-from guard.audit.models import ApiKeyRow
-from guard.audit.rate_limits import parse_rate
+from guard.errors import GuardError
+from guard.store.models import ApiKeyRow
+from guard.store.rate_limits import parse_rate
 
 __all__ = [
     "KEY_PREFIX",
@@ -39,7 +40,7 @@ SCOPES = ("generate", "scan", "audit:read", "policy:admin")
 _ATTEMPTS = 3
 
 
-class InvalidApiKeySpec(ValueError):
+class InvalidApiKeySpec(GuardError, ValueError):
     """The requested key's scopes, rate or name are not valid."""
 
 

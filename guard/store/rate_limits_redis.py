@@ -1,6 +1,6 @@
 """Per-key rate limits as fixed-window counters in Redis, for replicas that would rather not write a row per request.
 
-Same semantics as :class:`guard.audit.rate_limits.RateLimiter` (epoch-aligned windows, rejected requests count):
+Same semantics as :class:`guard.store.rate_limits.RateLimiter` (epoch-aligned windows, rejected requests count):
 one Lua script increments ``guard:rate:<key_id>:<window_start>`` and sets its expiry on first use, atomically, so a
 crash between the two can never leave a counter that never expires. Redis errors surface as ``ConnectionError``
 (an ``OSError``, like a database that went away), so the caller fails closed (503).
@@ -13,7 +13,7 @@ import time
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from guard.audit.rate_limits import Rate, RateDecision, window_of
+from guard.store.rate_limits import Rate, RateDecision, window_of
 
 __all__ = ["RedisRateLimiter"]
 

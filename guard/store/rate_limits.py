@@ -24,7 +24,7 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from guard.audit.models import RateLimitWindowRow
+from guard.store.models import RateLimitWindowRow
 
 __all__ = ["PERIODS", "Rate", "RateDecision", "RateLimiter", "parse_rate", "window_of"]
 

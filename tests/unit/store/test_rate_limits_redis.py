@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from guard.audit.rate_limits import Rate
-from guard.audit.rate_limits_redis import RedisRateLimiter
+from guard.store.rate_limits import Rate
+from guard.store.rate_limits_redis import RedisRateLimiter
 from tests.services import redis_url
 
 pytestmark = pytest.mark.unit

@@ -1,8 +1,8 @@
 """Every policy version the service has loaded, stored with its exact YAML text.
 
 A decision's stamp (policy name, version, sha256) resolves to one row here, so a reviewer can read the policy
-that produced it. A name + version is immutable: once stored with one sha256, the same name and version with
-other content is refused (edit a policy, bump its version).
+that produced it (:func:`load_stored_policy`). A name + version is immutable: once stored with one sha256, the same
+name and version with other content is refused (edit a policy, bump its version).
 """
 
 from __future__ import annotations
@@ -10,20 +10,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+import yaml
 from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from guard.audit.models import PolicyVersionRow
-from guard.policy import LoadedPolicy
+from guard.errors import GuardError
+from guard.policy import LoadedPolicy, Policy, PolicyError
+from guard.policy.loader import parse_policy
+from guard.store.models import PolicyVersionRow
 
-__all__ = ["PolicyVersionConflict", "policy_text", "record_policy_versions"]
+__all__ = ["PolicyVersionConflict", "load_stored_policy", "policy_text", "record_policy_versions"]
 
 _ROW = PolicyVersionRow
 _PREFIX = 12
 
 
-class PolicyVersionConflict(ValueError):
+class PolicyVersionConflict(GuardError, ValueError):
     """A policy's name + version is already stored with different content."""
 
     def __init__(self, policy: LoadedPolicy, stored_sha256: str) -> None:
@@ -80,3 +83,20 @@ async def policy_text(engine: AsyncEngine, name: str, sha256: str) -> str | None
     async with engine.connect() as connection:
         result = await connection.execute(select(_ROW.text).where(_ROW.name == name, _ROW.sha256 == sha256).limit(1))
         return result.scalar_one_or_none()
+
+
+async def load_stored_policy(engine: AsyncEngine, name: str | None, sha256: str | None) -> Policy | None:
+    """The policy version stamped on a record, parsed; ``None`` when unknown or unreadable."""
+    if name is None or sha256 is None:
+        return None
+    text = await policy_text(engine, name, sha256)
+    if text is None:
+        return None
+    try:
+        data = yaml.safe_load(text)
+        # The stored text is already resolved: ``extends`` is applied, so drop it before validating alone.
+        if isinstance(data, dict):
+            data.pop("extends", None)
+        return parse_policy(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), f"{name}@{sha256[:12]}")
+    except (PolicyError, yaml.YAMLError):
+        return None

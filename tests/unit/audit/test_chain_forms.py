@@ -1,0 +1,27 @@
+"""The admin-events hash form keeps its exact bytes (rows already stored must go on verifying)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from guard.audit.chain import GENESIS_HASH, clean, event_hash
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_admin_event_hash_is_the_stored_form() -> None:
+    content = {
+        "created_at": datetime(2026, 11, 23, 12, tzinfo=UTC).isoformat(),
+        "actor": "os:réviewer",
+        "action": "key.create",
+        "subject": "abc",
+        "details": {"scopes": ["scan"], "rate": None, "n": 1.5},
+    }
+    # Computed by the form as first shipped (then in guard.audit.writer.row_hash).
+    assert event_hash(GENESIS_HASH, content) == "fa624d96799b2deaba2f0a540dc7078ff377a6e646fed64c1e13600630871f55"
+
+
+def test_cleaning_happens_before_hashing() -> None:
+    assert event_hash(GENESIS_HASH, clean({"a": "x\x00"})) == event_hash(GENESIS_HASH, {"a": "x\ufffd"})
