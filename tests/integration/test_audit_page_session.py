@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from guard.api.web.session import SESSION_COOKIE
 from guard.audit.api_keys import create_api_key, list_api_keys, revoke_api_key
-from guard.devscript import TOXIC_TRIGGER_WORD
+from guard.devmodels import TOXIC_TRIGGER_WORD
 from tests.integration.conftest import API_KEY, AUTH
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from guard.audit.api_keys import create_api_key
 from guard.cli import main
-from guard.devscript import TOXIC_TRIGGER_WORD
+from guard.devmodels import TOXIC_TRIGGER_WORD
 from tests.integration.conftest import AUTH
 from tests.integration.dbdump import audit_rows
 

@@ -19,7 +19,7 @@ from guard.app import create_app
 from guard.audit import create_engine
 from guard.audit.replay_queries import answered_decisions
 from guard.cli import main
-from guard.devscript import scripted
+from guard.devmodels import scripted
 from guard.pipeline import NOT_STORED, Models
 from guard.settings import PolicySettings
 from tests.integration.conftest import AUTH, dev_settings
@@ -121,7 +121,7 @@ async def test_replay_reports_the_exact_flips(
     out = tmp_path / "flips.json"
     monkeypatch.setenv("GUARD_DATABASE_URL", database_url)
     # The session's already-loaded dev models stand in for a second load of the same models.
-    monkeypatch.setattr("guard.cli.policy_shadow.load_models", lambda _settings: models)
+    monkeypatch.setattr("guard.evaluation.load_models", lambda _settings: models)
 
     args = ["policy", "replay", "--candidate", str(candidate), "--since", since, "--policy", "a", "--json", str(out)]
     result = await asyncio.to_thread(CliRunner().invoke, main, args)
@@ -183,7 +183,7 @@ async def test_replay_decides_toxicity_from_the_stored_scores(
     candidate.write_text(BLOCKER, encoding="utf-8")
     out = tmp_path / "flips.json"
     monkeypatch.setenv("GUARD_DATABASE_URL", database_url)
-    monkeypatch.setattr("guard.cli.policy_shadow.load_models", lambda _settings: models)
+    monkeypatch.setattr("guard.evaluation.load_models", lambda _settings: models)
 
     args = ["policy", "replay", "--candidate", str(candidate), "--since", since, "--policy", "flagger"]
     result = await asyncio.to_thread(CliRunner().invoke, main, [*args, "--json", str(out)])
