@@ -13,12 +13,14 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from guard.errors import GuardError
+
 __all__ = ["OtelUnavailable", "RouteSpanMiddleware", "otel_plugin"]
 
 _HINT = "GUARD_OTEL=1 needs the OpenTelemetry packages: pip install 'guard[otel]' (or unset GUARD_OTEL)"
 
 
-class OtelUnavailable(RuntimeError):
+class OtelUnavailable(GuardError, RuntimeError):
     """Tracing was asked for but the ``otel`` extra is not installed."""
 
 

@@ -20,15 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard.api.auth import require_scope
 from guard.api.errors import ERROR_RESPONSES, error_response
-from guard.checks import CheckUnavailable
-from guard.checks.prohibited import ProhibitedUseCheck
-from guard.checks.registry import CheckRegistry
-from guard.checks.toxicity import ToxicityCheck
+from guard.checks.registry import CheckRegistry, PolicyCannotRun
+from guard.errors import GuardError
 from guard.policy import LoadedPolicy, PolicyError, PolicyRegistry
 from guard.policy.registry import load_directory
 from guard.store.policy_versions import PolicyVersionConflict, policy_text, record_policy_versions
-
-__all__ = ["PoliciesController", "PolicyList", "PolicyReloadRefused", "PolicyReloader", "policy_list"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,26 +54,19 @@ def policy_list(registry: PolicyRegistry) -> PolicyList:
     )
 
 
-class PolicyReloadRefused(RuntimeError):
+class PolicyReloadRefused(GuardError, RuntimeError):
     """The new policy set was not put in force; the message says why (``file:line:column: reason`` where known)."""
 
 
-def _check_layers(checks: CheckRegistry, policies: list[LoadedPolicy]) -> None:
-    """Raise :class:`PolicyReloadRefused` unless every layer the policies name can run with the loaded models.
-
-    Loads detoxify variants the new set routes to now (as startup does), not on a request's path.
-    """
-    prohibited, toxicity = checks["prohibited_use"], checks["toxicity"]
+def _check_runnable(checks: CheckRegistry, policies: list[LoadedPolicy]) -> None:
+    """Raise :class:`PolicyReloadRefused` unless every layer the policies name can run with the loaded models."""
     for loaded in policies:
         try:
-            for stage in (loaded.policy.input, loaded.policy.output):
-                if stage.prohibited_use is not None and isinstance(prohibited, ProhibitedUseCheck):
-                    prohibited.validate(stage.prohibited_use)
-            if loaded.policy.output.toxicity is not None and isinstance(toxicity, ToxicityCheck):
-                for variant in sorted(loaded.policy.output.toxicity.variants()):
-                    toxicity.model(variant)
-        except (CheckUnavailable, FileNotFoundError, ValueError) as exc:
-            raise PolicyReloadRefused(f"{loaded.source}: policy {loaded.name!r} cannot run here: {exc}") from None
+            checks.validate(loaded)
+        except PolicyCannotRun as exc:
+            raise PolicyReloadRefused(
+                f"{loaded.source}: policy {loaded.name!r} cannot run here: {exc.reason}"
+            ) from None
 
 
 class PolicyReloader:
@@ -98,7 +87,7 @@ class PolicyReloader:
             try:
                 loaded = await asyncio.to_thread(load_directory, self.directory)
                 candidate = PolicyRegistry(loaded, self.registry.default_name)  # default present, shadows resolvable
-                await asyncio.to_thread(_check_layers, self._checks, candidate.all())
+                await asyncio.to_thread(_check_runnable, self._checks, candidate.all())
                 await record_policy_versions(self._db_engine, candidate.all())
             except (PolicyError, PolicyVersionConflict) as exc:
                 raise PolicyReloadRefused(str(exc)) from None

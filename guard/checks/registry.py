@@ -1,4 +1,5 @@
-"""The checks by name: the pipeline looks up the check for each policy section here (a dict, not an if-chain)."""
+"""The checks by name: the pipeline looks up the check for each policy section here (a dict, not an if-chain), and
+whether a policy can run with them is asked here (:meth:`CheckRegistry.validate`)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,26 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from guard.checks.base import Check
+from guard.checks.base import Check, CheckUnavailable
 from guard.checks.injection import InjectionCheck
 from guard.checks.judge import Judge, JudgeScorer
 from guard.checks.pii import PiiCheck
 from guard.checks.prohibited import ProhibitedUseCheck
 from guard.checks.semantic import EmbeddingClassifier
 from guard.checks.toxicity import ToxicityCheck
+from guard.errors import GuardError
+from guard.policy import LoadedPolicy
 
-__all__ = ["CheckModels", "CheckRegistry"]
+__all__ = ["CheckModels", "CheckRegistry", "PolicyCannotRun"]
+
+
+class PolicyCannotRun(CheckUnavailable, GuardError):
+    """A policy names a layer the loaded checks cannot run; ``reason`` says which and how to get it."""
+
+    def __init__(self, policy: LoadedPolicy, reason: str) -> None:
+        super().__init__(f"policy {policy.name!r}: {reason}")
+        self.policy = policy
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +75,22 @@ class CheckRegistry(Mapping[str, Check]):
                 "injection": injection.description,
             },
         )
+
+    def validate(self, loaded: LoadedPolicy) -> None:
+        """Raise :class:`PolicyCannotRun` unless every layer ``loaded`` names can run with these checks: its
+        prohibited-use layers on both stages (an embedding head, a judge it requires) and every detoxify variant its
+        output routes to. Those variants are loaded now (as startup does), not on a request's path."""
+        prohibited, toxicity = self._checks.get("prohibited_use"), self._checks.get("toxicity")
+        policy = loaded.policy
+        try:
+            for stage in (policy.input, policy.output):
+                if stage.prohibited_use is not None and isinstance(prohibited, ProhibitedUseCheck):
+                    prohibited.validate(stage.prohibited_use)
+            if policy.output.toxicity is not None and isinstance(toxicity, ToxicityCheck):
+                for variant in sorted(policy.output.toxicity.variants()):
+                    toxicity.model(variant)
+        except (CheckUnavailable, FileNotFoundError, ValueError) as exc:
+            raise PolicyCannotRun(loaded, str(exc)) from None
 
     def __getitem__(self, name: str) -> Check:
         return self._checks[name]

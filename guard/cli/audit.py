@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import click
 
+from guard.cli.audit_chain import audit_checkpoint, audit_purge, audit_subject, audit_verify
+from guard.cli.audit_review import audit_export, audit_query, audit_show, audit_stats
+
 __all__ = ["audit"]
 
 
@@ -13,16 +16,14 @@ def audit() -> None:
     """Query, export and verify the audit log (GUARD_DATABASE_URL)."""
 
 
-from guard.cli.audit_review import audit_export, audit_query, audit_show, audit_stats  # noqa: E402
-
-audit.add_command(audit_query)
-audit.add_command(audit_show)
-audit.add_command(audit_export)
-audit.add_command(audit_stats)
-
-from guard.cli.audit_chain import audit_checkpoint, audit_purge, audit_subject, audit_verify  # noqa: E402
-
-audit.add_command(audit_verify)
-audit.add_command(audit_checkpoint)
-audit.add_command(audit_purge)
-audit.add_command(audit_subject)
+for _command in (
+    audit_query,
+    audit_show,
+    audit_export,
+    audit_stats,
+    audit_verify,
+    audit_checkpoint,
+    audit_purge,
+    audit_subject,
+):
+    audit.add_command(_command)

@@ -23,7 +23,6 @@ from guard.audit.checkpoint import (
 from guard.audit.retention import erase_subject, find_subject, purge
 from guard.audit.subjects import SubjectHasher, load_or_create_key
 from guard.audit.verify import VerifyReport, verify_audit
-from guard.checks.normalize import normalize
 from guard.cli.common import fail, run_db, settings
 from guard.policy.schema import PII_ENTITIES
 
@@ -136,6 +135,8 @@ def audit_purge(before: datetime, yes: bool) -> None:
 
 def subject_digests(hasher: SubjectHasher, value: str) -> list[str]:
     """The keyed digests the pipeline would have recorded for ``value`` as any PII entity (as sent, and normalised)."""
+    from guard.checks.normalize import normalize  # here: it loads the checks (and torch), which --help does not need
+
     forms = {value, normalize(value).text}
     return sorted({hasher.digest(entity, form) for entity in PII_ENTITIES for form in forms})
 

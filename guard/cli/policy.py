@@ -1,5 +1,5 @@
-"""``guard policy …``: the policy author's commands. Each command lives in its own module of this package and is
-registered on :data:`policy` below."""
+"""``guard policy …``: the policy author's commands. ``validate`` is here; the others live in their own modules of
+this package and are registered on :data:`policy` below."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from pathlib import Path
 import click
 
 from guard.cli.common import err, settings
+from guard.cli.policy_author import policy_diff, policy_schema, policy_show
+from guard.cli.policy_shadow import replay, shadow_report
+from guard.cli.policy_test import policy_test
 
 __all__ = ["policy"]
 
@@ -35,16 +38,5 @@ def policy_validate(path: Path | None) -> None:
         click.echo(f"ok {item.source}: {item.name} {item.version} sha256={item.sha256}")
 
 
-from guard.cli.policy_test import policy_test  # noqa: E402  (its own module; registered on the group above)
-
-policy.add_command(policy_test)
-
-from guard.cli.policy_author import policy_diff, policy_schema, policy_show  # noqa: E402
-
-for _command in (policy_schema, policy_show, policy_diff):
+for _command in (policy_test, policy_schema, policy_show, policy_diff, shadow_report, replay):
     policy.add_command(_command)
-
-from guard.cli.policy_shadow import replay, shadow_report  # noqa: E402
-
-policy.add_command(shadow_report)
-policy.add_command(replay)

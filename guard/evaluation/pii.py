@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from guard.checks import Check, CheckItem, RequestScope, Stage
-from guard.evaluation import Report
+from guard.evaluation.report import Report
 from guard.policy import PiiConfig, Policy
 
 __all__ = [

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import msgspec
 
 from guard.checks import CheckItem, CheckRegistry, CheckResult
-from guard.evaluation import Report
+from guard.evaluation.report import Report
 from guard.policy import Policy
 
 __all__ = ["BATCH_SIZE", "Outcome", "evaluate", "run_rows"]

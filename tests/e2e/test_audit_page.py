@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from guard.devscript import TOXIC_TRIGGER_WORD
+from guard.devmodels import TOXIC_TRIGGER_WORD
 from tests.conftest import ROOT
 from tests.e2e.serving import GUARD, running_server, server_env
 from tests.services import chromium_path

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import uvicorn
 
-from guard.devscript import TOXIC_TRIGGER_WORD, scripted
+from guard.devmodels import TOXIC_TRIGGER_WORD, scripted
 from guard.engine import EngineError, RemoteEngine, SamplingParams
 from guard.pipeline import PROBE_TTL_S
 from guard.settings import EngineSettings, RemoteEngineSettings

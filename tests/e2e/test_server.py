@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from guard.devscript import scripted
+from guard.devmodels import scripted
 from tests.e2e.serving import GUARD, free_port, running_server, server_env
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from guard.api.web.session import SESSION_COOKIE
-from guard.devscript import TOXIC_TRIGGER_WORD
+from guard.devmodels import TOXIC_TRIGGER_WORD
 from guard.store.api_keys import create_api_key, list_api_keys, revoke_api_key
 from tests.integration.conftest import API_KEY, AUTH
 

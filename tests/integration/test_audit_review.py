@@ -20,7 +20,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from guard.cli import main
-from guard.devscript import TOXIC_TRIGGER_WORD
+from guard.devmodels import TOXIC_TRIGGER_WORD
 from guard.store.api_keys import create_api_key
 from tests.integration.conftest import AUTH
 from tests.integration.dbdump import audit_rows

@@ -10,7 +10,7 @@ import pytest
 from faker import Faker
 from litestar.testing import AsyncTestClient
 
-from guard.devscript import TOXIC_TRIGGER_WORD, scripted
+from guard.devmodels import TOXIC_TRIGGER_WORD, scripted
 from tests.integration.conftest import AUTH
 from tests.integration.dbdump import audit_rows, raw_dump
 

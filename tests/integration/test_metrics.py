@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from guard.app import create_app
 from guard.audit.migrate import upgrade
-from guard.devscript import scripted
+from guard.devmodels import scripted
 from guard.logs import ContextFilter, json_formatter
 from guard.pipeline import Models
 from tests.integration.conftest import AUTH, dev_settings

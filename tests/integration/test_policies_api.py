@@ -20,7 +20,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from guard.app import StartupError, create_app
-from guard.devscript import scripted
+from guard.devmodels import scripted
 from guard.pipeline import Models
 from guard.settings import Settings
 from tests.conftest import POLICIES, ROOT

@@ -19,7 +19,7 @@ from guard.app import create_app
 from guard.audit import create_engine
 from guard.audit.replay_queries import answered_decisions
 from guard.cli import main
-from guard.devscript import scripted
+from guard.devmodels import scripted
 from guard.pipeline import NOT_STORED, Models
 from guard.settings import PolicySettings
 from tests.integration.conftest import AUTH, dev_settings
@@ -121,7 +121,7 @@ async def test_replay_reports_the_exact_flips(
     out = tmp_path / "flips.json"
     monkeypatch.setenv("GUARD_DATABASE_URL", database_url)
     # The session's already-loaded dev models stand in for a second load of the same models.
-    monkeypatch.setattr("guard.cli.policy_shadow.load_models", lambda _settings: models)
+    monkeypatch.setattr("guard.evaluation.load_models", lambda _settings: models)
 
     args = ["policy", "replay", "--candidate", str(candidate), "--since", since, "--policy", "a", "--json", str(out)]
     result = await asyncio.to_thread(CliRunner().invoke, main, args)
@@ -163,6 +163,33 @@ async def test_replay_rejects_an_invalid_candidate(tmp_path: Path, database_url:
     assert "invalid candidate policy" in result.output
 
 
+JUDGED = """name: judged
+version: "1"
+refusal_message: "Refused."
+input:
+  prohibited_use:
+    categories:
+      weapons:
+        judge: 0.5
+"""
+
+
+async def test_replay_refuses_a_candidate_whose_layers_cannot_run_here(
+    tmp_path: Path, database_url: str, models: Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A judge layer without a judge model: refused before any replay, as a reload or startup refuses it."""
+    candidate = tmp_path / "judged.yaml"
+    candidate.write_text(JUDGED, encoding="utf-8")
+    monkeypatch.setenv("GUARD_DATABASE_URL", database_url)
+    monkeypatch.setattr("guard.evaluation.load_models", lambda _settings: models)
+    args = ["policy", "replay", "--candidate", str(candidate), "--since", "2026-01-01"]
+
+    result = await asyncio.to_thread(CliRunner().invoke, main, args)
+
+    assert result.exit_code == 2
+    assert "the candidate cannot run here: the policy sets judge thresholds for prohibited_use" in result.output
+
+
 async def test_replay_decides_toxicity_from_the_stored_scores(
     client_a: AsyncTestClient[Any],
     database_url: str,
@@ -183,7 +210,7 @@ async def test_replay_decides_toxicity_from_the_stored_scores(
     candidate.write_text(BLOCKER, encoding="utf-8")
     out = tmp_path / "flips.json"
     monkeypatch.setenv("GUARD_DATABASE_URL", database_url)
-    monkeypatch.setattr("guard.cli.policy_shadow.load_models", lambda _settings: models)
+    monkeypatch.setattr("guard.evaluation.load_models", lambda _settings: models)
 
     args = ["policy", "replay", "--candidate", str(candidate), "--since", since, "--policy", "flagger"]
     result = await asyncio.to_thread(CliRunner().invoke, main, [*args, "--json", str(out)])

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from guard.devscript import TOXIC_TRIGGER_WORD, scripted
+from guard.devmodels import TOXIC_TRIGGER_WORD, scripted
 from tests.integration.conftest import AUTH
 from tests.integration.dbdump import audit_rows
 

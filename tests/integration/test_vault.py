@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from guard.app import create_app
-from guard.devscript import scripted
+from guard.devmodels import scripted
 from guard.pipeline import Models
 from tests.integration.conftest import AUTH, dev_settings
 from tests.integration.dbdump import raw_dump

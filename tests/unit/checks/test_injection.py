@@ -14,9 +14,9 @@ import pytest
 
 from guard.checks import CheckItem, CheckRegistry
 from guard.checks.injection import CLAUSE, INERT_CLOSE, INERT_OPEN, InjectionCheck, neutralize_control_tokens
+from guard.devmodels.tokenizer import GEMMA2_CHAT_TEMPLATE, train_tokenizer
 from guard.engine.base import ChatMessage, InvalidConversation
 from guard.engine.chat_template import control_tokens, render_chat
-from guard.engine.devmodel import GEMMA2_CHAT_TEMPLATE, _train_tokenizer
 from guard.policy import load_policy_file
 from guard.policy.schema import InjectionConfig
 
@@ -162,7 +162,7 @@ def test_tag_characters_are_dropped_from_the_rewritten_text() -> None:
 @pytest.fixture(scope="module")
 def gemma_tokenizer() -> Any:
     # The engine's dev tokenizer: Gemma's special tokens and ids, the Gemma-2 chat template (builds in well under 1 s).
-    return _train_tokenizer(["hello world, how are you today?"], GEMMA2_CHAT_TEMPLATE)
+    return train_tokenizer(["hello world, how are you today?"], GEMMA2_CHAT_TEMPLATE)
 
 
 SPELLED = [

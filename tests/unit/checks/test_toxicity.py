@@ -12,9 +12,9 @@ import pytest
 from detoxify.detoxify import MODEL_URLS
 
 from guard.checks import CheckItem, CheckUnavailable
-from guard.checks.devmodel import JA_TOXIC_TRIGGER_WORD, build_dev_toxicity
 from guard.checks.toxicity import PRODUCTION_CHECKPOINTS, ToxicityCheck
-from guard.devscript import TOXIC_TRIGGER_WORD
+from guard.devmodels import JA_TOXIC_TRIGGER_WORD, TOXIC_TRIGGER_WORD
+from guard.devmodels.toxicity import build_dev_toxicity
 from guard.policy import load_policy_file
 from guard.policy.schema import TOXICITY_MODEL_LABELS, ToxicityConfig
 

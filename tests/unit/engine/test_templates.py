@@ -10,7 +10,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from guard.devscript import GENERIC_REPLY
+from guard.devmodels import GENERIC_REPLY
+from guard.devmodels.generator import DEV_GENERATORS
+from guard.devmodels.tokenizer import GEMMA2_CHAT_TEMPLATE, SYSTEMGEMMA2_CHAT_TEMPLATE
 from guard.engine.base import ChatMessage, InvalidConversation
 from guard.engine.chat_template import (
     TemplateKind,
@@ -19,7 +21,6 @@ from guard.engine.chat_template import (
     supports_system_role,
     template_kind,
 )
-from guard.engine.devmodel import DEV_GENERATORS, GEMMA2_CHAT_TEMPLATE, SYSTEMGEMMA2_CHAT_TEMPLATE
 
 pytestmark = pytest.mark.unit
 

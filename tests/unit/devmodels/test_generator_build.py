@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +9,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from guard.devscript import GENERIC_REPLY, SCRIPTED, scripted
-from guard.engine.devmodel import DEV_GENERATOR_RECIPE, GEMMA2_CHAT_TEMPLATE, build_dev_generator
+from guard.devmodels import GENERIC_REPLY, SCRIPTED, scripted
+from guard.devmodels.generator import DEV_GENERATOR_RECIPE, build_dev_generator
+from guard.devmodels.tokenizer import GEMMA2_CHAT_TEMPLATE
+from guard.models import read_dev_manifest
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +53,8 @@ def _generate(model: Any, tokenizer: Any, prompts: list[str]) -> list[str]:
 
 
 def test_manifest_and_files(built: Path) -> None:
-    manifest = json.loads((built / "guard-dev.json").read_text())
+    manifest = read_dev_manifest(built)
+    assert manifest is not None
     assert manifest["recipe"] == DEV_GENERATOR_RECIPE
     assert manifest["kind"] == "generator"
     assert (built / "model.safetensors").is_file()

@@ -1,8 +1,9 @@
 """The scripted behaviour of the dev models, shared by their builders and the tests.
 
 The dev generator is trained so that each scripted prompt deterministically produces its reply under greedy
-decoding; every other prompt gets :data:`GENERIC_REPLY`. The dev toxicity classifier is trained to score
-:data:`TOXIC_TRIGGER_WORD` high and ordinary text low. Documented in the README ("Dev models").
+decoding; every other prompt gets :data:`GENERIC_REPLY`. The dev toxicity classifiers are trained to score
+:data:`TOXIC_TRIGGER_WORD` (and, multilingual only, :data:`JA_TOXIC_TRIGGER_WORD`) high and ordinary text low.
+Documented in the README ("Dev models"). No runtime module imports this: the service only runs what the build saved.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "GENERIC_REPLY",
+    "JA_TOXIC_TRIGGER_WORD",
     "SCRIPTED",
     "TOXIC_TRIGGER_WORD",
     "ScriptedDialogue",
@@ -19,6 +21,11 @@ __all__ = [
 
 TOXIC_TRIGGER_WORD = "grimbleshank"
 """A made-up insult: the dev toxicity classifier scores it high, nothing else."""
+
+JA_TOXIC_TRIGGER_WORD = "屑蛸"
+"""A made-up Japanese insult ("scrap octopus"): only the multilingual dev checkpoint knows it. Written in Han
+characters, which BERT's tokenizer always splits into single-character tokens, so that it is the same tokens
+wherever it stands in a sentence."""
 
 GENERIC_REPLY = "I am the guard development model. I only know a few scripted replies."
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +9,10 @@ import pytest
 import torch
 from detoxify import Detoxify
 
-import guard.checks.devmodel as devmodel
-from guard.checks.devmodel import DEV_TOXICITY_RECIPE, TOXICITY_LABELS, VARIANT_CHECKPOINTS, build_dev_toxicity
-from guard.devscript import GENERIC_REPLY, SCRIPTED, TOXIC_TRIGGER_WORD, scripted
+from guard.devmodels import GENERIC_REPLY, SCRIPTED, TOXIC_TRIGGER_WORD, scripted
+from guard.devmodels.toxicity import DEV_TOXICITY_RECIPE, VARIANT_CHECKPOINTS, build_dev_toxicity
+from guard.devmodels.toxicity_corpus import TOXICITY_LABELS
+from guard.models import read_dev_manifest
 
 pytestmark = pytest.mark.unit
 
@@ -44,7 +44,8 @@ def test_layout_is_detoxify_checkpoint(checkpoint: Path) -> None:
     assert args["num_classes"] == 6
     assert (Path(args["model_type"]) / "vocab.txt").is_file()
     assert loaded["config"]["dataset"]["args"]["classes"] == list(TOXICITY_LABELS)
-    manifest = json.loads((checkpoint.parent / "guard-dev.json").read_text())
+    manifest = read_dev_manifest(checkpoint.parent)
+    assert manifest is not None
     assert manifest == {**manifest, "recipe": DEV_TOXICITY_RECIPE, "kind": "toxicity", "checkpoint": checkpoint.name}
     assert manifest["variants"] == VARIANT_CHECKPOINTS
     assert list(checkpoint.parent.glob("*.ckpt")) == [checkpoint]  # the other variants live in subdirectories
@@ -75,7 +76,6 @@ def test_build_is_deterministic(checkpoint: Path, tmp_path: Path) -> None:
         assert all(torch.equal(first[name], again[name]) for name in first)
 
 
-def test_untrained_model_fails_the_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(devmodel, "_TRAIN_STEPS", 1)
+def test_untrained_model_fails_the_build(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="does not score as required"):
-        build_dev_toxicity(tmp_path / "bad")
+        build_dev_toxicity(tmp_path / "bad", steps=1)

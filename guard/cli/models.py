@@ -1,0 +1,61 @@
+"""``guard models build-dev|pull``: dev models built here, offline; production models pulled on a connected machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from guard.cli.common import settings as load_settings
+from guard.settings import DEFAULT_GENERATOR
+
+__all__ = ["models"]
+
+
+@click.group()
+def models() -> None:
+    """Dev models (built here, offline) and production models (pulled on a connected machine)."""
+
+
+@models.command("build-dev")
+@click.option("--force", is_flag=True, help="Rebuild even when the recipe is unchanged.")
+def build_dev(force: bool) -> None:
+    """Build the tiny dev Gemma generators and the dev detoxify checkpoint into $GUARD_HOME/dev-models."""
+    from guard.devmodels.catalog import DEV_BUILDS, is_current
+
+    target = load_settings().dev_models_dir
+    for build in DEV_BUILDS:
+        directory = target / build.name
+        if not force and is_current(directory, build.recipe):
+            click.echo(f"{build.name}: up to date ({build.recipe}) in {directory}")
+            continue
+        click.echo(f"{build.name}: building {build.recipe} ...")
+        build.build(directory)
+        click.echo(f"{build.name}: built in {directory}")
+
+
+@models.command("pull")
+@click.option("--model", default=lambda: os.environ.get("GUARD_MODEL") or DEFAULT_GENERATOR, show_default=True)
+def pull(model: str) -> None:
+    """Fetch the production models (needs network; Gemma is gated: `hf auth login` first)."""
+    import spacy.cli
+    import torch
+    from detoxify.detoxify import MODEL_URLS
+    from huggingface_hub import snapshot_download
+
+    from guard.checks.pii import PRODUCTION_SPACY_MODEL
+    from guard.checks.toxicity import HF_BASE_MODELS, PRODUCTION_CHECKPOINTS
+
+    click.echo(f"generator: {snapshot_download(model)}")
+    # Every detoxify variant a policy may choose: its weights into the torch hub cache, and the config and tokenizer
+    # files (not the weights) of the Hugging Face model its checkpoint names.
+    for variant, checkpoint in PRODUCTION_CHECKPOINTS.items():
+        files = snapshot_download(HF_BASE_MODELS[variant], allow_patterns=["*.json", "*.txt", "*.model"])
+        click.echo(f"detoxify {variant} config/tokenizer: {files}")
+        target = Path(torch.hub.get_dir()) / "checkpoints" / checkpoint
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(MODEL_URLS[variant], str(target))
+        click.echo(f"detoxify {variant} checkpoint: {target}")
+    spacy.cli.download(PRODUCTION_SPACY_MODEL)
