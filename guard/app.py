@@ -28,7 +28,8 @@ from guard.audit import AuditWriter, SubjectHasher, create_engine, load_or_creat
 from guard.audit.policy_versions import PolicyVersionConflict, record_policy_versions
 from guard.audit.rate_limits import RateLimiter
 from guard.audit.rate_limits_redis import RedisRateLimiter
-from guard.pipeline import Models, Pipeline, load_models
+from guard.models import Models, load_models
+from guard.pipeline import Pipeline
 from guard.policy import PolicyRegistry
 from guard.settings import Profile, Settings
 from guard.tracing import OtelUnavailable, RouteSpanMiddleware, otel_plugin

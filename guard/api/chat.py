@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, ValidationException
 
+from guard.api.answers import created_now, guard_info, usage
 from guard.api.auth import caller_of, policy_for, require_scope
 from guard.api.errors import ERROR_RESPONSES
 from guard.api.schemas import (
@@ -20,33 +21,17 @@ from guard.api.schemas import (
     ChunkChoice,
     ChunkDelta,
     CompletionRequest,
-    GuardInfo,
     ModelCard,
     ModelList,
-    PolicyStamp,
-    Usage,
 )
-from guard.api.streaming import ChunkWriter, created_now, sse_response
+from guard.api.streaming import ChunkShape, sse_response
 from guard.engine import ChatMessage, SamplingParams
-from guard.pipeline import ChatOutcome, Pipeline, Turn
+from guard.pipeline import ChatOutcome, Pipeline
 
-__all__ = [
-    "DEFAULT_MAX_TOKENS",
-    "ChatController",
-    "check_model",
-    "guard_info",
-    "sampling",
-    "stamp",
-    "usage",
-]
+__all__ = ["CHAT_CHUNKS", "DEFAULT_MAX_TOKENS", "ChatController", "check_model", "sampling"]
 
 DEFAULT_MAX_TOKENS = 256
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-
-
-def stamp(outcome: Any) -> PolicyStamp:
-    policy = outcome.policy
-    return PolicyStamp(name=policy.name, version=policy.version, sha256=policy.sha256)
 
 
 def _bad(message: str) -> ValidationException:
@@ -97,20 +82,6 @@ def check_model(pipeline: Pipeline, requested: str) -> str:
     return model_id
 
 
-def guard_info(outcome: ChatOutcome) -> GuardInfo:
-    return GuardInfo(
-        decision_id=outcome.decision_id, decision=outcome.decision, policy=stamp(outcome), findings=outcome.findings
-    )
-
-
-def usage(outcome: ChatOutcome) -> Usage:
-    return Usage(
-        prompt_tokens=outcome.tokens_in,
-        completion_tokens=outcome.tokens_out,
-        total_tokens=outcome.tokens_in + outcome.tokens_out,
-    )
-
-
 def _completion(outcome: ChatOutcome, model: str) -> ChatCompletion:
     return ChatCompletion(
         id=f"chatcmpl-{outcome.decision_id}",
@@ -128,26 +99,15 @@ def _completion(outcome: ChatOutcome, model: str) -> ChatCompletion:
     )
 
 
-def _chunk_writer(turn: Turn, model: str, include_usage: bool) -> ChunkWriter:
-    chunk_id, created = f"chatcmpl-{turn.decision_id}", created_now()
-
-    def chunk(delta: ChunkDelta, finish: str | None = None, **extra: Any) -> ChatCompletionChunk:
-        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish)
-        return ChatCompletionChunk(
-            id=chunk_id, created=created, model=model, object="chat.completion.chunk", choices=[choice], **extra
-        )
-
-    def usage_chunk(outcome: ChatOutcome) -> ChatCompletionChunk:
-        return ChatCompletionChunk(
-            id=chunk_id, created=created, model=model, object="chat.completion.chunk", choices=[], usage=usage(outcome)
-        )
-
-    return ChunkWriter(
-        opening=lambda: chunk(ChunkDelta(role="assistant", content="")),
-        content=lambda text: chunk(ChunkDelta(content=text)),
-        finish=lambda outcome: chunk(ChunkDelta(), outcome.finish_reason, guard=guard_info(outcome)),
-        usage=usage_chunk if include_usage else None,
-    )
+CHAT_CHUNKS = ChunkShape(
+    id_prefix="chatcmpl-",
+    chunk=ChatCompletionChunk,
+    object="chat.completion.chunk",
+    content=lambda text: ChunkChoice(index=0, delta=ChunkDelta(content=text)),
+    finish=lambda reason: ChunkChoice(index=0, delta=ChunkDelta(), finish_reason=reason),
+    opening=lambda: ChunkChoice(index=0, delta=ChunkDelta(role="assistant", content="")),
+)
+"""Chat chunks: the assistant role first, then ``delta.content`` pieces."""
 
 
 class ChatController(Controller):
@@ -173,9 +133,8 @@ class ChatController(Controller):
         policy_name = policy_for(request, request.headers.get("x-guard-policy"))
         caller = caller_of(request)
         if data.stream:
-            turn = await pipeline.open_stream(params, policy_name=policy_name, caller=caller, messages=conversation)
-            include_usage = bool(data.stream_options and data.stream_options.include_usage)
-            return sse_response(request, pipeline, turn, _chunk_writer(turn, model_id, include_usage))
+            events = pipeline.stream(params, policy_name=policy_name, caller=caller, messages=conversation)
+            return await sse_response(request, events, CHAT_CHUNKS, model=model_id, options=data.stream_options)
         outcome = await pipeline.chat(conversation, params, policy_name=policy_name, caller=caller)
         return Response(_completion(outcome, model_id), headers={"X-Guard-Decision-Id": outcome.decision_id})
 

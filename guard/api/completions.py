@@ -7,36 +7,25 @@ from typing import Any
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 
+from guard.api.answers import created_now, guard_info, usage
 from guard.api.auth import caller_of, policy_for, require_scope
-from guard.api.chat import check_model, guard_info, sampling, usage
+from guard.api.chat import check_model, sampling
 from guard.api.errors import ERROR_RESPONSES
 from guard.api.schemas import CompletionChoice, CompletionRequest, TextCompletion, TextCompletionChunk
-from guard.api.streaming import ChunkWriter, created_now, sse_response
-from guard.pipeline import ChatOutcome, Pipeline, Turn
+from guard.api.streaming import ChunkShape, sse_response
+from guard.pipeline import Pipeline
 
-__all__ = ["CompletionsController"]
+__all__ = ["COMPLETION_CHUNKS", "CompletionsController"]
 
 
-def _chunk_writer(turn: Turn, model: str, include_usage: bool) -> ChunkWriter:
-    chunk_id, created = f"cmpl-{turn.decision_id}", created_now()
-
-    def chunk(text: str, finish: str | None = None, **extra: Any) -> TextCompletionChunk:
-        choice = CompletionChoice(index=0, text=text, finish_reason=finish)
-        return TextCompletionChunk(
-            id=chunk_id, created=created, model=model, object="text_completion", choices=[choice], **extra
-        )
-
-    def usage_chunk(outcome: ChatOutcome) -> TextCompletionChunk:
-        return TextCompletionChunk(
-            id=chunk_id, created=created, model=model, object="text_completion", choices=[], usage=usage(outcome)
-        )
-
-    return ChunkWriter(
-        opening=None,
-        content=chunk,
-        finish=lambda outcome: chunk("", outcome.finish_reason, guard=guard_info(outcome)),
-        usage=usage_chunk if include_usage else None,
-    )
+COMPLETION_CHUNKS = ChunkShape(
+    id_prefix="cmpl-",
+    chunk=TextCompletionChunk,
+    object="text_completion",
+    content=lambda text: CompletionChoice(index=0, text=text, finish_reason=None),
+    finish=lambda reason: CompletionChoice(index=0, text="", finish_reason=reason),
+)
+"""Completion chunks: ``text`` pieces, no opening chunk."""
 
 
 class CompletionsController(Controller):
@@ -58,9 +47,8 @@ class CompletionsController(Controller):
         policy_name = policy_for(request, request.headers.get("x-guard-policy"))
         caller = caller_of(request)
         if data.stream:
-            turn = await pipeline.open_stream(params, policy_name=policy_name, caller=caller, prompt=prompt)
-            include_usage = bool(data.stream_options and data.stream_options.include_usage)
-            return sse_response(request, pipeline, turn, _chunk_writer(turn, model_id, include_usage))
+            events = pipeline.stream(params, policy_name=policy_name, caller=caller, prompt=prompt)
+            return await sse_response(request, events, COMPLETION_CHUNKS, model=model_id, options=data.stream_options)
         outcome = await pipeline.complete(prompt, params, policy_name=policy_name, caller=caller)
         body = TextCompletion(
             id=f"cmpl-{outcome.decision_id}",

@@ -210,6 +210,7 @@ def _extra_recognizers() -> list[Any]:
 
 class PiiCheck:
     name: ClassVar[str] = "pii"
+    redacts: ClassVar[bool] = True  # its rewrite is the redacted text (see guard.checks.base)
 
     def __init__(
         self,

@@ -57,7 +57,7 @@ def serve(host: str, port: int, profile: str | None) -> None:
     from guard.app import StartupError, create_app
     from guard.checks import CheckUnavailable
     from guard.engine import EngineUnavailable
-    from guard.pipeline import load_models
+    from guard.models import load_models
     from guard.policy import PolicyError, PolicyRegistry
 
     try:
@@ -173,7 +173,7 @@ def evaluate(
 
     from guard.checks import CheckUnavailable
     from guard.evaluation import pii, prohibited
-    from guard.pipeline import load_models
+    from guard.models import load_models
     from guard.policy import PolicyError
 
     evaluators: dict[str, Callable[..., list[Report]]] = {"pii": pii.evaluate, "prohibited": prohibited.evaluate}

@@ -316,7 +316,7 @@ def _load_candidate(path: Path) -> LoadedPolicy:
 
 def load_models(settings_: Any) -> Any:
     """The service's models for the profile (the same checks, models and thresholds as a running gateway)."""
-    from guard.pipeline import load_models as load
+    from guard.models import load_models as load
 
     return load(settings_)
 

@@ -196,7 +196,8 @@ def policy_test(path: Path | None, policy_dir: Path | None) -> None:
     from guard.audit import SubjectHasher
     from guard.checks import CheckUnavailable
     from guard.engine import EngineUnavailable
-    from guard.pipeline import Pipeline, ServiceUnavailable, load_models
+    from guard.models import load_models
+    from guard.pipeline import Pipeline, ServiceUnavailable
     from guard.policy import PolicyError, PolicyRegistry
     from guard.settings import PolicySettings
 

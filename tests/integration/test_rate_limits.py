@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from guard.app import create_app
 from guard.audit.rate_limits import Rate, RateDecision, RateLimiter
-from guard.pipeline import Models
+from guard.models import Models
 from tests.integration.conftest import AUTH, dev_settings
 from tests.integration.dbdump import audit_rows
 from tests.integration.test_api_keys import _assert_error, _bearer, _key

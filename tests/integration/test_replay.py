@@ -20,7 +20,8 @@ from guard.audit import create_engine
 from guard.audit.replay_queries import answered_decisions
 from guard.cli import main
 from guard.devscript import scripted
-from guard.pipeline import NOT_STORED, Models
+from guard.models import Models
+from guard.pipeline import NOT_STORED
 from guard.settings import PolicySettings
 from tests.integration.conftest import AUTH, dev_settings
 from tests.integration.dbdump import audit_rows
