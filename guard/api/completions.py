@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, post
+from litestar import Request, Response
 from litestar.datastructures import State
 
 from guard.api.answers import created_now, guard_info, usage
-from guard.api.auth import caller_of, policy_for, require_scope
-from guard.api.chat import check_model, sampling
-from guard.api.errors import ERROR_RESPONSES
+from guard.api.generation import GenerationController, generation_route, read_generation
 from guard.api.schemas import CompletionChoice, CompletionRequest, TextCompletion, TextCompletionChunk
-from guard.api.streaming import ChunkShape, sse_response
-from guard.pipeline import Pipeline
+from guard.api.streaming import ChunkShape
 
 __all__ = ["COMPLETION_CHUNKS", "CompletionsController"]
 
@@ -28,32 +25,24 @@ COMPLETION_CHUNKS = ChunkShape(
 """Completion chunks: ``text`` pieces, no opening chunk."""
 
 
-class CompletionsController(Controller):
-    tags = ["generation"]
-
-    @post(
-        "/completions",
-        operation_id="createCompletion",
-        status_code=200,
-        guards=[require_scope("generate")],
-        responses=ERROR_RESPONSES,
-    )
+class CompletionsController(GenerationController):
+    @generation_route("/completions", operation_id="createCompletion")
     async def create_completion(self, request: Request[Any, Any, Any], state: State, data: CompletionRequest) -> Any:
         """Continue ``prompt`` (the model's ``<bos>`` is added); checked and audited like a chat."""
-        pipeline: Pipeline = state.pipeline
-        model_id = check_model(pipeline, data.model)
-        params = sampling(data, max_tokens=data.max_tokens)
-        prompt = data.prompt if isinstance(data.prompt, str) else data.prompt[0]
-        policy_name = policy_for(request, request.headers.get("x-guard-policy"))
-        caller = caller_of(request)
+        run, prompt = read_generation(
+            request,
+            state,
+            data,
+            data.max_tokens,
+            lambda: data.prompt if isinstance(data.prompt, str) else data.prompt[0],
+        )
         if data.stream:
-            events = pipeline.stream(params, policy_name=policy_name, caller=caller, prompt=prompt)
-            return await sse_response(request, events, COMPLETION_CHUNKS, model=model_id, options=data.stream_options)
-        outcome = await pipeline.complete(prompt, params, policy_name=policy_name, caller=caller)
+            return await run.streamed(request, COMPLETION_CHUNKS, data.stream_options, prompt=prompt)
+        outcome = await run.pipeline.complete(prompt, run.params, policy_name=run.policy_name, caller=run.caller)
         body = TextCompletion(
             id=f"cmpl-{outcome.decision_id}",
             created=created_now(),
-            model=model_id,
+            model=run.model_id,
             choices=[CompletionChoice(index=0, text=outcome.text, finish_reason=outcome.finish_reason)],
             usage=usage(outcome),
             guard=guard_info(outcome),
