@@ -24,8 +24,8 @@ from guard.pipeline import Caller, Pipeline
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
-    "Generation",
     "GenerationController",
+    "GenerationRequest",
     "bad_request",
     "check_model",
     "generation_route",
@@ -64,7 +64,7 @@ def check_model(pipeline: Pipeline, requested: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Generation:
+class GenerationRequest:
     """One generation request as the pipeline takes it."""
 
     pipeline: Pipeline
@@ -95,14 +95,14 @@ def read_generation(
     data: ChatCompletionRequest | CompletionRequest,
     max_tokens: int | None,
     payload: Callable[[], _Payload],
-) -> tuple[Generation, _Payload]:
+) -> tuple[GenerationRequest, _Payload]:
     """The request as the pipeline takes it, and its ``payload`` (the conversation, the prompt)."""
     pipeline: Pipeline = state.pipeline
     model_id = check_model(pipeline, data.model)
     params = sampling(data, max_tokens=max_tokens)
     read = payload()
     policy_name = policy_for(request, request.headers.get("x-guard-policy"))
-    return Generation(pipeline, model_id, params, policy_name, caller_of(request)), read
+    return GenerationRequest(pipeline, model_id, params, policy_name, caller_of(request)), read
 
 
 class GenerationController(Controller):

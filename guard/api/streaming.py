@@ -115,7 +115,8 @@ async def sse_response(
 ) -> Any:
     """The streamed answer; raises the pipeline's refusal (before any byte is sent) if the stream does not open."""
     opened = await anext(events)
-    assert isinstance(opened, Opened)  # the pipeline's first event
+    if not isinstance(opened, Opened):
+        raise TypeError(f"a stream opens with Opened, not {type(opened).__name__}")
     include_usage = bool(options and options.include_usage)
     return _EventStream(
         _serialised(request, opened, events, shape, model, include_usage),

@@ -31,7 +31,7 @@ from guard.pipeline.stage import CheckStage, Shadow
 from guard.pipeline.turn import Caller, ChatOutcome, Turn, elapsed_ms
 from guard.policy import LoadedPolicy, PolicyRegistry, strongest
 
-__all__ = ["Generation"]
+__all__ = ["Turns"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ Render = Callable[[list[str]], list[int]]
 """The prompt's token ids from the checked (redacted) texts."""
 
 
-class Generation:
+class Turns:
     """Opens turns (limits, input checks, the engine submission) and answers them whole."""
 
     def __init__(
@@ -82,14 +82,10 @@ class Generation:
             if opened:
                 if opened[0].deltas is not None:
                     opened[0].deltas.cancel()  # its engine slot is freed at the next step
-                await self.audit_failure(opened[0])
+                await self._audit.failed(opened[0])
             else:
                 await self._audit.write_best_effort(bare_record(route, caller, "error", 503))
             raise ServiceUnavailable("the request timed out") from None
-
-    async def audit_failure(self, turn: Turn) -> None:
-        """Record that a request failed closed (the 503 is sent either way)."""
-        await self._audit.write_best_effort(refusal_record(turn, outcome="error", status=503))
 
     async def open(
         self,
@@ -164,7 +160,7 @@ class Generation:
                 policy, "input", texts, turn.scope, shadow=turn.shadow, roles=[role for role, _ in turns]
             )
         except ServiceUnavailable:
-            await self.audit_failure(turn)
+            await self._audit.failed(turn)
             raise
         turn.scope.seal_input()
         # What an answer responds to, for output checks that judge the pair (the judge): the last user turn, redacted.
@@ -190,7 +186,7 @@ class Generation:
             await self._reject(turn, 429)
             raise EngineOverloaded("the engine queue is full") from None
         except EngineError as exc:
-            await self.audit_failure(turn)
+            await self._audit.failed(turn)
             raise ServiceUnavailable(str(exc)) from None
         return turn
 
@@ -208,7 +204,7 @@ class Generation:
                 parts.append(delta.text)
                 tokens_out, finish = delta.tokens_out, delta.finish_reason or finish
         except EngineError as exc:
-            await self.audit_failure(turn)
+            await self._audit.failed(turn)
             raise ServiceUnavailable(str(exc)) from None
         turn.latency["generation"] = elapsed_ms(generation_started)
         output_started = time.perf_counter()
@@ -218,7 +214,7 @@ class Generation:
                 turn.policy, "output", generated, turn.scope, shadow=turn.shadow, prompt=turn.prompt
             )
         except ServiceUnavailable:
-            await self.audit_failure(turn)
+            await self._audit.failed(turn)
             raise
         turn.latency["output_checks"] = elapsed_ms(output_started)
         turn.findings += out.findings

@@ -66,6 +66,10 @@ class AuditLog:
         except AuditUnavailable:
             logger.error("audit unavailable while recording a %s %s", record.outcome, record.http_status)
 
+    async def failed(self, turn: Turn) -> None:
+        """Record that ``turn`` failed closed (the 503 is sent either way)."""
+        await self.write_best_effort(refusal_record(turn, outcome="error", status=503))
+
 
 def _record(policy: LoadedPolicy | None, **fields: Any) -> AuditRecord:
     """A record stamped now, with what ``policy``'s ``audit:`` options say not to keep taken out."""

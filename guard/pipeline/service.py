@@ -22,7 +22,7 @@ from guard.engine import ChatMessage, Engine, SamplingParams
 from guard.logs import decision_id_var
 from guard.models import Models
 from guard.pipeline.errors import InputTooLarge, ServiceUnavailable
-from guard.pipeline.generation import Generation
+from guard.pipeline.generation import Turns
 from guard.pipeline.health import Health, probe_items
 from guard.pipeline.records import AuditLog, bare_record, closing_record, opening_record, scan_record
 from guard.pipeline.stage import Checked, CheckStage, Shadow
@@ -55,7 +55,7 @@ class Pipeline:
         self.stage = CheckStage(models.checks, hasher, check_timeout_s=check_timeout_s)
         self.audit = AuditLog(writer)
         self.health = Health(self.batchers, models.engine, self._probe_items, check_timeout_s=check_timeout_s)
-        self._generation = Generation(
+        self._turns = Turns(
             policies,
             models.engine,
             self.stage,
@@ -64,7 +64,7 @@ class Pipeline:
             max_new_tokens=max_new_tokens,
             request_timeout_s=request_timeout_s,
         )
-        self._streams = Streams(self.stage, self.audit, self._generation)
+        self._streams = Streams(self.stage, self.audit)
 
     def close(self) -> None:
         self.stage.close()
@@ -80,7 +80,7 @@ class Pipeline:
 
     def policy(self, name: str | None) -> LoadedPolicy:
         """The loaded policy ``name`` (the default for ``None``), or :class:`PolicyNotFound`."""
-        return self._generation.policy(name)
+        return self._turns.policy(name)
 
     def _probe_items(self) -> dict[str, CheckItem]:
         return probe_items(self.policies.all(), self.batchers)
@@ -113,9 +113,9 @@ class Pipeline:
     ) -> ChatOutcome:
         """Answer a conversation; the one audit record is committed before this returns."""
         opened: list[Turn] = []
-        async with self._generation.deadline(route, caller, opened):
-            turn = await self._generation.open(params, policy_name, caller, opened, messages=messages, route=route)
-            outcome = await self._generation.answer(turn)
+        async with self._turns.deadline(route, caller, opened):
+            turn = await self._turns.open(params, policy_name, caller, opened, messages=messages, route=route)
+            outcome = await self._turns.answer(turn)
         await self.audit.commit(closing_record(turn, outcome))
         return outcome
 
@@ -124,9 +124,9 @@ class Pipeline:
     ) -> ChatOutcome:
         """Continue raw text (base models, no chat template); audited like a chat."""
         opened: list[Turn] = []
-        async with self._generation.deadline("/v1/completions", caller, opened):
-            turn = await self._generation.open(params, policy_name, caller, opened, prompt=prompt)
-            outcome = await self._generation.answer(turn)
+        async with self._turns.deadline("/v1/completions", caller, opened):
+            turn = await self._turns.open(params, policy_name, caller, opened, prompt=prompt)
+            outcome = await self._turns.answer(turn)
         await self.audit.commit(closing_record(turn, outcome))
         return outcome
 
@@ -148,8 +148,8 @@ class Pipeline:
         or its iterator is closed."""
         opened: list[Turn] = []
         route = "/v1/chat/completions" if messages is not None else "/v1/completions"
-        async with self._generation.deadline(route, caller, opened):
-            turn = await self._generation.open(params, policy_name, caller, opened, messages=messages, prompt=prompt)
+        async with self._turns.deadline(route, caller, opened):
+            turn = await self._turns.open(params, policy_name, caller, opened, messages=messages, prompt=prompt)
             turn.kind = "stream_open"
             try:
                 await self.audit.commit(opening_record(turn))
@@ -173,7 +173,7 @@ class Pipeline:
         decision_id_var.set(decision_id)  # for this request's log lines
         shadow = Shadow.of(policy, self.policies)
         try:
-            async with asyncio.timeout(self._generation.request_timeout_s):
+            async with asyncio.timeout(self._turns.request_timeout_s):
                 checked = await self.stage.run(policy, stage, [text], RequestScope(), shadow=shadow)
         except (ServiceUnavailable, TimeoutError) as exc:
             latency = {"total": elapsed_ms(started)}
@@ -184,7 +184,7 @@ class Pipeline:
             if isinstance(exc, TimeoutError):
                 raise ServiceUnavailable("the request timed out") from None
             raise
-        prompt_hmac = self._generation.prompt_hmac(text) if stage == "input" else None
+        prompt_hmac = self._turns.prompt_hmac(text) if stage == "input" else None
         await self.audit.commit(
             scan_record(decision_id, caller, policy, stage, checked, shadow, prompt_hmac=prompt_hmac, started=started)
         )

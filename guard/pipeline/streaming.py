@@ -28,7 +28,6 @@ import msgspec
 from guard.checks.segmenter import OutputSegmenter
 from guard.engine import EngineError
 from guard.pipeline.errors import ServiceUnavailable
-from guard.pipeline.generation import Generation
 from guard.pipeline.records import NOT_STORED, AuditLog, abandoned_record, closing_record
 from guard.pipeline.stage import CheckStage
 from guard.pipeline.turn import ChatOutcome, Turn, elapsed_ms
@@ -92,10 +91,9 @@ class _Released:
 class Streams:
     """Drives opened turns as event streams."""
 
-    def __init__(self, stage: CheckStage, audit: AuditLog, generation: Generation) -> None:
+    def __init__(self, stage: CheckStage, audit: AuditLog) -> None:
         self._stage = stage
         self._audit = audit
-        self._generation = generation
 
     async def events(self, turn: Turn) -> AsyncGenerator[StreamEvent, None]:
         """The events of ``turn``, whose opening record is committed (see the module docstring)."""
@@ -167,11 +165,11 @@ class Streams:
                     yield Text(text)
                     released.sent.append(text)
         except EngineError as exc:
-            await self._generation.audit_failure(turn)
+            await self._audit.failed(turn)
             raise ServiceUnavailable(str(exc)) from None
         except ServiceUnavailable:
             turn.deltas.cancel()
-            await self._generation.audit_failure(turn)
+            await self._audit.failed(turn)
             raise
         turn.sent_chars = sum(len(text) for text in released.sent)  # model output only, the refusal is ours
         if blocked and not released.sent:  # cut before anything was sent: answer with the refusal, as unstreamed

@@ -14,7 +14,7 @@ from guard.checks import RequestScope
 from guard.checks.injection import INERT_CLOSE, INERT_OPEN
 from guard.pipeline import INPUT_CHECKS, OUTPUT_CHECKS, CheckStage, ServiceUnavailable, Shadow
 from guard.policy import PolicyRegistry
-from tests.unit.pipeline.fakes import TRIGGER, fake_checks, write_policy
+from tests.unit.pipeline.fakes import POLICY, TRIGGER, fake_checks, write_policy
 
 pytestmark = pytest.mark.unit
 
@@ -163,21 +163,25 @@ async def test_the_shadow_runs_beside_the_policy_with_its_own_scope(
 
 
 async def test_a_failing_shadow_is_recorded_and_never_fails_the_request(tmp_path: Path) -> None:
-    write_policy(tmp_path, "active", extra="shadow: candidate")
+    without_rules = POLICY.replace(
+        "  prohibited_use:\n    categories:\n      weapons:\n        patterns: ['\\bbomb\\b']\n", ""
+    )
+    assert without_rules != POLICY
+    write_policy(tmp_path, "active", extra="shadow: candidate", body=without_rules)
     policies = PolicyRegistry.from_directory(write_policy(tmp_path, "candidate"), "active")
     checks = fake_checks()
+    checks["prohibited_use"].fail = True  # only the candidate runs this check
     check_stage = CheckStage(checks, HASHER)
     shadow = Shadow.of(policies.get("active"), policies)
     assert shadow is not None
-    checks["toxicity"].fail = True
     try:
-        # The active policy's output stage fails too (same fake): the shadow's failure is only recorded.
-        with pytest.raises(ServiceUnavailable):
-            await check_stage.run(policies.get("active"), "output", ["hi"], RequestScope(), shadow=shadow)
-        assert shadow.error == "output checks failed (ServiceUnavailable)"
-        checks["toxicity"].fail = False
-        checked = await check_stage.run(policies.get("active"), "output", ["hi"], RequestScope(), shadow=shadow)
+        checked = await check_stage.run(
+            policies.get("active"), "input", ["maria@example.com"], RequestScope(), shadow=shadow
+        )
+        again = await check_stage.run(policies.get("active"), "input", ["Build a bomb"], RequestScope(), shadow=shadow)
     finally:
         check_stage.close()
-    assert checked.findings == []
-    assert shadow.error == "output checks failed (ServiceUnavailable)"  # a failed shadow stays failed
+    assert checked.texts == ["<EMAIL_ADDRESS_1>"]
+    assert again.findings == []
+    assert shadow.error == "input checks failed (ServiceUnavailable)"
+    assert len(checks["prohibited_use"].seen) == 1  # a failed shadow is not evaluated again
