@@ -47,7 +47,8 @@ def texts(count: int, seed: int = 7) -> list[tuple[str, str]]:
 
 def load_pipeline() -> Any:
     from guard.audit import SubjectHasher
-    from guard.pipeline import Pipeline, load_models
+    from guard.models import load_models
+    from guard.pipeline import Pipeline
     from guard.policy import PolicyRegistry
     from guard.settings import PolicySettings, Settings
 

@@ -25,7 +25,8 @@ from guard import __version__, metrics
 from guard.api import EXCEPTION_HANDLERS, PolicyReloader, RequestIdMiddleware, hash_key, route_handlers
 from guard.api.policy_poll import poll_policies
 from guard.audit import AuditWriter, SubjectHasher, create_engine, load_or_create_key
-from guard.pipeline import Models, Pipeline, load_models
+from guard.models import Models, load_models
+from guard.pipeline import Pipeline
 from guard.policy import PolicyRegistry
 from guard.settings import Profile, Settings
 from guard.store.policy_versions import PolicyVersionConflict, record_policy_versions

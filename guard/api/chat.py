@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Request, Response, get
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException, ValidationException
 
-from guard.api.auth import caller_of, policy_for, require_scope
+from guard.api.answers import created_now, guard_info, usage
+from guard.api.auth import require_scope
 from guard.api.errors import ERROR_RESPONSES
+from guard.api.generation import GenerationController, bad_request, generation_route, read_generation
 from guard.api.schemas import (
     ChatChoice,
     ChatCompletion,
@@ -19,49 +20,27 @@ from guard.api.schemas import (
     ChatMessageOut,
     ChunkChoice,
     ChunkDelta,
-    CompletionRequest,
-    GuardInfo,
     ModelCard,
     ModelList,
-    PolicyStamp,
-    Usage,
 )
-from guard.api.streaming import ChunkWriter, created_now, sse_response
-from guard.engine import ChatMessage, SamplingParams
-from guard.pipeline import ChatOutcome, Pipeline, Turn
+from guard.api.streaming import ChunkShape
+from guard.engine import ChatMessage
+from guard.pipeline import ChatOutcome, Pipeline
 
-__all__ = [
-    "DEFAULT_MAX_TOKENS",
-    "ChatController",
-    "check_model",
-    "guard_info",
-    "sampling",
-    "stamp",
-    "usage",
-]
+__all__ = ["CHAT_CHUNKS", "ChatController"]
 
-DEFAULT_MAX_TOKENS = 256
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-
-
-def stamp(outcome: Any) -> PolicyStamp:
-    policy = outcome.policy
-    return PolicyStamp(name=policy.name, version=policy.version, sha256=policy.sha256)
-
-
-def _bad(message: str) -> ValidationException:
-    return ValidationException(extra=[{"message": message, "key": "request"}])
 
 
 def _message_text(message: ChatMessageIn) -> str:
     if message.content is None:
-        raise _bad("every message needs text content")
+        raise bad_request("every message needs text content")
     if isinstance(message.content, str):
         return message.content
     texts = []
     for part in message.content:
         if part.type != "text" or part.text is None:
-            raise _bad("only text content parts are supported")
+            raise bad_request("only text content parts are supported")
         texts.append(part.text)
     return "".join(texts)
 
@@ -70,45 +49,9 @@ def _to_conversation(data: ChatCompletionRequest) -> list[ChatMessage]:
     conversation = []
     for message in data.messages:
         if message.role == "tool":
-            raise _bad("tool messages are not supported")
+            raise bad_request("tool messages are not supported")
         conversation.append(ChatMessage(role=_ROLES[message.role], content=_message_text(message)))  # type: ignore[arg-type]
     return conversation
-
-
-def sampling(data: ChatCompletionRequest | CompletionRequest, *, max_tokens: int | None) -> SamplingParams:
-    """The request's decoding settings (OpenAI defaults: temperature 1, top_p 1)."""
-    if data.n not in (None, 1):
-        raise _bad("only n=1 is supported")
-    stop = (data.stop,) if isinstance(data.stop, str) else tuple(data.stop or ())
-    return SamplingParams(
-        max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
-        temperature=1.0 if data.temperature is None else data.temperature,
-        top_p=1.0 if data.top_p is None else data.top_p,
-        top_k=data.top_k or 0,
-        seed=data.seed,
-        stop=stop,
-    )
-
-
-def check_model(pipeline: Pipeline, requested: str) -> str:
-    model_id = pipeline.engine.model_id
-    if requested not in ("default", model_id):
-        raise NotFoundException(f"model not found; this gateway serves {model_id!r}")
-    return model_id
-
-
-def guard_info(outcome: ChatOutcome) -> GuardInfo:
-    return GuardInfo(
-        decision_id=outcome.decision_id, decision=outcome.decision, policy=stamp(outcome), findings=outcome.findings
-    )
-
-
-def usage(outcome: ChatOutcome) -> Usage:
-    return Usage(
-        prompt_tokens=outcome.tokens_in,
-        completion_tokens=outcome.tokens_out,
-        total_tokens=outcome.tokens_in + outcome.tokens_out,
-    )
 
 
 def _completion(outcome: ChatOutcome, model: str) -> ChatCompletion:
@@ -128,56 +71,31 @@ def _completion(outcome: ChatOutcome, model: str) -> ChatCompletion:
     )
 
 
-def _chunk_writer(turn: Turn, model: str, include_usage: bool) -> ChunkWriter:
-    chunk_id, created = f"chatcmpl-{turn.decision_id}", created_now()
-
-    def chunk(delta: ChunkDelta, finish: str | None = None, **extra: Any) -> ChatCompletionChunk:
-        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish)
-        return ChatCompletionChunk(
-            id=chunk_id, created=created, model=model, object="chat.completion.chunk", choices=[choice], **extra
-        )
-
-    def usage_chunk(outcome: ChatOutcome) -> ChatCompletionChunk:
-        return ChatCompletionChunk(
-            id=chunk_id, created=created, model=model, object="chat.completion.chunk", choices=[], usage=usage(outcome)
-        )
-
-    return ChunkWriter(
-        opening=lambda: chunk(ChunkDelta(role="assistant", content="")),
-        content=lambda text: chunk(ChunkDelta(content=text)),
-        finish=lambda outcome: chunk(ChunkDelta(), outcome.finish_reason, guard=guard_info(outcome)),
-        usage=usage_chunk if include_usage else None,
-    )
+CHAT_CHUNKS = ChunkShape(
+    id_prefix="chatcmpl-",
+    chunk=ChatCompletionChunk,
+    object="chat.completion.chunk",
+    content=lambda text: ChunkChoice(index=0, delta=ChunkDelta(content=text)),
+    finish=lambda reason: ChunkChoice(index=0, delta=ChunkDelta(), finish_reason=reason),
+    opening=lambda: ChunkChoice(index=0, delta=ChunkDelta(role="assistant", content="")),
+)
+"""Chat chunks: the assistant role first, then ``delta.content`` pieces."""
 
 
-class ChatController(Controller):
-    tags = ["generation"]
-
-    @post(
-        "/chat/completions",
-        operation_id="createChatCompletion",
-        status_code=200,
-        guards=[require_scope("generate")],
-        responses=ERROR_RESPONSES,
-    )
+class ChatController(GenerationController):
+    @generation_route("/chat/completions", operation_id="createChatCompletion")
     async def create_chat_completion(
         self, request: Request[Any, Any, Any], state: State, data: ChatCompletionRequest
     ) -> Any:
         """Generate a reply with the policy's checks before and after; the audit row is committed first.
 
         With ``stream: true`` the answer is OpenAI-style server-sent events (see the README for the audit order)."""
-        pipeline: Pipeline = state.pipeline
-        model_id = check_model(pipeline, data.model)
-        params = sampling(data, max_tokens=data.max_completion_tokens or data.max_tokens)
-        conversation = _to_conversation(data)
-        policy_name = policy_for(request, request.headers.get("x-guard-policy"))
-        caller = caller_of(request)
+        max_tokens = data.max_completion_tokens or data.max_tokens
+        run, conversation = read_generation(request, state, data, max_tokens, lambda: _to_conversation(data))
         if data.stream:
-            turn = await pipeline.open_stream(params, policy_name=policy_name, caller=caller, messages=conversation)
-            include_usage = bool(data.stream_options and data.stream_options.include_usage)
-            return sse_response(request, pipeline, turn, _chunk_writer(turn, model_id, include_usage))
-        outcome = await pipeline.chat(conversation, params, policy_name=policy_name, caller=caller)
-        return Response(_completion(outcome, model_id), headers={"X-Guard-Decision-Id": outcome.decision_id})
+            return await run.streamed(request, CHAT_CHUNKS, data.stream_options, messages=conversation)
+        outcome = await run.pipeline.chat(conversation, run.params, policy_name=run.policy_name, caller=run.caller)
+        return Response(_completion(outcome, run.model_id), headers={"X-Guard-Decision-Id": outcome.decision_id})
 
     @get("/models", operation_id="listModels", guards=[require_scope("generate")], responses=ERROR_RESPONSES)
     async def list_models(self, state: State) -> ModelList:

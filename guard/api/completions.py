@@ -4,68 +4,45 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, post
+from litestar import Request, Response
 from litestar.datastructures import State
 
-from guard.api.auth import caller_of, policy_for, require_scope
-from guard.api.chat import check_model, guard_info, sampling, usage
-from guard.api.errors import ERROR_RESPONSES
+from guard.api.answers import created_now, guard_info, usage
+from guard.api.generation import GenerationController, generation_route, read_generation
 from guard.api.schemas import CompletionChoice, CompletionRequest, TextCompletion, TextCompletionChunk
-from guard.api.streaming import ChunkWriter, created_now, sse_response
-from guard.pipeline import ChatOutcome, Pipeline, Turn
+from guard.api.streaming import ChunkShape
 
-__all__ = ["CompletionsController"]
-
-
-def _chunk_writer(turn: Turn, model: str, include_usage: bool) -> ChunkWriter:
-    chunk_id, created = f"cmpl-{turn.decision_id}", created_now()
-
-    def chunk(text: str, finish: str | None = None, **extra: Any) -> TextCompletionChunk:
-        choice = CompletionChoice(index=0, text=text, finish_reason=finish)
-        return TextCompletionChunk(
-            id=chunk_id, created=created, model=model, object="text_completion", choices=[choice], **extra
-        )
-
-    def usage_chunk(outcome: ChatOutcome) -> TextCompletionChunk:
-        return TextCompletionChunk(
-            id=chunk_id, created=created, model=model, object="text_completion", choices=[], usage=usage(outcome)
-        )
-
-    return ChunkWriter(
-        opening=None,
-        content=chunk,
-        finish=lambda outcome: chunk("", outcome.finish_reason, guard=guard_info(outcome)),
-        usage=usage_chunk if include_usage else None,
-    )
+__all__ = ["COMPLETION_CHUNKS", "CompletionsController"]
 
 
-class CompletionsController(Controller):
-    tags = ["generation"]
+COMPLETION_CHUNKS = ChunkShape(
+    id_prefix="cmpl-",
+    chunk=TextCompletionChunk,
+    object="text_completion",
+    content=lambda text: CompletionChoice(index=0, text=text, finish_reason=None),
+    finish=lambda reason: CompletionChoice(index=0, text="", finish_reason=reason),
+)
+"""Completion chunks: ``text`` pieces, no opening chunk."""
 
-    @post(
-        "/completions",
-        operation_id="createCompletion",
-        status_code=200,
-        guards=[require_scope("generate")],
-        responses=ERROR_RESPONSES,
-    )
+
+class CompletionsController(GenerationController):
+    @generation_route("/completions", operation_id="createCompletion")
     async def create_completion(self, request: Request[Any, Any, Any], state: State, data: CompletionRequest) -> Any:
         """Continue ``prompt`` (the model's ``<bos>`` is added); checked and audited like a chat."""
-        pipeline: Pipeline = state.pipeline
-        model_id = check_model(pipeline, data.model)
-        params = sampling(data, max_tokens=data.max_tokens)
-        prompt = data.prompt if isinstance(data.prompt, str) else data.prompt[0]
-        policy_name = policy_for(request, request.headers.get("x-guard-policy"))
-        caller = caller_of(request)
+        run, prompt = read_generation(
+            request,
+            state,
+            data,
+            data.max_tokens,
+            lambda: data.prompt if isinstance(data.prompt, str) else data.prompt[0],
+        )
         if data.stream:
-            turn = await pipeline.open_stream(params, policy_name=policy_name, caller=caller, prompt=prompt)
-            include_usage = bool(data.stream_options and data.stream_options.include_usage)
-            return sse_response(request, pipeline, turn, _chunk_writer(turn, model_id, include_usage))
-        outcome = await pipeline.complete(prompt, params, policy_name=policy_name, caller=caller)
+            return await run.streamed(request, COMPLETION_CHUNKS, data.stream_options, prompt=prompt)
+        outcome = await run.pipeline.complete(prompt, run.params, policy_name=run.policy_name, caller=run.caller)
         body = TextCompletion(
             id=f"cmpl-{outcome.decision_id}",
             created=created_now(),
-            model=model_id,
+            model=run.model_id,
             choices=[CompletionChoice(index=0, text=outcome.text, finish_reason=outcome.finish_reason)],
             usage=usage(outcome),
             guard=guard_info(outcome),

@@ -7,8 +7,8 @@ from typing import Any
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 
+from guard.api.answers import stamp
 from guard.api.auth import caller_of, policy_for, require_scope
-from guard.api.chat import stamp
 from guard.api.errors import ERROR_RESPONSES
 from guard.api.schemas import ScanRequest, ScanResponse
 from guard.pipeline import Pipeline

@@ -1,19 +1,19 @@
 """Server-sent events for ``stream: true``, shaped like OpenAI's chunks so the official clients work unchanged.
 
-The order is the audit contract (ARCHITECTURE.md): the opening record is committed before the response starts
-(``Pipeline.open_stream``); the text is released sentence by sentence, each only after it has been checked
-(``Pipeline.stream_checked``; a violation cuts the stream with ``finish_reason: content_filter``);
-``data: [DONE]`` is sent only after the closing record is committed, and a failed commit ends the stream with an
-error event instead. A client that disconnects cancels its sequence (its engine slot is freed at the next step)
-and gets a 499 closing record.
+The one SSE writer for chat and raw completions: the pipeline hands down a stream as one iterator of typed events
+(:mod:`guard.pipeline.streaming`) and this module only serialises them; a :class:`ChunkShape` holds what differs
+between a chat chunk and a completion chunk. Getting the first event (``Opened``: the opening record is committed)
+happens before the response starts, so refusals are ordinary JSON errors. Then each released segment goes out word
+by word, the finish chunk (with ``guard``) and the usage chunk when asked, then ``data: [DONE]`` once the closing
+record is committed, or an error event instead. A client that disconnects closes the iterator: the pipeline cancels
+its sequence (its engine slot is freed at the next step) and records a 499 close.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -21,10 +21,12 @@ import msgspec
 from litestar import Request
 from litestar.response import ServerSentEvent
 
+from guard.api.answers import created_now, guard_info, usage
 from guard.api.errors import ErrorBody, ErrorDetail, request_id
-from guard.pipeline import ChatOutcome, Pipeline, ServiceUnavailable, Turn
+from guard.api.schemas import StreamOptions
+from guard.pipeline import Closed, Failed, Finished, Opened, StreamEvent, Text
 
-__all__ = ["ChunkWriter", "sse_response", "text_pieces"]
+__all__ = ["ChunkShape", "sse_response", "text_pieces"]
 
 _PIECE = re.compile(r"\s*\S+\s*|\s+")
 
@@ -34,21 +36,21 @@ def text_pieces(text: str) -> list[str]:
     return _PIECE.findall(text)
 
 
-class ChunkWriter:
-    """Formats one stream's chunks (chat or completion); ``encode`` turns a Struct into an SSE data line."""
+@dataclass(frozen=True, slots=True)
+class ChunkShape:
+    """What tells one kind of stream's chunks from another's (chat or completion); the rest is the one writer."""
 
-    def __init__(
-        self,
-        *,
-        opening: Callable[[], Any] | None,
-        content: Callable[[str], Any],
-        finish: Callable[[ChatOutcome], Any],
-        usage: Callable[[ChatOutcome], Any] | None,
-    ) -> None:
-        self.opening = opening
-        self.content = content
-        self.finish = finish
-        self.usage = usage
+    id_prefix: str
+    """Before the opening record's id in every chunk's ``id`` (``chatcmpl-``, ``cmpl-``)."""
+    chunk: Callable[..., Any]
+    """The chunk Struct (called with ``id``, ``created``, ``model``, ``object``, ``choices`` and extras)."""
+    object: str
+    content: Callable[[str], Any]
+    """The choice that carries a piece of text."""
+    finish: Callable[[str], Any]
+    """The choice that carries the finish reason."""
+    opening: Callable[[], Any] | None = None
+    """The choice of the chunk sent first, before any text (chat: the assistant role)."""
 
 
 def _encode(chunk: Any) -> str:
@@ -60,39 +62,39 @@ def _error_event(request: Request[Any, Any, Any], message: str) -> str:
     return _encode(ErrorBody(detail))
 
 
-async def _events(
-    request: Request[Any, Any, Any], pipeline: Pipeline, turn: Turn, writer: ChunkWriter
+async def _serialised(
+    request: Request[Any, Any, Any],
+    opened: Opened,
+    events: AsyncGenerator[StreamEvent, None],
+    shape: ChunkShape,
+    model: str,
+    include_usage: bool,
 ) -> AsyncIterator[str]:
-    closed = False
+    chunk_id, created = f"{shape.id_prefix}{opened.decision_id}", created_now()
+
+    def chunk(choices: list[Any], **extra: Any) -> str:
+        return _encode(
+            shape.chunk(id=chunk_id, created=created, model=model, object=shape.object, choices=choices, **extra)
+        )
+
     try:
-        if writer.opening is not None:
-            yield _encode(writer.opening())
-        try:
-            async with contextlib.aclosing(pipeline.stream_checked(turn)) as segments:
-                async for segment in segments:  # each segment has passed the output checks
-                    for piece in text_pieces(segment):
-                        yield _encode(writer.content(piece))
-        except ServiceUnavailable as exc:  # already audited as a failed close
-            closed = True
-            yield _error_event(request, str(exc))
-            return
-        outcome = turn.outcome
-        assert outcome is not None  # set when the checked stream ends
-        yield _encode(writer.finish(outcome))
-        if writer.usage is not None:
-            yield _encode(writer.usage(outcome))
-        try:
-            await pipeline.close_stream(turn, outcome)
-        except ServiceUnavailable as exc:
-            closed = True
-            yield _error_event(request, str(exc))
-            return
-        closed = True
-        yield "[DONE]"
-    finally:
-        if not closed:  # the client went away (or the server is stopping): free the slot, record a 499
-            with anyio.CancelScope(shield=True):
-                await pipeline.abandon_stream(turn)
+        if shape.opening is not None:
+            yield chunk([shape.opening()])
+        async for event in events:
+            if isinstance(event, Text):
+                for piece in text_pieces(event.text):
+                    yield chunk([shape.content(piece)])
+            elif isinstance(event, Finished):
+                yield chunk([shape.finish(event.outcome.finish_reason)], guard=guard_info(event.outcome))
+                if include_usage:
+                    yield chunk([], usage=usage(event.outcome))
+            elif isinstance(event, Closed):
+                yield "[DONE]"
+            elif isinstance(event, Failed):
+                yield _error_event(request, event.message)
+    finally:  # however it ends, the pipeline closes the stream (a 499 close if it was not answered)
+        with anyio.CancelScope(shield=True):
+            await events.aclose()
 
 
 class _EventStream(ServerSentEvent):
@@ -103,12 +105,20 @@ class _EventStream(ServerSentEvent):
         return super().to_asgi_response(*args, **kwargs)
 
 
-def sse_response(request: Request[Any, Any, Any], pipeline: Pipeline, turn: Turn, writer: ChunkWriter) -> Any:
+async def sse_response(
+    request: Request[Any, Any, Any],
+    events: AsyncGenerator[StreamEvent, None],
+    shape: ChunkShape,
+    *,
+    model: str,
+    options: StreamOptions | None,
+) -> Any:
+    """The streamed answer; raises the pipeline's refusal (before any byte is sent) if the stream does not open."""
+    opened = await anext(events)
+    if not isinstance(opened, Opened):
+        raise TypeError(f"a stream opens with Opened, not {type(opened).__name__}")
+    include_usage = bool(options and options.include_usage)
     return _EventStream(
-        _events(request, pipeline, turn, writer),
-        headers={"X-Guard-Decision-Id": turn.decision_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        _serialised(request, opened, events, shape, model, include_usage),
+        headers={"X-Guard-Decision-Id": opened.decision_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-def created_now() -> int:
-    return int(time.time())

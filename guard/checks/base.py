@@ -4,6 +4,10 @@ A check receives a batch of :class:`CheckItem` — texts from one or many concur
 policy section, stage and request scope — and returns one :class:`CheckResult` per item, in order. Batching across
 requests is what makes spaCy's ``nlp.pipe``, detoxify and the embedding model fast; a check groups items by config
 itself where it needs to. Checks never store or log the texts they see.
+
+A check whose rewrite is a *redaction* (PII) says so with the class attribute ``redacts = True``: the pipeline then
+gives it every message as sent (assistant turns too, never a stream's released context), takes its rewrite as the
+text for everything after the check, and its findings as the request's data subjects (see :func:`redacts`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any, ClassVar, Literal, Protocol
 
 import msgspec
 
+from guard.checks.normalize import normalize
+from guard.errors import GuardError
 from guard.policy import Action
 
 __all__ = [
@@ -27,6 +33,8 @@ __all__ = [
     "Finding",
     "RequestScope",
     "Stage",
+    "redacts",
+    "subject_value",
 ]
 
 Stage = Literal["input", "output"]
@@ -35,7 +43,7 @@ PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
 """The typed, numbered placeholders PII redaction writes (``<PERSON_1>``)."""
 
 
-class CheckUnavailable(RuntimeError):
+class CheckUnavailable(GuardError, RuntimeError):
     """A check's model cannot be loaded; the message says what is missing and how to get it."""
 
 
@@ -117,10 +125,23 @@ class CheckItem:
 
 
 class Check(Protocol):
-    """One safety check; ``name`` is the key of its policy section and of its findings."""
+    """One safety check; ``name`` is the key of its policy section and of its findings.
+
+    A check that redacts also sets the class attribute ``redacts = True`` (see the module docstring)."""
 
     name: ClassVar[str]
 
     def run(self, items: Sequence[CheckItem]) -> list[CheckResult]:
         """One result per item, in order. Items may come from many requests and carry different configs."""
         ...
+
+
+def redacts(check: Check) -> bool:
+    """Whether ``check``'s rewrite is a redaction (its class sets ``redacts = True``, as the PII check does)."""
+    return getattr(check, "redacts", False) is True
+
+
+def subject_value(found: str) -> str:
+    """The form of a value a redacting check found that names its data subject: normalised, so that an evasive
+    spelling (fullwidth digits, zero-width characters, homoglyphs) is the same subject."""
+    return normalize(found).text

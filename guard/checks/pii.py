@@ -199,6 +199,7 @@ def _nlp_engine(models: Mapping[str, str]) -> Any:
 
 class PiiCheck:
     name: ClassVar[str] = "pii"
+    redacts: ClassVar[bool] = True  # its rewrite is the redacted text (see guard.checks.base)
 
     def __init__(
         self,

@@ -31,10 +31,11 @@ class PolicyCannotRun(CheckUnavailable, GuardError):
 
 @dataclass(frozen=True, slots=True)
 class CheckModels:
-    """Which models the checks load: the spaCy model for presidio and the detoxify checkpoint (None = production)."""
+    """Which models the checks load: the spaCy model for presidio and the detoxify checkpoints (None = production)."""
 
     spacy_model: str
-    toxicity_checkpoint: Path | None
+    toxicity_checkpoints: Mapping[str, Path] | None
+    """The dev detoxify checkpoint of each variant (None = detoxify's official weights)."""
     prohibited_head: Path | None = None
     """The prohibited-use embedding head (None = the one shipped in policies/prohibited/)."""
     judge: JudgeScorer | None = None
@@ -60,7 +61,7 @@ class CheckRegistry(Mapping[str, Check]):
         pii = PiiCheck.load(
             models.spacy_model, hash_key=models.pii_hash_key, recognizers_dir=models.pii_recognizers_dir
         )
-        toxicity = ToxicityCheck.load(models.toxicity_checkpoint, models.toxicity_variants)
+        toxicity = ToxicityCheck.load(models.toxicity_checkpoints, models.toxicity_variants)
         injection = InjectionCheck()
         prohibited = ProhibitedUseCheck(
             EmbeddingClassifier.load(models.prohibited_head),

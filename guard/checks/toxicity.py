@@ -6,16 +6,17 @@ variant and each variant scores its group in one ``predict(list)``. Every label'
 ``CheckResult.scores``; each label at or above its threshold is a finding whose ``detail`` names the variant.
 
 Production loads each variant's official checkpoint from the torch hub cache (``guard models pull`` places them
-there); the dev profile loads the dev checkpoints ``guard models build-dev`` trains (guard/checks/devmodel.py).
-Variants named at load time are loaded then (so that a missing one fails at startup), the others on first use.
+there); the dev profile loads the dev checkpoints ``guard models build-dev`` trains, as :mod:`guard.models` lists
+them from the build's manifest. Variants named at load time are loaded then (so that a missing one fails at
+startup), the others on first use.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -61,25 +62,29 @@ def _production_model(variant: str) -> _Model:
         ) from None
 
 
-def _dev_loader(checkpoint: Path) -> Callable[[str], _Model]:
-    """Loads the dev checkpoint of a variant; ``checkpoint`` is the ``original`` one, whose build directory's
-    manifest lists the others."""
+def _dev_loader(checkpoints: Mapping[str, Path]) -> Callable[[str], _Model]:
+    """Loads each variant's dev checkpoint from ``checkpoints`` (what the build's manifest lists, read by
+    :func:`guard.models.dev_toxicity_checkpoints`)."""
 
     def load(variant: str) -> _Model:
         from detoxify import Detoxify
 
-        manifest = checkpoint.parent / "guard-dev.json"
-        if not checkpoint.is_file() or not manifest.is_file():
-            raise CheckUnavailable(f"dev toxicity checkpoint {checkpoint} not found: run `guard models build-dev`")
-        variants = json.loads(manifest.read_text(encoding="utf-8")).get("variants", {})
-        if variant not in variants:
+        if variant not in checkpoints:
             raise CheckUnavailable(
-                f"the dev toxicity build in {checkpoint.parent} has no {variant!r} checkpoint: run "
+                f"the dev toxicity build in {_build_dir(checkpoints)} has no {variant!r} checkpoint: run "
                 "`guard models build-dev`"
             )
-        return Detoxify(checkpoint=str(checkpoint.parent / variants[variant]))
+        checkpoint = checkpoints[variant]
+        if not checkpoint.is_file():
+            raise CheckUnavailable(f"dev toxicity checkpoint {checkpoint} not found: run `guard models build-dev`")
+        return Detoxify(checkpoint=str(checkpoint))
 
     return load
+
+
+def _build_dir(checkpoints: Mapping[str, Path]) -> str:
+    """The directory holding every checkpoint of a dev build."""
+    return os.path.commonpath([str(path.parent) for path in checkpoints.values()]) if checkpoints else "(none)"
 
 
 class ToxicityCheck:
@@ -92,13 +97,15 @@ class ToxicityCheck:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, checkpoint: Path | None = None, variants: Iterable[str] = ("original",)) -> ToxicityCheck:
-        """The dev checkpoints of the build holding ``checkpoint`` (its ``original`` one), or detoxify's official
-        weights from the torch hub cache; ``variants`` are loaded now, the others on first use."""
-        if checkpoint is None:
+    def load(
+        cls, checkpoints: Mapping[str, Path] | None = None, variants: Iterable[str] = ("original",)
+    ) -> ToxicityCheck:
+        """The dev checkpoints ``checkpoints`` (variant → file), or detoxify's official weights from the torch hub
+        cache (``None``); ``variants`` are loaded now, the others on first use."""
+        if checkpoints is None:
             check = cls(_production_model, "detoxify")
         else:
-            check = cls(_dev_loader(checkpoint), f"detoxify dev checkpoints in {checkpoint.parent}")
+            check = cls(_dev_loader(checkpoints), f"detoxify dev checkpoints in {_build_dir(checkpoints)}")
         for variant in variants:
             check.model(variant)
         return check

@@ -52,7 +52,7 @@ def evaluate(
     settings = load_settings(profile)
     try:
         loaded = _eval_policy(settings, policy_name, policy_file)
-        checks = evaluation.load_models(settings).checks
+        checks = evaluation.load_checks(settings)
     except (PolicyError, LookupError) as exc:
         fail(f"policy: {exc}")
     except (CheckUnavailable, FileNotFoundError) as exc:

@@ -141,18 +141,17 @@ def replay(candidate_path: Path, since: str, until: str | None, policy_name: str
     """Re-evaluate stored decisions (GUARD_DATABASE_URL) under a candidate policy and report the flips."""
     from guard import evaluation
     from guard.checks.registry import PolicyCannotRun
-    from guard.policy import PolicyRegistry
 
     candidate = _load_candidate(candidate_path)
     rows = _read(since, until, policy_name, with_shadow=False)
-    models = evaluation.load_models(settings())
+    checks = evaluation.load_checks(settings())
     try:
-        models.checks.validate(candidate)
+        checks.validate(candidate)
     except PolicyCannotRun as exc:
         fail(f"the candidate cannot run here: {exc.reason}")
 
     async def run() -> list[dict[str, Any]]:
-        runner = evaluation.CheckRunner(models, PolicyRegistry({candidate.name: candidate}, candidate.name))
+        runner = evaluation.CheckRunner(checks)
         try:
             return await evaluation.replay_all(runner, candidate, rows)
         finally:

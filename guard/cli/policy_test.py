@@ -89,10 +89,10 @@ def policy_test(path: Path | None, policy_dir: Path | None) -> None:
         if suite.policy not in known:
             fail(f"{file}: unknown policy {suite.policy!r} (policies in {directory}: {', '.join(sorted(known))})")
     try:
-        models = evaluation.load_models(config)
+        checks = evaluation.load_checks(config)
     except (CheckUnavailable, EngineUnavailable, FileNotFoundError, PolicyError) as exc:
         fail(f"cannot load the checks ({config.profile.value} profile): {exc}")
-    runner = evaluation.CheckRunner(models, policies)
+    runner = evaluation.CheckRunner(checks)
     try:
         results = asyncio.run(evaluation.run_suites(runner, policies, suites, config.profile.value))
     except ServiceUnavailable as exc:  # a check raised: as the service would answer 503, no case result is trusted

@@ -34,7 +34,7 @@ def serve(host: str, port: int, profile: str | None) -> None:
     from guard.app import StartupError, create_app
     from guard.checks import CheckUnavailable
     from guard.engine import EngineUnavailable
-    from guard.pipeline import load_models
+    from guard.models import load_models
     from guard.policy import PolicyError, PolicyRegistry
 
     try:

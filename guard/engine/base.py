@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from guard.errors import GuardError
+
 __all__ = [
     "ChatMessage",
     "DeltaStream",
@@ -29,23 +31,23 @@ Prompt = str | Sequence[int]
 """Prompt text (tokenized without adding special tokens: templates carry their own ``<bos>``) or token ids."""
 
 
-class EngineUnavailable(RuntimeError):
+class EngineUnavailable(GuardError, RuntimeError):
     """The generator cannot be loaded; the message says what is missing and how to get it."""
 
 
-class EngineError(RuntimeError):
+class EngineError(GuardError, RuntimeError):
     """Generation failed (the request cannot be answered; the gateway fails closed)."""
 
 
-class EngineBusy(RuntimeError):
+class EngineBusy(GuardError, RuntimeError):
     """The waiting queue is full: the caller should retry later (HTTP 429 with Retry-After)."""
 
 
-class PromptTooLong(ValueError):
+class PromptTooLong(GuardError, ValueError):
     """Prompt tokens plus ``max_tokens`` exceed the model's context."""
 
 
-class InvalidConversation(ValueError):
+class InvalidConversation(GuardError, ValueError):
     """The messages do not form a conversation the model's chat template accepts."""
 
 

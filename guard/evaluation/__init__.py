@@ -14,7 +14,7 @@ from guard.evaluation.datasets import DatasetError, evaluate, read_dataset
 from guard.evaluation.golden import Case, Outcome, Suite, SuiteError, load_suite, run_case, run_suites, suite_files
 from guard.evaluation.replay import alone, flip_report, replay_all, replay_decision
 from guard.evaluation.report import Report
-from guard.evaluation.runner import Checked, CheckRunner, load_models
+from guard.evaluation.runner import Checked, CheckRunner, load_checks
 from guard.evaluation.shadow import shadow_summary
 from guard.evaluation.stored import read_decisions
 
@@ -30,7 +30,7 @@ __all__ = [
     "alone",
     "evaluate",
     "flip_report",
-    "load_models",
+    "load_checks",
     "load_suite",
     "read_dataset",
     "read_decisions",

@@ -1,36 +1,31 @@
-"""The one place offline evaluation reaches into the pipeline: load the service's models and run one policy section's
-checks over texts exactly as the service runs them (same batchers, same order, same rewrites).
+"""The one place offline evaluation reaches into the pipeline: load the checks (never the generator) and run one
+policy section's checks over texts exactly as the service runs them (:class:`~guard.pipeline.CheckStage`: same
+batchers, same order, same rewrites).
 
-Golden cases (:mod:`guard.evaluation.golden`) and replay (:mod:`guard.evaluation.replay`) use only what is here, so
-moving them onto another way of running checks changes this module alone. Nothing is audited: a run records nothing.
+Golden cases (:mod:`guard.evaluation.golden`) and replay (:mod:`guard.evaluation.replay`) use only what is here.
+Nothing is audited: a run records nothing, and no subject digests are computed.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from guard.audit import AuditWriter, SubjectHasher, create_engine
-from guard.checks import Finding, RequestScope, Stage
-from guard.pipeline import INPUT_CHECKS, NOT_STORED, OUTPUT_CHECKS, TEXT_NOT_KEPT, Models, Pipeline
-from guard.pipeline import load_models as load_service_models
-from guard.policy import PolicyRegistry
+from guard.checks import CheckRegistry, Finding, RequestScope, Stage
+from guard.models import load_check_models
+from guard.pipeline import INPUT_CHECKS, NOT_STORED, OUTPUT_CHECKS, TEXT_NOT_KEPT, CheckStage
 from guard.settings import Settings
 
-__all__ = ["UNSTORED_TEXT", "CheckRunner", "Checked", "Models", "load_models"]
+__all__ = ["UNSTORED_TEXT", "CheckRunner", "Checked", "load_checks"]
 
 UNSTORED_TEXT: tuple[str, ...] = (NOT_STORED, TEXT_NOT_KEPT)
 """What an audit row holds instead of a text the active policy did not keep."""
 
-_NOWHERE = "sqlite+aiosqlite://"
-"""The runner's audit writer points at an in-memory database it never opens: it checks, it does not record."""
 
-
-def load_models(settings: Settings) -> Models:
-    """The service's models for the profile (the same checks, models and thresholds as a running gateway)."""
-    return load_service_models(settings)
+def load_checks(settings: Settings) -> CheckRegistry:
+    """The service's checks for the profile (the same models and thresholds as a running gateway), no generator."""
+    return load_check_models(settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +41,8 @@ class CheckRunner:
     """Runs policy sections' checks over texts through the checks' micro-batchers: texts of concurrent runs are
     checked together. No check timeout: an offline run may queue many texts at once. ``close()`` when done."""
 
-    def __init__(self, models: Models, policies: PolicyRegistry) -> None:
-        # The subject hashes the checks compute are not looked at here: a throwaway key keeps them unlinkable.
-        self._pipeline = Pipeline(
-            policies,
-            models,
-            AuditWriter(create_engine(_NOWHERE)),
-            SubjectHasher(os.urandom(32)),
-            max_new_tokens=1,
-        )
+    def __init__(self, checks: CheckRegistry) -> None:
+        self._stage = CheckStage(checks, check_timeout_s=None)
 
     async def run(
         self,
@@ -71,12 +59,17 @@ class CheckRunner:
         ``roles`` (input only) gives each text's message role; ``prompt`` (output only) is the user turn the output
         answers. A check that fails raises the pipeline's ``ServiceUnavailable``, as the service would answer 503.
         """
-        names = INPUT_CHECKS if stage == "input" else OUTPUT_CHECKS
-        checked = await self._pipeline.check_texts(
-            names, section, texts, stage, scope, roles=None if roles is None else list(roles), prompt=prompt
+        checked = await self._stage.run_section(
+            INPUT_CHECKS if stage == "input" else OUTPUT_CHECKS,
+            section,
+            texts,
+            stage,
+            scope,
+            None if roles is None else list(roles),
+            prompt=prompt,
         )
         return Checked(texts=checked.texts, findings=checked.findings)
 
     def close(self) -> None:
         """Stop the checks' worker threads."""
-        self._pipeline.close()
+        self._stage.close()

@@ -22,7 +22,7 @@ import uvicorn
 
 from guard.devmodels import TOXIC_TRIGGER_WORD, scripted
 from guard.engine import EngineError, RemoteEngine, SamplingParams
-from guard.pipeline import PROBE_TTL_S
+from guard.pipeline.health import PROBE_TTL_S
 from guard.settings import EngineSettings, RemoteEngineSettings
 from tests.e2e.serving import Server, free_port, running_server
 from tests.integration.dbdump import audit_rows

@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from guard.app import create_app
 from guard.audit.migrate import upgrade
-from guard.pipeline import Models, load_models
+from guard.models import Models, load_models
 from guard.settings import ApiSettings, DatabaseSettings, PolicySettings, Settings
 from tests.conftest import POLICIES
 from tests.services import postgres_url

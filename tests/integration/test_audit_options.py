@@ -10,7 +10,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from guard.app import create_app
-from guard.pipeline import TEXT_NOT_KEPT, Models
+from guard.models import Models
+from guard.pipeline import TEXT_NOT_KEPT
 from tests.integration.conftest import AUTH, dev_settings
 from tests.integration.dbdump import audit_rows
 

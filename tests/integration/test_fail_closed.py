@@ -20,12 +20,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import guard.pipeline
+import guard.pipeline.health
 from guard.app import create_app
 from guard.audit.migrate import upgrade
 from guard.checks import CheckItem, CheckRegistry, CheckResult
 from guard.checks.base import Check
-from guard.pipeline import Models
+from guard.models import Models
 from tests.integration.conftest import AUTH, dev_settings
 from tests.integration.dbdump import audit_rows
 from tests.services import postgres_url
@@ -96,7 +96,7 @@ def decoder(models: Models, monkeypatch: pytest.MonkeyPatch) -> FaultyDecoder:
 @pytest.fixture(autouse=True)
 def fresh_probes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every /readyz probes anew (the 2 s cache would only slow the recovery checks down)."""
-    monkeypatch.setattr(guard.pipeline, "PROBE_TTL_S", 0.0)
+    monkeypatch.setattr(guard.pipeline.health, "PROBE_TTL_S", 0.0)
 
 
 @contextlib.asynccontextmanager

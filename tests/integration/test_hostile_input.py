@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 from guard.app import create_app
 from guard.audit import AuditRecord, AuditWriter, create_engine
 from guard.audit.migrate import upgrade
-from guard.pipeline import Models
+from guard.models import Models
 from tests.conftest import ROOT
 from tests.integration.conftest import AUTH, dev_settings
 from tests.integration.dbdump import audit_rows

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from guard.app import create_app
 from guard.checks import CheckUnavailable
-from guard.pipeline import load_models
+from guard.models import load_models
 from guard.settings import JudgeSettings
 from tests.integration.conftest import AUTH, dev_settings
 from tests.integration.dbdump import audit_rows

@@ -18,7 +18,7 @@ from guard.app import create_app
 from guard.audit.migrate import upgrade
 from guard.devmodels import scripted
 from guard.logs import ContextFilter, json_formatter
-from guard.pipeline import Models
+from guard.models import Models
 from tests.integration.conftest import AUTH, dev_settings
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from litestar.testing import AsyncTestClient
 
 from guard.app import StartupError, create_app
 from guard.devmodels import scripted
-from guard.pipeline import Models
+from guard.models import Models
 from guard.settings import Settings
 from tests.conftest import POLICIES, ROOT
 from tests.integration.conftest import API_KEY, AUTH, dev_settings

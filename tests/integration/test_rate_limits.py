@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.exc import OperationalError
 
 from guard.app import create_app
-from guard.pipeline import Models
+from guard.models import Models
 from guard.store.rate_limits import Rate, RateDecision, RateLimiter
 from tests.integration.conftest import AUTH, dev_settings
 from tests.integration.dbdump import audit_rows

@@ -20,7 +20,8 @@ from guard.audit import create_engine
 from guard.audit.replay_queries import answered_decisions
 from guard.cli import main
 from guard.devmodels import scripted
-from guard.pipeline import NOT_STORED, Models
+from guard.models import Models
+from guard.pipeline import NOT_STORED
 from guard.settings import PolicySettings
 from tests.integration.conftest import AUTH, dev_settings
 from tests.integration.dbdump import audit_rows
@@ -121,7 +122,7 @@ async def test_replay_reports_the_exact_flips(
     out = tmp_path / "flips.json"
     monkeypatch.setenv("GUARD_DATABASE_URL", database_url)
     # The session's already-loaded dev models stand in for a second load of the same models.
-    monkeypatch.setattr("guard.evaluation.load_models", lambda _settings: models)
+    monkeypatch.setattr("guard.evaluation.load_checks", lambda _settings: models.checks)
 
     args = ["policy", "replay", "--candidate", str(candidate), "--since", since, "--policy", "a", "--json", str(out)]
     result = await asyncio.to_thread(CliRunner().invoke, main, args)
@@ -181,7 +182,7 @@ async def test_replay_refuses_a_candidate_whose_layers_cannot_run_here(
     candidate = tmp_path / "judged.yaml"
     candidate.write_text(JUDGED, encoding="utf-8")
     monkeypatch.setenv("GUARD_DATABASE_URL", database_url)
-    monkeypatch.setattr("guard.evaluation.load_models", lambda _settings: models)
+    monkeypatch.setattr("guard.evaluation.load_checks", lambda _settings: models.checks)
     args = ["policy", "replay", "--candidate", str(candidate), "--since", "2026-01-01"]
 
     result = await asyncio.to_thread(CliRunner().invoke, main, args)
@@ -210,7 +211,7 @@ async def test_replay_decides_toxicity_from_the_stored_scores(
     candidate.write_text(BLOCKER, encoding="utf-8")
     out = tmp_path / "flips.json"
     monkeypatch.setenv("GUARD_DATABASE_URL", database_url)
-    monkeypatch.setattr("guard.evaluation.load_models", lambda _settings: models)
+    monkeypatch.setattr("guard.evaluation.load_checks", lambda _settings: models.checks)
 
     args = ["policy", "replay", "--candidate", str(candidate), "--since", since, "--policy", "flagger"]
     result = await asyncio.to_thread(CliRunner().invoke, main, [*args, "--json", str(out)])

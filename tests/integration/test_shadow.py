@@ -17,7 +17,8 @@ from litestar.testing import AsyncTestClient
 from guard.app import create_app
 from guard.audit import AuditWriter, SubjectHasher, create_engine
 from guard.cli import main
-from guard.pipeline import Caller, Models, Pipeline
+from guard.models import Models
+from guard.pipeline import Caller, Pipeline
 from guard.policy import PolicyError, PolicyRegistry
 from guard.policy.registry import load_directory
 from guard.settings import PolicySettings

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from guard.app import create_app
 from guard.devmodels import scripted
-from guard.pipeline import Models
+from guard.models import Models
 from tests.integration.conftest import AUTH, dev_settings
 from tests.integration.dbdump import raw_dump
 

@@ -15,6 +15,7 @@ from guard.checks import CheckItem, CheckUnavailable
 from guard.checks.toxicity import PRODUCTION_CHECKPOINTS, ToxicityCheck
 from guard.devmodels import JA_TOXIC_TRIGGER_WORD, TOXIC_TRIGGER_WORD
 from guard.devmodels.toxicity import build_dev_toxicity
+from guard.models import dev_toxicity_checkpoints
 from guard.policy import load_policy_file
 from guard.policy.schema import TOXICITY_MODEL_LABELS, ToxicityConfig
 
@@ -45,7 +46,9 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def check(checkpoint: Path) -> ToxicityCheck:
-    return ToxicityCheck.load(checkpoint, variants=("original", "unbiased", "multilingual"))
+    return ToxicityCheck.load(
+        dev_toxicity_checkpoints(checkpoint.parent), variants=("original", "unbiased", "multilingual")
+    )
 
 
 def _run(check: ToxicityCheck, texts: list[str], config: ToxicityConfig) -> list[Any]:
@@ -123,7 +126,7 @@ def test_one_predict_per_variant_per_run(check: ToxicityCheck, monkeypatch: pyte
 
 
 def test_variants_load_lazily(checkpoint: Path) -> None:
-    check = ToxicityCheck.load(checkpoint)
+    check = ToxicityCheck.load(dev_toxicity_checkpoints(checkpoint.parent))
     assert "loaded: original)" in check.description
     _run(check, [JA_CLEAN], ROUTED)
     assert "loaded: multilingual, original)" in check.description
@@ -133,9 +136,9 @@ def test_a_build_without_the_variant_is_unavailable(checkpoint: Path, tmp_path: 
     shutil.copy(checkpoint, tmp_path / checkpoint.name)
     (tmp_path / "guard-dev.json").write_text(json.dumps({"recipe": "old", "checkpoint": checkpoint.name}))
     with pytest.raises(CheckUnavailable, match="build-dev"):
-        ToxicityCheck.load(tmp_path / checkpoint.name, variants=("multilingual",))
+        ToxicityCheck.load(dev_toxicity_checkpoints(tmp_path), variants=("multilingual",))
     with pytest.raises(CheckUnavailable, match="build-dev"):
-        ToxicityCheck.load(tmp_path / "missing.ckpt")
+        ToxicityCheck.load({"original": tmp_path / "missing.ckpt"})
 
 
 def test_schema_checks_labels_against_every_routed_model() -> None:
