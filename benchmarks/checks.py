@@ -1,7 +1,7 @@
 """The policy checks alone: per-stage latency for 100-word texts at concurrency 1 and 16, and throughput.
 
 Each simulated request runs the input stage on a 100-word user message and the output stage on a 100-word answer
-through ``Pipeline.check_texts`` with the shipped default policy and the dev models (presidio + spaCy
+through the service's ``CheckStage`` with the shipped default policy and the dev models (presidio + spaCy
 en_core_web_sm, the embedding classifier, the dev detoxify checkpoint): the same code, micro-batchers and threads
 as the service, without generation or the audit commit. Targets (issue 4): input + output ≤ 60 ms p50 at
 concurrency 1; at 16 concurrent requests ≥ 1.5x the texts/s of concurrency 1, with batches > 1.
@@ -45,35 +45,37 @@ def texts(count: int, seed: int = 7) -> list[tuple[str, str]]:
     return pairs
 
 
-def load_pipeline() -> Any:
+def load_stage() -> tuple[Any, Any]:
+    """The service's check stage (checks, micro-batchers, subject digests, check timeout) and the default policy."""
     from guard.audit import SubjectHasher
-    from guard.models import load_models
-    from guard.pipeline import Pipeline
+    from guard.models import load_check_models
+    from guard.pipeline import CheckStage
     from guard.policy import PolicyRegistry
     from guard.settings import PolicySettings, Settings
 
     settings = Settings.from_env(profile="dev")
     settings = replace(settings, policy=PolicySettings(directory=REPO / "policies", default="default"))
-    policies = PolicyRegistry.from_directory(settings.policy.directory, settings.policy.default)
-    return Pipeline(policies, load_models(settings), None, SubjectHasher(b"bench" * 8), max_new_tokens=64)  # type: ignore[arg-type]
+    policy = PolicyRegistry.from_directory(settings.policy.directory, settings.policy.default).get(None)
+    stage = CheckStage(
+        load_check_models(settings), SubjectHasher(b"bench" * 8), check_timeout_s=settings.api.check_timeout_s
+    )
+    return stage, policy
 
 
-async def one_request(pipeline: Any, user: str, answer: str) -> dict[str, float]:
+async def one_request(stage: Any, policy: Any, user: str, answer: str) -> dict[str, float]:
     from guard.checks import RequestScope
-    from guard.pipeline import INPUT_CHECKS, OUTPUT_CHECKS
 
-    policy = pipeline.policy(None).policy
     scope = RequestScope()
     started = time.perf_counter()
-    await pipeline.check_texts(INPUT_CHECKS, policy.input, [user], "input", scope, roles=["user"])
+    await stage.run(policy, "input", [user], scope, roles=["user"])
     middle = time.perf_counter()
-    await pipeline.check_texts(OUTPUT_CHECKS, policy.output, [answer], "output", scope)
+    await stage.run(policy, "output", [answer], scope)
     done = time.perf_counter()
     return {"input": (middle - started) * 1000, "output": (done - middle) * 1000, "total": (done - started) * 1000}
 
 
-async def measure(pipeline: Any, pairs: list[tuple[str, str]], concurrency: int) -> dict[str, Any]:
-    for batcher in pipeline.batchers.values():
+async def measure(stage: Any, policy: Any, pairs: list[tuple[str, str]], concurrency: int) -> dict[str, Any]:
+    for batcher in stage.batchers.values():
         batcher.stats.reset()
     queue = list(pairs)
     samples: list[dict[str, float]] = []
@@ -81,16 +83,16 @@ async def measure(pipeline: Any, pairs: list[tuple[str, str]], concurrency: int)
     async def worker() -> None:
         while queue:
             user, answer = queue.pop()
-            samples.append(await one_request(pipeline, user, answer))
+            samples.append(await one_request(stage, policy, user, answer))
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - started
     result: dict[str, Any] = {"concurrency": concurrency, "requests": len(samples), "wall_s": wall}
-    for stage in ("input", "output", "total"):
-        values = [s[stage] for s in samples]
-        result[f"{stage}_p50_ms"] = percentile(values, 50)
-        result[f"{stage}_p95_ms"] = percentile(values, 95)
+    for part in ("input", "output", "total"):
+        values = [s[part] for s in samples]
+        result[f"{part}_p50_ms"] = percentile(values, 50)
+        result[f"{part}_p95_ms"] = percentile(values, 95)
     result["texts_per_s"] = 2 * len(samples) / wall
     result["batches"] = {
         name: {
@@ -98,18 +100,18 @@ async def measure(pipeline: Any, pairs: list[tuple[str, str]], concurrency: int)
             "mean_items": b.stats.items / b.stats.batches if b.stats.batches else 0.0,
             "max_items": b.stats.max_items,
         }
-        for name, b in pipeline.batchers.items()
+        for name, b in stage.batchers.items()
     }
     return result
 
 
 async def run_all(args: argparse.Namespace) -> dict[str, Any]:
-    pipeline = load_pipeline()
+    stage, policy = load_stage()
     pairs = texts(args.requests)
-    await measure(pipeline, pairs[:4], 1)  # warm-up: first calls load lazily and fill caches
-    single = await measure(pipeline, pairs, 1)
-    many = await measure(pipeline, pairs, args.concurrency)
-    pipeline.close()
+    await measure(stage, policy, pairs[:4], 1)  # warm-up: first calls load lazily and fill caches
+    single = await measure(stage, policy, pairs, 1)
+    many = await measure(stage, policy, pairs, args.concurrency)
+    stage.close()
     speedup = many["texts_per_s"] / single["texts_per_s"]
     batched = max(b["max_items"] for b in many["batches"].values())
     return {

@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncGenerator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator
 
 from guard.audit import AuditWriter, SubjectHasher
 from guard.checks import CheckItem, RequestScope, Stage
@@ -25,7 +24,7 @@ from guard.pipeline.errors import InputTooLarge, ServiceUnavailable
 from guard.pipeline.generation import Turns
 from guard.pipeline.health import Health, probe_items
 from guard.pipeline.records import AuditLog, bare_record, closing_record, opening_record, scan_record
-from guard.pipeline.stage import Checked, CheckStage, Shadow
+from guard.pipeline.stage import CheckStage, Shadow
 from guard.pipeline.streaming import StreamEvent, Streams
 from guard.pipeline.turn import Caller, ChatOutcome, ScanOutcome, Turn, elapsed_ms
 from guard.policy import LoadedPolicy, PolicyRegistry, strongest
@@ -84,21 +83,6 @@ class Pipeline:
 
     def _probe_items(self) -> dict[str, CheckItem]:
         return probe_items(self.policies.all(), self.batchers)
-
-    async def check_texts(
-        self,
-        names: Sequence[str],
-        section: Any,
-        texts: list[str],
-        stage: Stage,
-        scope: RequestScope,
-        roles: list[str] | None = None,
-        context: str = "",
-        prompt: str | None = None,
-    ) -> Checked:
-        """Run the configured checks ``names`` of one policy section over ``texts`` (see
-        :meth:`CheckStage.run_section`)."""
-        return await self.stage.run_section(names, section, texts, stage, scope, roles, context, prompt)
 
     # -- generation: chat and raw completions, whole or streamed -------------------------------------------------
 
