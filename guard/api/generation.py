@@ -14,6 +14,7 @@ from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 
 from guard.api.auth import caller_of, policy_for, require_scope
 from guard.api.errors import ERROR_RESPONSES
@@ -109,8 +110,30 @@ class GenerationController(Controller):
     tags = ["generation"]
 
 
+SSE_MEDIA_TYPE = "text/event-stream"
+
+
+@dataclass
+class StreamableOperation(Operation):
+    """A generation route's OpenAPI operation: its 200 answer is JSON, or with ``"stream": true`` server-sent events
+    (``data:`` lines of chunks, then ``data: [DONE]``), so both content types are documented."""
+
+    def __post_init__(self) -> None:
+        answer = (self.responses or {}).get("200")
+        if isinstance(answer, OpenAPIResponse):
+            answer.content = {
+                **(answer.content or {}),
+                SSE_MEDIA_TYPE: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+            }
+
+
 def generation_route(path: str, *, operation_id: str) -> HTTPRouteHandler:
     """``POST path`` for keys with the ``generate`` scope."""
     return post(
-        path, operation_id=operation_id, status_code=200, guards=[require_scope("generate")], responses=ERROR_RESPONSES
+        path,
+        operation_id=operation_id,
+        status_code=200,
+        guards=[require_scope("generate")],
+        responses=ERROR_RESPONSES,
+        operation_class=StreamableOperation,
     )

@@ -199,7 +199,12 @@ async def test_models_health_and_readiness(client: AsyncTestClient[Any]) -> None
     _assert_error(response, 404)
     response = await client.post(CHAT, json={**_chat(scripted("plain").prompt), "model": model_id}, headers=AUTH)
     assert response.status_code == 200
-    assert (await client.get("/schema/openapi.json")).status_code == 200
+    schema = await client.get("/schema/openapi.json")
+    assert schema.status_code == 200
+    # A generation route answers JSON, or server-sent events with "stream": true: both documented.
+    for path in (CHAT, "/v1/completions"):
+        answer = schema.json()["paths"][path]["post"]["responses"]["200"]["content"]
+        assert set(answer) == {"application/json", "text/event-stream"}
 
 
 @pytest.mark.parametrize(
