@@ -25,6 +25,7 @@ from guard import __version__, metrics
 from guard.api import EXCEPTION_HANDLERS, PolicyReloader, RequestIdMiddleware, hash_key, route_handlers
 from guard.api.policy_poll import poll_policies
 from guard.audit import AuditWriter, SubjectHasher, create_engine, load_or_create_key
+from guard.errors import GuardError
 from guard.models import Models, load_models
 from guard.pipeline import Pipeline
 from guard.policy import PolicyRegistry
@@ -39,7 +40,7 @@ __all__ = ["StartupError", "create_app", "resolve_api_key"]
 logger = logging.getLogger("guard")
 
 
-class StartupError(RuntimeError):
+class StartupError(GuardError, RuntimeError):
     """The service cannot start; the message says why and what to do."""
 
 

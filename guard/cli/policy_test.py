@@ -66,10 +66,9 @@ def policy_test(path: Path | None, policy_dir: Path | None) -> None:
     """Run golden test suites (a file, or every *.yaml of a directory; default <policy dir>/tests) through the real
     checks: exit 1 if a case fails, 2 if a suite is invalid, empty or names an unknown policy."""
     from guard import evaluation
-    from guard.checks import CheckUnavailable
-    from guard.engine import EngineUnavailable
+    from guard.errors import GuardError
     from guard.pipeline import ServiceUnavailable
-    from guard.policy import PolicyError, PolicyRegistry
+    from guard.policy import PolicyRegistry
     from guard.settings import PolicySettings
 
     base = settings()
@@ -82,7 +81,7 @@ def policy_test(path: Path | None, policy_dir: Path | None) -> None:
     try:
         policies = PolicyRegistry.from_directory(directory, base.policy.default)
         suites = [(file, evaluation.load_suite(file)) for file in files]
-    except (PolicyError, evaluation.SuiteError) as exc:
+    except GuardError as exc:  # an invalid policy or suite file
         fail(str(exc))
     known = {loaded.name for loaded in policies.all()}
     for file, suite in suites:
@@ -90,7 +89,7 @@ def policy_test(path: Path | None, policy_dir: Path | None) -> None:
             fail(f"{file}: unknown policy {suite.policy!r} (policies in {directory}: {', '.join(sorted(known))})")
     try:
         checks = evaluation.load_checks(config)
-    except (CheckUnavailable, EngineUnavailable, FileNotFoundError, PolicyError) as exc:
+    except (GuardError, FileNotFoundError) as exc:
         fail(f"cannot load the checks ({config.profile.value} profile): {exc}")
     runner = evaluation.CheckRunner(checks)
     try:

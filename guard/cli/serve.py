@@ -31,9 +31,8 @@ def serve(host: str, port: int, profile: str | None) -> None:
 
     import uvicorn
 
-    from guard.app import StartupError, create_app
-    from guard.checks import CheckUnavailable
-    from guard.engine import EngineUnavailable
+    from guard.app import create_app
+    from guard.errors import GuardError
     from guard.models import load_models
     from guard.policy import PolicyError, PolicyRegistry
 
@@ -43,7 +42,7 @@ def serve(host: str, port: int, profile: str | None) -> None:
         app = create_app(settings, models=models)
     except PolicyError as exc:
         fail(f"invalid policy: {exc}")
-    except (StartupError, EngineUnavailable, CheckUnavailable, FileNotFoundError) as exc:
+    except (GuardError, FileNotFoundError) as exc:
         fail(f"cannot start ({settings.profile.value} profile): {exc}")
     # SIGTERM: uvicorn stops accepting, lets in-flight requests finish (bounded), runs the app shutdown, then re-raises
     # the signal under the handler that was there before. Ignoring it then makes a completed drain exit 0.

@@ -109,3 +109,22 @@ def test_pipeline_is_a_package_of_single_purpose_modules() -> None:
     assert {"stage", "records", "streaming", "health", "service", "errors"} <= {
         p.stem for p in (GUARD / "pipeline").glob("*.py")
     }
+
+
+def test_every_guard_error_derives_from_the_one_root() -> None:
+    import importlib
+
+    from guard.errors import GuardError
+
+    strays = []
+    for name in modules():
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseException)
+                and value.__module__ == name
+                and not issubclass(value, GuardError)
+            ):
+                strays.append(f"{name}.{value.__name__}")
+    assert strays == []
