@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from guard.checks.base import PLACEHOLDER, CheckItem, CheckResult, CheckUnavailable, Finding
+from guard.checks.base import PLACEHOLDER, CheckItem, CheckResult, CheckUnavailable, Finding, Rewrite
 from guard.checks.language import detect_language
 from guard.checks.normalize import NormalizedText, normalize
 from guard.checks.pii_patterns import default_recognizers_dir, load_recognizers
@@ -346,13 +346,15 @@ class PiiCheck:
             for span in kept
         )
         pieces: list[str] = []
+        rewrites: list[Rewrite] = []
         cursor = 0
         for span in kept:  # in text order, so placeholders are numbered in reading order
             replacement = self._replacement(span, config.rule(span.entity), item, normalized)
             if replacement is not None:
                 pieces += [text[cursor : span.start], replacement]
+                rewrites.append(Rewrite(start=span.start, end=span.end, text=replacement))
                 cursor = span.end
-        return CheckResult(findings=findings, text="".join([*pieces, text[cursor:]]))
+        return CheckResult(findings=findings, text="".join([*pieces, text[cursor:]]), rewrites=tuple(rewrites))
 
     def _replacement(self, span: _Span, rule: PiiEntityRule, item: CheckItem, normalized: NormalizedText) -> str | None:
         """What replaces the span for its entity's action (None: it stays)."""
