@@ -102,12 +102,12 @@ PROVIDER_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "PRIVATE_KEY",
-        re.compile(r"-----BEGIN[A-Z ]{0,20} PRIVATE KEY(?: BLOCK)?-----(?:\\[nr]|[\sA-Za-z0-9+/=:,.-]){0,16000}"),
+        re.compile(r"-----BEGIN[A-Z ]{0,20} PRIVATE KEY(?: BLOCK)?-----(?:(?:\\[nr]|\s)+[A-Za-z0-9+/=]{16,}){0,400}"),
     ),
     # RFC 7519 JWTs: base64url header "." claims "." signature (eyJ = '{"').
     ("JWT", re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
     # RFC 3986 userinfo: scheme://user:password@host.
-    ("PASSWORD", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@]{1,64}:(?P<secret>[^\s@/]{1,128})@")),
+    ("PASSWORD", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/]{1,64}:(?P<secret>[^\s@/]{1,128})@")),
     # key = value assignments in code and configuration; "my password is ..." in prose.
     (
         "PASSWORD",
@@ -123,6 +123,7 @@ PROVIDER_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 _TEMPLATED = re.compile(r"^(?:\$\{.*\}|\$\w+|\{\{.*\}\}|%\(.*\)s?|<[^>]*>|\*+|x+|\.\.\.+|None|null|true|false)$", re.I)
 _INDIRECT = re.compile(r"[()\[\]{}]|^(?:os\.|env\.|process\.env|getenv|self\.|config\.|settings\.)")
+_AWS_KEY_ID = re.compile(r"^(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z2-7]{16}$")
 _HEX = re.compile(r"^[0-9a-fA-F-]+$")
 _INTEGRITY = re.compile(r"(?:sha(?:1|224|256|384|512)[-:=])$", re.I)
 _INTEGRITY_VALUE = re.compile(r"^sha(?:1|224|256|384|512)[-:=]", re.I)
@@ -205,6 +206,8 @@ def _plugin_spans(text: str, found: list[Any]) -> Iterator[_Span]:
         if not value:
             continue
         type_ = _PLUGIN_TYPES.get(secret.type, "API_KEY")
+        if type_ == "AWS_ACCESS_KEY" and not _AWS_KEY_ID.match(value):
+            type_ = "AWS_SECRET_KEY"  # the plugin reports the secret key under the key id's type
         line_index = secret.line_number - 1
         base = offsets[line_index] if 0 <= line_index < len(lines) else 0
         position = text.find(value, base)
