@@ -3,9 +3,9 @@
 A nine-digit number is a phone number, a passport, a driver licence, a bank account or an SSN depending on what the
 sentence calls it; presidio's own recognizers for passports, licences and bank accounts score too low to pass a
 threshold without a lucky context word, so the phone recognizer used to win. Here an identifier-shaped token right
-after its label ("passport no.", "driver's licence", "account number", "NHS number", "SSN", "ITIN") is reported as
-that type with a score above every format-only recognizer, so the overlap goes to the label's type; the value must
-still have the type's shape (NHS numbers their modulus-11 check digit, ITINs their IRS group range).
+after its label ("passport no.", "driver's licence", "account number", "NHS number", "SSN", "ITIN", "phone") is
+reported as that type with a score above the format-only recognizers, so the overlap goes to the label's type; the
+value must still have the type's shape (NHS numbers their modulus-11 check digit, ITINs their IRS group range).
 
 Obfuscated e-mail addresses (``john.doe [at] example [dot] com``, ``jane(at)mail(dot)org``,
 ``user@example[DOT]com``) and phone numbers spelled in words (``four one five ...``) are found in the text as sent,
@@ -44,6 +44,11 @@ _LABELS: tuple[tuple[str, str, str], ...] = (
     ("UK_NHS", r"\bNHS", r"\d{3}[ -]?\d{3}[ -]?\d{4}"),
     ("US_ITIN", r"\bITIN\b|taxpayer identification", r"9\d{2}[ .-]?\d{2}[ .-]?\d{4}"),
     ("US_SSN", r"\bSSN\b|social[\s-]+security", r"\d{3}[ .-]?\d{2}[ .-]?\d{4}"),
+    (
+        "PHONE_NUMBER",
+        r"\b(?:phone|mobile|cell|tel\.?|telephone|call me (?:at|on)|text me (?:at|on))",
+        r"\+?\(?\d[\d ().-]{6,18}\d",
+    ),
 )
 _LABELLED = [
     (entity, re.compile(rf"(?i:{label}){_GAP}(?P<value>{value})(?![\w-])")) for entity, label, value in _LABELS
@@ -79,11 +84,11 @@ def _is_obfuscated(value: str) -> bool:
 class ContextIdRecognizer(LocalRecognizer):  # type: ignore[misc]
     """Labelled identifiers typed by their label; obfuscated e-mail addresses; phone numbers spelled in words."""
 
-    ENTITIES = ["US_PASSPORT", "US_DRIVER_LICENSE", "US_BANK_NUMBER", "UK_NHS", "US_ITIN", "US_SSN"]
+    ENTITIES = ["US_PASSPORT", "US_DRIVER_LICENSE", "US_BANK_NUMBER", "UK_NHS", "US_ITIN", "US_SSN", "PHONE_NUMBER"]
 
     def __init__(self, supported_language: str = "en") -> None:
         super().__init__(
-            supported_entities=[*self.ENTITIES, "EMAIL_ADDRESS", "PHONE_NUMBER"],
+            supported_entities=[*self.ENTITIES, "EMAIL_ADDRESS"],
             supported_language=supported_language,
             name="ContextIdRecognizer",
         )

@@ -156,7 +156,8 @@ _LABEL_WORDS = word_set(
 
 _NOT_NAMES = word_set(
     """hi hello hey dear sorry thanks thank cheers okay ok yes no please i'm im i'd i'll human ai assistant user system
-    bot chatbot model idiot moron stupid react langchain llm gpt api json"""
+    bot chatbot model idiot moron stupid react langchain llm gpt api json card map port ship order build payment
+    refund contact delivery account passport licence license patient applicant recipient invoice ticket"""
 )
 """Greetings, role words, insults and code words spaCy's small model tags as people or places ("Hi", "Human",
 "AI", "Idiot", "ReAct"): never a name on their own, and stripped from the front of a name ("I'm Lisa Walker")."""
