@@ -12,6 +12,7 @@ One recognizer per module, as presidio lays out its own:
   range and length 12-19, Luhn-validated.
 * :class:`ContextIdRecognizer` (``context_id_recognizer``): identifiers typed by their label (passport, driver
   licence, bank account, NHS, SSN, ITIN), obfuscated e-mail addresses, phone numbers spelled in words.
+* :class:`JapaneseAddressRecognizer` (``ja_address_recognizer``): Japanese addresses, prefecture through block.
 
 ``PiiCheck.load`` registers :func:`extra_recognizers` and first removes any default recognizer with the same
 ``name``, so the three registered under presidio's names replace presidio's. (Their classes have other names:
@@ -27,6 +28,7 @@ from presidio_analyzer import EntityRecognizer
 from guard.checks.recognizers.address_parser import find_street_addresses
 from guard.checks.recognizers.card_number_recognizer import CardNumberRecognizer
 from guard.checks.recognizers.context_id_recognizer import ContextIdRecognizer
+from guard.checks.recognizers.ja_address_recognizer import JapaneseAddressRecognizer
 from guard.checks.recognizers.ner_recognizer import NerRecognizer
 from guard.checks.recognizers.phone_recognizer import LenientPhoneRecognizer
 from guard.checks.recognizers.street_address_recognizer import StreetAddressRecognizer
@@ -34,6 +36,7 @@ from guard.checks.recognizers.street_address_recognizer import StreetAddressReco
 __all__ = [
     "CardNumberRecognizer",
     "ContextIdRecognizer",
+    "JapaneseAddressRecognizer",
     "LenientPhoneRecognizer",
     "NerRecognizer",
     "StreetAddressRecognizer",
@@ -50,4 +53,5 @@ def extra_recognizers() -> list[EntityRecognizer]:
         LenientPhoneRecognizer(),
         CardNumberRecognizer(),
         ContextIdRecognizer(),
+        JapaneseAddressRecognizer(),
     ]
