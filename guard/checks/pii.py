@@ -157,11 +157,11 @@ def _hash_canonical(value: str) -> str:
     return re.sub(r"[\s\-()]", "", folded)
 
 
-def _installed_model(language: str, model: str) -> str | None:
-    """``model`` if installed, else the language's alternative (:data:`SEED_LANGUAGE_ALTERNATIVES`) if that is."""
+def _installed_model(model: str, alternative: str | None) -> str | None:
+    """``model`` if installed, else ``alternative`` if that is (:data:`SEED_LANGUAGE_ALTERNATIVES`)."""
     import spacy
 
-    for candidate in (model, SEED_LANGUAGE_ALTERNATIVES.get(language)):
+    for candidate in (model, alternative):
         if candidate is not None and spacy.util.is_package(candidate):
             return candidate
     return None
@@ -264,12 +264,14 @@ class PiiCheck:
         *,
         hash_key: bytes | None = None,
         language_models: Mapping[str, str] = SEED_LANGUAGE_MODELS,
+        alternatives: Mapping[str, str] = SEED_LANGUAGE_ALTERNATIVES,
         recognizers_dir: Path | None = None,
     ) -> PiiCheck:
         """Load the NLP pipelines and recognizers.
 
         ``hash_key`` keys the ``hash`` action's HMAC; without one a random key is made, so hashes are stable for
-        this process only. ``language_models`` maps ``ja``/``ko``/``zh`` to spaCy models used where installed.
+        this process only. ``language_models`` maps ``ja``/``ko``/``zh`` to spaCy models used where installed,
+        ``alternatives`` to the model used where that one is not (GiNZA for Japanese; ``{}``: none).
         ``recognizers_dir`` holds the YAML recognizers (default: policies/recognizers)."""
         import spacy
         from presidio_analyzer import AnalyzerEngine
@@ -285,7 +287,7 @@ class PiiCheck:
         installed = {"en": spacy_model} | {
             language: chosen
             for language, model in language_models.items()
-            if (chosen := _installed_model(language, model)) is not None
+            if (chosen := _installed_model(model, alternatives.get(language))) is not None
         }
         analyzer = AnalyzerEngine(nlp_engine=_nlp_engine(installed), supported_languages=[_RECOGNIZER_LANGUAGE])
         declared = load_recognizers(recognizers_dir or default_recognizers_dir(), _RECOGNIZER_LANGUAGE)
