@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import math
 import os
 import re
@@ -276,6 +277,9 @@ class SecretsCheck:
             from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
         except ImportError:
             raise CheckUnavailable("detect-secrets is not installed: pip install detect-secrets") from None
+        # detect-secrets logs the value it filters out at INFO ("Skipping <secret> due to ..."): its logger must stay
+        # at ERROR (its own default) whatever the service's log level, so no secret reaches a log.
+        logging.getLogger("detect-secrets").setLevel(logging.ERROR)
         names = {plugin.__name__ for plugin in get_mapping_from_secret_type_to_class().values()}
         plugins = [{"name": name} for name in names - _LEFT_OUT_PLUGINS]
         return cls({"plugins_used": sorted(plugins, key=lambda p: p["name"])})
