@@ -61,6 +61,10 @@ def _pii(config: Any, clause: str, kind: str, _: str) -> tuple[str, float | None
     return clause, rule.threshold if rule.threshold is not None else config.score_threshold
 
 
+def _secrets(config: Any, clause: str, kind: str, _: str) -> tuple[str, float | None]:
+    return (clause if kind in config.types else clause.rsplit(".types.", 1)[0] + ".action"), None
+
+
 def _toxicity(config: Any, clause: str, kind: str, _: str) -> tuple[str, float | None]:
     return clause, config.thresholds.get(kind)
 
@@ -82,6 +86,7 @@ def _injection(config: Any, clause: str, _: str, __: str) -> tuple[str, float | 
 # Per check: the clause path under ``<stage>.`` and how to read the threshold from its policy section.
 _CLAUSES: dict[str, tuple[str, Callable[[Any, str, str, str], tuple[str, float | None]]]] = {
     "pii": ("pii.entities.{type}", _pii),
+    "secrets": ("secrets.types.{type}", _secrets),
     "toxicity": ("toxicity.thresholds.{type}", _toxicity),
     "prohibited_use": ("prohibited_use.categories.{type}", _prohibited),
     "injection": ("injection", _injection),

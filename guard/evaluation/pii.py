@@ -5,7 +5,7 @@ the predicted characters those inside a finding of that type; a predicted charac
 also gold for the same type. Precision and recall are over these characters, F2 = 5PR / (4P + R) (recall weighs
 four times as much as precision: a missed identifier leaks, an extra redaction only costs readability).
 Whitespace is not counted: a gold address spans line breaks that a detector may split at, and that is no miss.
-The headline F2 pools the characters of the eight scored types (micro average); the macro average over the types
+The headline F2 pools the characters of the scored types (micro average); the macro average over the types
 is reported beside it.
 
 The same rows also run through vanilla presidio (its ``AnalyzerEngine`` with the same spaCy model and only its
@@ -45,8 +45,14 @@ SCORED_ENTITIES: tuple[str, ...] = (
     "US_SSN",
     "IP_ADDRESS",
     "IBAN_CODE",
+    "US_ITIN",
+    "US_PASSPORT",
+    "US_DRIVER_LICENSE",
+    "US_BANK_NUMBER",
+    "UK_NHS",
 )
-"""The entity types the headline F2 is computed over (issue 4, must-show 2)."""
+"""The entity types the headline F2 is computed over (issue 4's eight, issue 17's five more). A type with no gold
+character in a data set adds nothing but its false positives."""
 
 DEFAULT_SCORE_THRESHOLD = 0.4
 """The threshold used when the policy has no PII section for the stage (the shipped policies use 0.4)."""
@@ -225,7 +231,7 @@ def evaluate(
         for entity in SCORED_ENTITIES
     ]
     pooled = _pooled(guard_totals)
-    table.append(line("all eight (micro)", pooled, _pooled(vanilla_totals) if vanilla_totals else None))
+    table.append(line("all (micro)", pooled, _pooled(vanilla_totals) if vanilla_totals else None))
     summary = {
         "f2": round(pooled.f2, 4),
         "precision": round(pooled.precision, 4),

@@ -46,7 +46,7 @@ def _sections(policy: Policy, stage: Literal["input", "output"]) -> dict[str, An
     return {
         name: config
         for name, config in msgspec.structs.asdict(checks).items()
-        if name != "pii" and config is not None and getattr(config, "enabled", True)
+        if name not in ("pii", "secrets") and config is not None and getattr(config, "enabled", True)
     }
 
 

@@ -221,7 +221,7 @@ class Turns:
         turn.subjects |= out.subjects
         turn.scores += out.scores
         turn.decision = strongest([f.action for f in turn.findings])
-        stored = out.audit_texts[0] if policy.output.pii is not None else NOT_STORED
+        stored = out.audit_texts[0] if out.audit_texts[0] is not None else NOT_STORED
         if any(f.action == "block" for f in out.findings):
             return turn.answer(policy.refusal_message, "content_filter", turn.tokens_in, tokens_out, stored)
         return turn.answer(turn.for_caller(out.texts[0]), finish, turn.tokens_in, tokens_out, stored)

@@ -2,9 +2,10 @@
 
 Each check has its own micro-batcher (and worker thread), so the texts of concurrent requests are checked together
 and a stage costs its slowest check, not the sum. Every check sees the caller's text as sent, so every finding's
-offsets index it. A check whose rewrite is a redaction (``redacts`` in :mod:`guard.checks.base`: PII) sees every
-message, its rewrite becomes the text for what follows (the prompt, the answer) and the stored copy replaces every
-finding with its placeholder; the other checks apply the policy's rules to what the caller says (user and system
+offsets index it. A check whose rewrite is a redaction (``redacts`` in :mod:`guard.checks.base`: PII, secrets) sees
+every message, its rewrite becomes the text for what follows (the prompt, the answer) and the stored copy replaces
+every finding with its placeholder (the rewrites of several redacting checks are combined, an overlap becoming one
+span); the other checks apply the policy's rules to what the caller says (user and system
 turns), and, in a stream, judge each segment with the end of the text released before it.
 """
 
@@ -31,8 +32,8 @@ __all__ = ["INPUT_CHECKS", "OUTPUT_CHECKS", "RULE_ROLES", "CheckStage", "Checked
 logger = logging.getLogger(__name__)
 
 # The checks of each stage in the order they run; each name is both the policy section and the check.
-INPUT_CHECKS = ("pii", "injection", "prohibited_use")
-OUTPUT_CHECKS = ("pii", "prohibited_use", "toxicity")
+INPUT_CHECKS = ("pii", "secrets", "injection", "prohibited_use")
+OUTPUT_CHECKS = ("pii", "secrets", "prohibited_use", "toxicity")
 RULE_ROLES = frozenset({"user", "system"})
 """Whose messages the policy's rules apply to; assistant turns are looked at by the redacting checks only."""
 
@@ -155,11 +156,17 @@ class CheckStage:
         ]
         outcomes = await self._batched(section, runs, stage, scope, roles, prompt)
         rewritten: set[int] = set()
+        redactions: dict[int, list[CheckResult]] = {}
         for run, outputs in zip(runs, outcomes, strict=True):
             for index, output in zip(run.indices, outputs, strict=True):
                 self._collect(result, run, index, output, texts[index], stage, scope, context)
                 if output.text is not None and not run.redacts and not context:
                     rewritten.add(index)
+                if run.redacts and output.text is not None:
+                    redactions.setdefault(index, []).append(output)
+        for index, outputs in redactions.items():
+            result.texts[index] = _redacted(texts[index], outputs)
+            result.audit_texts[index] = _stored_copy(texts[index], outputs, scope)
         for index in sorted(rewritten):
             result.texts[index] = neutralize_control_tokens(result.texts[index])[0]
         return result
@@ -186,9 +193,6 @@ class CheckStage:
             if run.redacts and self._hasher is not None:
                 value = subject_value(original[finding.start : finding.end])
                 result.subjects.add(self._hasher.digest(finding.type, value))
-        if run.redacts and output.text is not None:
-            result.texts[index] = output.text
-            result.audit_texts[index] = _stored_copy(original, output, scope)
         if output.scores:
             where = {"message_index": index} if stage == "input" else {}
             result.scores.append({"stage": stage, "check": run.name, **where, "scores": dict(output.scores)})
@@ -268,13 +272,36 @@ class CheckStage:
         return await asyncio.wait_for(self.batchers[name].run(items), self.check_timeout_s)
 
 
-def _stored_copy(original: str, result: CheckResult, scope: RequestScope) -> str:
-    """The form of a text that may be stored: every finding of a redaction replaced, whatever its action."""
+def _spans_joined(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """(start, end, payload) spans with overlaps joined into their union, keeping the longest one's payload."""
+    joined: list[tuple[int, int, str]] = []
+    for start, end, payload in sorted(spans, key=lambda s: (s[0], -s[1])):
+        if joined and start < joined[-1][1]:
+            last_start, last_end, last_payload = joined[-1]
+            longest = payload if end - start > last_end - last_start else last_payload
+            joined[-1] = (last_start, max(last_end, end), longest)
+        else:
+            joined.append((start, end, payload))
+    return joined
+
+
+def _redacted(original: str, outputs: list[CheckResult]) -> str:
+    """The text that goes on: one redacting check's rewrite, or the rewrites of several combined over ``original``
+    (overlapping rewrites become one, with the longer replacement)."""
+    if len(outputs) == 1 and outputs[0].text is not None:
+        return outputs[0].text
+    rewrites = _spans_joined([(r.start, r.end, r.text) for output in outputs for r in output.rewrites])
     text = original
-    for finding in sorted(result.findings, key=lambda f: f.start, reverse=True):
-        text = (
-            text[: finding.start]
-            + scope.placeholder(finding.type, original[finding.start : finding.end])
-            + text[finding.end :]
-        )
+    for start, end, replacement in reversed(rewrites):
+        text = text[:start] + replacement + text[end:]
+    return text
+
+
+def _stored_copy(original: str, outputs: list[CheckResult], scope: RequestScope) -> str:
+    """The form of a text that may be stored: every finding of every redaction replaced, whatever its action
+    (overlapping findings of two checks are replaced as one span)."""
+    spans = _spans_joined([(f.start, f.end, f.type) for output in outputs for f in output.findings])
+    text = original
+    for start, end, kind in reversed(spans):
+        text = text[:start] + scope.placeholder(kind, original[start:end]) + text[end:]
     return text

@@ -179,7 +179,8 @@ class Streams:
         turn.latency["generation"] = elapsed_ms(generation_started)
         turn.latency["output_checks"] = round(released.check_ms, 2)
         turn.decision = strongest([f.action for f in turn.findings])
-        audit_text = "".join(released.stored) if policy.output.pii is not None else NOT_STORED
+        redacting = policy.output.pii is not None or policy.output.secrets is not None
+        audit_text = "".join(released.stored) if redacting else NOT_STORED
         finish_reason = "content_filter" if blocked else finish
         yield Finished(turn.answer("".join(released.sent), finish_reason, turn.tokens_in, tokens_out, audit_text))
 

@@ -12,6 +12,7 @@ __all__ = [
     "ACTION_STRENGTH",
     "CLAUSES",
     "PII_ENTITIES",
+    "SECRET_TYPES",
     "TOXICITY_LABELS",
     "TOXICITY_MODEL_LABELS",
     "Action",
@@ -30,6 +31,9 @@ __all__ = [
     "ProhibitedCategory",
     "ProhibitedCategoryName",
     "ProhibitedUseConfig",
+    "SecretAction",
+    "SecretType",
+    "SecretsConfig",
     "ToxicityConfig",
     "ToxicityLabel",
     "ToxicityModel",
@@ -295,14 +299,52 @@ class InjectionConfig(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=
     """Decode base64/hex/rot13/percent-encoded runs and rescan them."""
 
 
+SecretType = Literal[
+    "AWS_ACCESS_KEY",
+    "AWS_SECRET_KEY",
+    "GCP_API_KEY",
+    "GCP_CREDENTIALS",
+    "AZURE_KEY",
+    "GITHUB_TOKEN",
+    "GITLAB_TOKEN",
+    "SLACK_TOKEN",
+    "STRIPE_KEY",
+    "OPENAI_KEY",
+    "PRIVATE_KEY",
+    "JWT",
+    "PASSWORD",
+    "API_KEY",
+    "SECRET",
+]
+"""The secrets check's finding types, most specific first (``SECRET``: a high-entropy token of no known format)."""
+SecretAction = Literal["allow", "redact", "flag", "block"]
+
+
+class SecretsConfig(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Credentials (guard/checks/secrets.py): ``redact`` writes a typed placeholder (``<GITHUB_TOKEN_1>``), ``block``
+    refuses, ``flag`` only records; ``types`` overrides ``action`` per type (``allow``: not looked for). Whatever
+    the action, the stored text never holds a detected secret."""
+
+    enabled: bool = True
+    action: SecretAction = "redact"
+    types: dict[SecretType, SecretAction] = {}
+
+    def action_for(self, secret_type: str) -> SecretAction:
+        """The action for findings of ``secret_type``."""
+        action: SecretAction = self.types.get(secret_type, self.action)  # type: ignore[call-overload]
+        return action
+
+
 class InputChecks(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     pii: PiiConfig | None = None
+    secrets: SecretsConfig | None = None
     prohibited_use: ProhibitedUseConfig | None = None
     injection: InjectionConfig | None = None
 
 
 class OutputChecks(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     pii: PiiConfig | None = None
+    secrets: SecretsConfig | None = None
     prohibited_use: ProhibitedUseConfig | None = None
     toxicity: ToxicityConfig | None = None
 
@@ -358,4 +400,5 @@ class Policy(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
 
 # Keep the Literal catalogues importable as plain tuples for code that enumerates them.
 PII_ENTITIES: tuple[str, ...] = get_args(PiiEntity)
+SECRET_TYPES: tuple[str, ...] = get_args(SecretType)
 TOXICITY_LABELS: tuple[str, ...] = get_args(ToxicityLabel)

@@ -10,6 +10,9 @@ One recognizer per module, as presidio lays out its own:
   format, reported when a phone word is near or the number is valid.
 * :class:`CardNumberRecognizer` (``card_number_recognizer``, registered as ``CreditCardRecognizer``): every issuer
   range and length 12-19, Luhn-validated.
+* :class:`ContextIdRecognizer` (``context_id_recognizer``): identifiers typed by their label (passport, driver
+  licence, bank account, NHS, SSN, ITIN), obfuscated e-mail addresses, phone numbers spelled in words.
+* :class:`JapaneseAddressRecognizer` (``ja_address_recognizer``): Japanese addresses, prefecture through block.
 
 ``PiiCheck.load`` registers :func:`extra_recognizers` and first removes any default recognizer with the same
 ``name``, so the three registered under presidio's names replace presidio's. (Their classes have other names:
@@ -24,12 +27,16 @@ from presidio_analyzer import EntityRecognizer
 
 from guard.checks.recognizers.address_parser import find_street_addresses
 from guard.checks.recognizers.card_number_recognizer import CardNumberRecognizer
+from guard.checks.recognizers.context_id_recognizer import ContextIdRecognizer
+from guard.checks.recognizers.ja_address_recognizer import JapaneseAddressRecognizer
 from guard.checks.recognizers.ner_recognizer import NerRecognizer
 from guard.checks.recognizers.phone_recognizer import LenientPhoneRecognizer
 from guard.checks.recognizers.street_address_recognizer import StreetAddressRecognizer
 
 __all__ = [
     "CardNumberRecognizer",
+    "ContextIdRecognizer",
+    "JapaneseAddressRecognizer",
     "LenientPhoneRecognizer",
     "NerRecognizer",
     "StreetAddressRecognizer",
@@ -40,4 +47,11 @@ __all__ = [
 
 def extra_recognizers() -> list[EntityRecognizer]:
     """The recognizers PiiCheck adds to presidio's (replacing those with the same name)."""
-    return [NerRecognizer(), StreetAddressRecognizer(), LenientPhoneRecognizer(), CardNumberRecognizer()]
+    return [
+        NerRecognizer(),
+        StreetAddressRecognizer(),
+        LenientPhoneRecognizer(),
+        CardNumberRecognizer(),
+        ContextIdRecognizer(),
+        JapaneseAddressRecognizer(),
+    ]

@@ -154,6 +154,23 @@ _LABEL_WORDS = word_set(
 )
 
 
+_NOT_NAMES = word_set(
+    """hi hello hey dear sorry thanks thank cheers okay ok yes no please i'm im i'd i'll human ai assistant user system
+    bot chatbot model idiot moron stupid react langchain llm gpt api json card map port ship order build payment
+    refund contact delivery account passport licence license patient applicant recipient invoice ticket"""
+)
+"""Greetings, role words, insults and code words spaCy's small model tags as people or places ("Hi", "Human",
+"AI", "Idiot", "ReAct"): never a name on their own, and stripped from the front of a name ("I'm Lisa Walker")."""
+
+
+def _could_be_a_name(span: str) -> bool:
+    """False for spans that are only non-name words, or carry digits (``Port 80:443``, IBAN fragments, IDs)."""
+    words = [w.strip(".,;:!?'\"()").lower().replace("’", "'") for w in span.split()]
+    if any(char.isdigit() for char in span):
+        return False
+    return not all(word in _NOT_NAMES or not word for word in words)
+
+
 def _strip_to_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     """Trim an NER 'person' to the name: first line only, from its first capitalised word through its last,
     without trailing label/unit words ("Felix Biermann\\nPhone" -> Felix Biermann). None if nothing is left or it is
@@ -163,7 +180,11 @@ def _strip_to_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     if cut >= 0:
         segment = segment[:cut]
     words = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", segment)]
-    while words and (not is_capitalised(words[0][2]) or _HONORIFIC_WORD.fullmatch(words[0][2])):
+    while words and (
+        not is_capitalised(words[0][2])
+        or _HONORIFIC_WORD.fullmatch(words[0][2])
+        or words[0][2].strip(".,;:!?").lower().replace("’", "'") in _NOT_NAMES
+    ):
         words.pop(0)
     if words and words[0][2].lower() in _DETERMINERS:
         return None  # "A REAL PERSON", "The Big Three": a name does not start with an article
@@ -241,6 +262,8 @@ class NerRecognizer(LocalRecognizer):  # type: ignore[misc]
         results = others
         taken: list[tuple[int, int]] = list(addresses)
         for label, start, end, score, rule in sorted(candidates, key=lambda c: (-c[3], c[1] - c[2])):
+            if not _could_be_a_name(text[start:end]):
+                continue
             if label in entities and not overlaps((start, end), taken):
                 results.append(recognizer_result(label, start, end, score, self, rule))
                 taken.append((start, end))

@@ -59,7 +59,7 @@ CONFIG = PiiConfig(
 
 @pytest.fixture(scope="module")
 def pii() -> PiiCheck:
-    return PiiCheck.load(DEV_SPACY_MODEL, hash_key=b"evasion-tests-key-32-bytes-long!")
+    return PiiCheck.load(DEV_SPACY_MODEL, hash_key=b"evasion-tests-key-32-bytes-long!", alternatives={})
 
 
 @pytest.fixture(scope="module")

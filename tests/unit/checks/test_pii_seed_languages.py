@@ -107,7 +107,7 @@ CONFIG = PiiConfig(
 
 @pytest.fixture(scope="module")
 def pii() -> PiiCheck:
-    return PiiCheck.load(DEV_SPACY_MODEL, hash_key=b"seed-language-tests-key-32-bytes")
+    return PiiCheck.load(DEV_SPACY_MODEL, hash_key=b"seed-language-tests-key-32-bytes", alternatives={})
 
 
 @pytest.mark.parametrize("language", list(SENTENCES))

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, cast
 
 from guard.audit import AuditRecord, AuditUnavailable, SubjectHasher
 from guard.checks import CheckItem, CheckResult, Finding
+from guard.checks.base import Rewrite
 from guard.engine import ChatMessage, EngineStats, SamplingParams, StreamDelta
 from guard.models import Models
 from guard.pipeline import Pipeline
@@ -109,13 +110,15 @@ class FakePii(_Recording):
         found += [("PERSON", "redact", m) for m in _NAME.finditer(item.text)]
         found += [("LOCATION", "flag", m) for m in re.finditer("Paris", item.text)]
         found.sort(key=lambda f: f[2].start())
-        text, cursor, pieces = item.text, 0, []
+        text, cursor, pieces, rewrites = item.text, 0, [], []
         for entity, action, match in found:
             if action == "redact":
-                pieces += [text[cursor : match.start()], item.scope.placeholder(entity, match.group(0))]
+                placeholder = item.scope.placeholder(entity, match.group(0))
+                pieces += [text[cursor : match.start()], placeholder]
+                rewrites.append(Rewrite(start=match.start(), end=match.end(), text=placeholder))
                 cursor = match.end()
         findings = tuple(_finding(self.name, e, a, m.start(), m.end(), item) for e, a, m in found)
-        return CheckResult(findings=findings, text="".join([*pieces, text[cursor:]]))
+        return CheckResult(findings=findings, text="".join([*pieces, text[cursor:]]), rewrites=tuple(rewrites))
 
 
 class FakeInjection(_Recording):

@@ -185,3 +185,34 @@ async def test_a_failing_shadow_is_recorded_and_never_fails_the_request(tmp_path
     assert again.findings == []
     assert shadow.error == "input checks failed (ServiceUnavailable)"
     assert len(checks["prohibited_use"].seen) == 1  # a failed shadow is not evaluated again
+
+
+async def test_two_redacting_checks_combine_and_the_stored_copy_masks_a_blocked_secret() -> None:
+    """PII and secrets rewrite one text side by side: both rewrites apply, an overlap becomes one span, and a secret
+    whose action is ``block`` (left in the text) is still masked in the stored copy."""
+    from guard.checks.secrets import SecretsCheck
+    from guard.policy import SecretsConfig
+
+    checks: dict[str, Any] = {**fake_checks(), "secrets": SecretsCheck.load()}
+    check_stage = CheckStage(checks, HASHER)
+    token, key_id = "ghp_R7kQ2mZx9LpT4vWn8BcY1sJd5HfG3aE6uK0o", "AKIAQ4W2LZT7MNB3XK5P"
+    text = f"Maria: token {token}, mail maria@example.com, key {key_id}"
+    try:
+        redact = SimpleNamespace(pii=ON, secrets=SecretsConfig(types={"AWS_ACCESS_KEY": "block"}))
+        checked = await check_stage.run_section(("pii", "secrets"), redact, [text], "input", RequestScope(), ["user"])
+        overlap = SimpleNamespace(pii=ON, secrets=SecretsConfig())
+        joined = await check_stage.run_section(
+            ("pii", "secrets"), overlap, ["smtp://maria@example.com:Zq8!mR2#xLp4@mail"], "input", RequestScope()
+        )
+    finally:
+        check_stage.close()
+
+    assert checked.texts == [f"<PERSON_1>: token <GITHUB_TOKEN_1>, mail <EMAIL_ADDRESS_1>, key {key_id}"]
+    assert checked.audit_texts == ["<PERSON_1>: token <GITHUB_TOKEN_1>, mail <EMAIL_ADDRESS_1>, key <AWS_ACCESS_KEY_1>"]
+    assert {(f.check, f.type, f.action) for f in checked.findings} >= {
+        ("secrets", "GITHUB_TOKEN", "redact"),
+        ("secrets", "AWS_ACCESS_KEY", "block"),
+    }
+    assert "Zq8!mR2#xLp4" not in joined.texts[0]
+    assert "maria@example.com" not in (joined.audit_texts[0] or "")
+    assert "Zq8!mR2#xLp4" not in (joined.audit_texts[0] or "")

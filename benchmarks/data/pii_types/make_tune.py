@@ -1,0 +1,157 @@
+"""Generator A (tuning): sentences with the thirteen PII types of issue 17, for tuning recognizers. Writes tune.jsonl.
+
+Independent of generator B (make_eval.py, the evaluation set): written separately, sharing no template, no value
+generator and no code. Here values come from **Faker's en_US providers** (``name``, ``city``, ``ssn``, ``itin``,
+``passport_number``, ``phone_number``, ``credit_card_number``, ``iban``, ``ipv4``...) and a few format helpers for
+what Faker lacks (state driver licences, NHS numbers, obfuscated e-mails); sentences are short support-chat
+requests. Generator B writes its own value builders from the published formats and longer form-like sentences.
+
+    python benchmarks/data/pii_types/make_tune.py
+
+Rows: ``{"text", "spans": [{"type", "start", "end"}], "lang": "en", "source": "A"}``; rows with no span are negatives
+(greetings, role words, code identifiers, ports) that must not be tagged.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from faker import Faker
+
+SEED = 1701
+PER_TEMPLATE = 50
+
+fake = Faker("en_US")
+fake.seed_instance(SEED)
+rng = random.Random(SEED)
+SPELLED = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def spaced_ssn() -> str:
+    return fake.ssn().replace("-", " ")
+
+
+def obfuscated_email() -> str:
+    user, domain = fake.email().split("@")
+    host, tld = domain.rsplit(".", 1)
+    return rng.choice([f"{user}@{host}[DOT]{tld}", f"{user} [at] {host} [dot] {tld}", f"{user}(at){host}(dot){tld}"])
+
+
+def spelled_phone() -> str:
+    digits = f"{rng.randint(201, 989)}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
+    return " ".join(SPELLED[int(d)] for d in digits)
+
+
+def driver_license() -> str:
+    return rng.choice(
+        [
+            f"{rng.choice('ABCDEFGHJKLMNPRSTVWXYZ')}{rng.randint(0, 9999999):07d}",  # California
+            f"{rng.randint(100000000, 999999999)}",  # New York
+            f"{rng.choice('ABCDEFGHJKLMNPRSTVWXYZ')}{rng.randint(0, 999999999999):012d}",  # Florida
+        ]
+    )
+
+
+def nhs_number() -> str:
+    while True:
+        digits = [rng.randint(0, 9) for _ in range(9)]
+        check = 11 - sum(d * w for d, w in zip(digits, range(10, 1, -1), strict=True)) % 11
+        check = 0 if check == 11 else check
+        if check != 10:
+            text = "".join(map(str, [*digits, check]))
+            return f"{text[:3]} {text[3:6]} {text[6:]}"
+
+
+def bank_account() -> str:
+    return str(rng.randint(10**7, 10**12 - 1))
+
+
+VALUES: dict[str, Callable[[], str]] = {
+    "PERSON": fake.name,
+    "LOCATION": lambda: rng.choice([fake.city(), fake.state(), fake.country()]),
+    "EMAIL_ADDRESS": fake.email,
+    "EMAIL_OBFUSCATED": obfuscated_email,
+    "PHONE_NUMBER": fake.phone_number,
+    "PHONE_SPELLED": spelled_phone,
+    "US_SSN": fake.ssn,
+    "US_SSN_SPACED": spaced_ssn,
+    "US_ITIN": fake.itin,
+    "US_PASSPORT": fake.passport_number,
+    "US_DRIVER_LICENSE": driver_license,
+    "US_BANK_NUMBER": bank_account,
+    "CREDIT_CARD": fake.credit_card_number,
+    "IBAN_CODE": fake.iban,
+    "IP_ADDRESS": lambda: rng.choice([fake.ipv4(), fake.ipv4_public(), fake.ipv6()]),
+    "UK_NHS": nhs_number,
+}
+LABEL = {"EMAIL_OBFUSCATED": "EMAIL_ADDRESS", "PHONE_SPELLED": "PHONE_NUMBER", "US_SSN_SPACED": "US_SSN"}
+
+TEMPLATES = [
+    "Hi, I'm {PERSON} and I can't log in.",
+    "Please ask {PERSON} to call me back.",
+    "Ship it to our office in {LOCATION}, please.",
+    "We are moving from {LOCATION} to {LOCATION} next month.",
+    "My email is {EMAIL_ADDRESS}, send the receipt there.",
+    "Reach me at {EMAIL_OBFUSCATED} if the form fails.",
+    "My phone number is {PHONE_NUMBER}.",
+    "Call me on {PHONE_SPELLED} after six.",
+    "My SSN is {US_SSN}.",
+    "Social security number: {US_SSN_SPACED}",
+    "My ITIN is {US_ITIN} for the tax form.",
+    "Individual taxpayer identification number {US_ITIN}, please update it.",
+    "My passport number is {US_PASSPORT}.",
+    "Passport no. {US_PASSPORT} expires next year.",
+    "Driver's license {US_DRIVER_LICENSE} was suspended by mistake.",
+    "My driver license number is {US_DRIVER_LICENSE}.",
+    "Bank account {US_BANK_NUMBER} was charged twice.",
+    "Please deposit it into checking account number {US_BANK_NUMBER}.",
+    "Card {CREDIT_CARD} was declined.",
+    "My IBAN is {IBAN_CODE}.",
+    "The login came from IP {IP_ADDRESS}.",
+    "My NHS number is {UK_NHS}.",
+    "NHS no {UK_NHS}, GP surgery in {LOCATION}.",
+    "{PERSON} from {LOCATION} paid with card {CREDIT_CARD}.",
+]
+
+NEGATIVES = [
+    "Hi, can you help me with my homework?",
+    "Sorry, I didn't get that.",
+    "Human: what's the weather like? AI: I can't check the weather.",
+    "You are an idiot. Idiot!",
+    "Explain the ReAct prompting pattern.",
+    "Map Port 80:443 on the load balancer.",
+    "Thanks, that fixed it. Cheers!",
+    "Use the Assistant role for the model turns.",
+    "Okay, great, let's continue.",
+    "Set the timeout to 30 seconds and retry.",
+]
+
+
+def render(template: str) -> dict[str, object]:
+    text, spans, cursor = "", [], 0
+    for match in re.finditer(r"\{([A-Z_]+)\}", template):
+        text += template[cursor : match.start()]
+        slot = match.group(1)
+        value = VALUES[slot]()
+        spans.append({"type": LABEL.get(slot, slot), "start": len(text), "end": len(text) + len(value)})
+        text += value
+        cursor = match.end()
+    return {"text": text + template[cursor:], "spans": spans, "lang": "en", "source": "A"}
+
+
+def main() -> None:
+    rows = [render(t) for t in TEMPLATES for _ in range(PER_TEMPLATE)]
+    rows += [{"text": t, "spans": [], "lang": "en", "source": "A"} for t in NEGATIVES]
+    rng.shuffle(rows)
+    out = Path(__file__).with_name("tune.jsonl")
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    print(out.name, Counter(s["type"] for r in rows for s in r["spans"]))  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main()
