@@ -280,7 +280,8 @@ class SecretsCheck:
         # detect-secrets logs the value it filters out at INFO ("Skipping <secret> due to ..."): its logger must stay
         # at ERROR (its own default) whatever the service's log level, so no secret reaches a log.
         logging.getLogger("detect-secrets").setLevel(logging.ERROR)
-        names = {plugin.__name__ for plugin in get_mapping_from_secret_type_to_class().values()}
+        classes: list[type] = list(get_mapping_from_secret_type_to_class().values())
+        names = {plugin.__name__ for plugin in classes}
         plugins = [{"name": name} for name in names - _LEFT_OUT_PLUGINS]
         return cls({"plugins_used": sorted(plugins, key=lambda p: p["name"])})
 
