@@ -85,8 +85,19 @@ def delta_sha256(weights_dir: Path = WEIGHTS_DIR) -> str:
     return hashlib.sha256((weights_dir / DELTA_FILE).read_bytes()).hexdigest()
 
 
-def assemble(checkpoint: Path, weights_dir: Path = WEIGHTS_DIR) -> Path:
-    """Write the detoxify-format checkpoint at ``checkpoint`` (its HF config and tokenizer in ``hf/`` beside it)."""
+_TRAINED_ROW = {
+    "toxic": 0, "toxicity": 0, "severe_toxic": 1, "severe_toxicity": 1, "obscene": 2, "threat": 3, "insult": 4,
+    "identity_hate": 5, "identity_attack": 5,
+}
+"""Each detoxify class name (either variant's spelling) to its row in the trained classifier."""
+_UNTRAINED_BIAS = -12.0
+"""The logit of a class the corpus cannot teach (``sexual_explicit``): a constant score of about 6e-6."""
+
+
+def assemble(checkpoint: Path, classes: tuple[str, ...] = CLASSES, weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Write the detoxify-format checkpoint at ``checkpoint`` with ``classes`` in that order (detoxify's
+    ``original`` names, or the debiased variants' names, whose ``sexual_explicit`` the corpus does not label and
+    which scores a constant near zero); the HF config and tokenizer go to ``hf/`` beside it."""
     model = base_model()
     delta = load_file(str(weights_dir / DELTA_FILE))
     state = model.state_dict()
@@ -94,16 +105,26 @@ def assemble(checkpoint: Path, weights_dir: Path = WEIGHTS_DIR) -> Path:
     if missing:
         raise RuntimeError(f"the toxicity delta lacks {len(missing)} tensors, e.g. {sorted(missing)[0]}")
     state.update({key: value.to(torch.float32) for key, value in delta.items()})
+    weight, bias = state["classifier.weight"], state["classifier.bias"]
+    rows = [_TRAINED_ROW.get(name) for name in classes]
+    state["classifier.weight"] = torch.stack([weight[r] if r is not None else torch.zeros_like(weight[0]) for r in rows])
+    state["classifier.bias"] = torch.stack(
+        [bias[r] if r is not None else torch.tensor(_UNTRAINED_BIAS) for r in rows]
+    )
+    config = model.config
+    config.num_labels = len(classes)
+    config.id2label = dict(enumerate(classes))
+    config.label2id = {label: index for index, label in enumerate(classes)}
     hf_dir = checkpoint.parent / "hf"
     hf_dir.mkdir(parents=True, exist_ok=True)
-    model.config.save_pretrained(hf_dir)
+    config.save_pretrained(hf_dir)
     BertTokenizer.from_pretrained(str(encoder_dir()), model_max_length=MAX_LENGTH).save_pretrained(hf_dir)
     arch = {
         "model_type": str(hf_dir),
         "model_name": "BertForSequenceClassification",
         "tokenizer_name": "BertTokenizer",
-        "num_classes": len(CLASSES),
+        "num_classes": len(classes),
     }
-    config = {"arch": {"args": arch}, "dataset": {"args": {"classes": list(CLASSES)}}}
-    torch.save({"config": config, "state_dict": {k: v.contiguous() for k, v in state.items()}}, checkpoint)
+    saved = {"arch": {"args": arch}, "dataset": {"args": {"classes": list(classes)}}}
+    torch.save({"config": saved, "state_dict": {k: v.contiguous() for k, v in state.items()}}, checkpoint)
     return checkpoint
