@@ -9,10 +9,10 @@ through ``guard eval``'s evaluators:
 - ``loso``: every row of the published-benchmark sources, which training and tuning never saw (leave-source-out);
 - ``dev``: the split thresholds and rules were chosen on (``--dev``), for reference.
 
-Writes ``benchmarks/results/detection.json`` (figures and the data manifests: row counts per split and source, the
+Writes ``benchmarks/data/detection/figures.json`` (figures and the data manifests: row counts per split and source, the
 de-duplication report) and prints the tables.
 
-    GUARD_PROFILE=dev python benchmarks/detection.py [--data ../shared/data] [--dev]
+    GUARD_PROFILE=dev python benchmarks/detection.py [--data ../shared/data] [--dev] [--only toxicity|injection]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from report import RESULTS_DIR, environment, set_runtime_defaults
+from report import environment, set_runtime_defaults
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--dev", action="store_true", help="Also report the dev split (tuning reference).")
+    parser.add_argument("--only", choices=["toxicity", "injection"], help="One check's figures (merged into the JSON).")
     args = parser.parse_args()
     set_runtime_defaults()
     os.environ.setdefault("GUARD_PROFILE", "dev")
@@ -77,30 +78,31 @@ def main() -> None:
     toxicity = load_corpus(args.data / "toxicity", ("comments.jsonl", "multilingual.jsonl"))
     injection = load_injection(args.data / "injection")
     splits = ["test", "benchmark", *(["dev"] if args.dev else [])]
+    out = REPO / "benchmarks" / "data" / "detection" / "figures.json"
+    previous = json.loads(out.read_text(encoding="utf-8")) if args.only and out.is_file() else {}
     results: dict[str, Any] = {
         "policy": {"name": loaded.name, "version": loaded.version, "sha256": loaded.sha256},
         "environment": environment(),
         "manifests": {"toxicity": toxicity.manifest(), "injection": injection.manifest()},
-        "figures": {},
+        "figures": previous.get("figures", {}),
     }
     for split in splits:
         name = "loso" if split == "benchmark" else split
         english = [r for r in toxicity.split(split) if r.lang == "en"]
         other = [r for r in toxicity.split(split) if r.lang != "en"]
         for key, rows in ((f"toxicity_en_{name}", english), (f"toxicity_multilingual_{name}", other)):
-            if rows:
+            if rows and args.only != "injection":
                 reports = evaluate_toxicity(_toxicity_rows(rows), checks, loaded.policy, "output")
                 results["figures"][key] = msgspec.to_builtins(reports)
                 _print(key, reports)
         for file in ("direct", "indirect"):
             rows = injection.split(split, file=file)
-            if rows:
+            if rows and args.only != "toxicity":
                 key = f"injection_{file}_{name}"
                 reports = evaluate_injection(_injection_rows(rows), checks, loaded.policy, "input")
                 results["figures"][key] = msgspec.to_builtins(reports)
                 _print(key, reports)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / "detection.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\nwrote {out}")
 
