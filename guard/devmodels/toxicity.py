@@ -197,7 +197,9 @@ def _assemble_trained(variant: Variant, checkpoint: Path) -> None:
     clean = [GENERIC_REPLY, *(d.reply for d in SCRIPTED if TOXIC_TRIGGER_WORD not in d.reply)]
     scores = Detoxify(checkpoint=str(checkpoint)).predict([*toxic, *clean])
     name = next(iter(scores))  # toxicity, as detoxify renames "toxic"
-    problems = [f"{text!r}: {name}={scores[name][row]:.3f}" for row, text in enumerate(toxic) if scores[name][row] < 0.8]
+    problems = [
+        f"{text!r}: {name}={scores[name][row]:.3f}" for row, text in enumerate(toxic) if scores[name][row] < 0.8
+    ]
     problems += [
         f"{text!r}: {label}={values[len(toxic) + row]:.3f}"
         for label, values in scores.items()

@@ -7,7 +7,8 @@ Split: by source row (``source`` + ``path`` + ``source_id``), ``sha256(SPLIT_SAL
 train/dev/test. Sources that are published benchmarks (:data:`BENCHMARK_SOURCES`) are left out of training and
 threshold choice entirely and evaluated whole (leave-source-out). De-duplication: a dev or test row whose
 normalised text (NFKC, case-fold, non-word characters to one space) occurs in an earlier split (train, then
-dev) is dropped, and so is a benchmark row whose normalised text occurs in train or dev; the counts are the de-duplication report.
+dev) is dropped, and so is a benchmark row whose normalised text occurs in train or dev; the counts are the
+de-duplication report.
 """
 
 from __future__ import annotations

@@ -66,19 +66,14 @@ def base_model() -> BertForSequenceClassification:
     """The encoder as a six-label classifier; pooler and classifier start from a seeded random init."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = BertForSequenceClassification.from_pretrained(str(encoder_dir()), config=_config())
-    return model
+        return BertForSequenceClassification.from_pretrained(str(encoder_dir()), config=_config())
 
 
 def delta_keys(model: BertForSequenceClassification) -> set[str]:
     """The parameter names the delta holds: the top layers, the pooler and the classifier."""
     first = model.config.num_hidden_layers - TOP_LAYERS
     prefixes = tuple(f"bert.encoder.layer.{i}." for i in range(first, model.config.num_hidden_layers))
-    return {
-        name
-        for name, _ in model.named_parameters()
-        if name.startswith((*prefixes, "bert.pooler.", "classifier."))
-    }
+    return {name for name, _ in model.named_parameters() if name.startswith((*prefixes, "bert.pooler.", "classifier."))}
 
 
 def delta_sha256(weights_dir: Path = WEIGHTS_DIR) -> str:
@@ -87,8 +82,15 @@ def delta_sha256(weights_dir: Path = WEIGHTS_DIR) -> str:
 
 
 _TRAINED_ROW = {
-    "toxic": 0, "toxicity": 0, "severe_toxic": 1, "severe_toxicity": 1, "obscene": 2, "threat": 3, "insult": 4,
-    "identity_hate": 5, "identity_attack": 5,
+    "toxic": 0,
+    "toxicity": 0,
+    "severe_toxic": 1,
+    "severe_toxicity": 1,
+    "obscene": 2,
+    "threat": 3,
+    "insult": 4,
+    "identity_hate": 5,
+    "identity_attack": 5,
 }
 """Each detoxify class name (either variant's spelling) to its row in the trained classifier."""
 _UNTRAINED_BIAS = -12.0
@@ -108,10 +110,10 @@ def assemble(checkpoint: Path, classes: tuple[str, ...] = CLASSES, weights_dir: 
     state.update({key: value.to(torch.float32) for key, value in delta.items()})
     weight, bias = state["classifier.weight"], state["classifier.bias"]
     rows = [_TRAINED_ROW.get(name) for name in classes]
-    state["classifier.weight"] = torch.stack([weight[r] if r is not None else torch.zeros_like(weight[0]) for r in rows])
-    state["classifier.bias"] = torch.stack(
-        [bias[r] if r is not None else torch.tensor(_UNTRAINED_BIAS) for r in rows]
+    state["classifier.weight"] = torch.stack(
+        [weight[r] if r is not None else torch.zeros_like(weight[0]) for r in rows]
     )
+    state["classifier.bias"] = torch.stack([bias[r] if r is not None else torch.tensor(_UNTRAINED_BIAS) for r in rows])
     config = model.config
     config.num_labels = len(classes)
     config.id2label = dict(enumerate(classes))

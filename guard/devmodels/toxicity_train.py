@@ -62,7 +62,6 @@ def _pad(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return hidden, mask
 
 
-@torch.no_grad()
 def _bottom_states(model: BertForSequenceClassification, ids: list[list[int]]) -> list[torch.Tensor]:
     """The hidden states entering the first trained layer, per text (bf16, unpadded), in length-sorted batches."""
     first = model.config.num_hidden_layers - TOP_LAYERS
@@ -76,7 +75,7 @@ def _bottom_states(model: BertForSequenceClassification, ids: list[list[int]]) -
         for row, i in enumerate(batch):
             input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
             mask[row, : len(ids[i])] = 1
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             hidden = model.bert(input_ids=input_ids, attention_mask=mask, output_hidden_states=True).hidden_states
         for row, i in enumerate(batch):
             out[i] = hidden[first][row, : len(ids[i])].to(torch.bfloat16).clone()
@@ -100,14 +99,13 @@ def _targets(rows: list[tuple[float | None, ...]]) -> tuple[torch.Tensor, torch.
     return values, known
 
 
-@torch.no_grad()
 def _logits(model: BertForSequenceClassification, states: list[torch.Tensor]) -> torch.Tensor:
     model.eval()
     order = np.argsort([s.shape[0] for s in states])
     out = torch.zeros(len(states), len(LABELS))
     for start in range(0, len(order), 128):
         batch = order[start : start + 128]
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             out[batch] = _top_logits(model, *_pad([states[i] for i in batch])).float()
     return out
 
@@ -124,7 +122,12 @@ def _platt(logits: torch.Tensor, values: torch.Tensor, known: torch.Tensor) -> l
             continue
         optimizer = torch.optim.LBFGS([params], max_iter=200)
 
-        def closure(x: torch.Tensor = x, y: torch.Tensor = y, params: torch.Tensor = params) -> torch.Tensor:
+        def closure(
+            x: torch.Tensor = x,
+            y: torch.Tensor = y,
+            params: torch.Tensor = params,
+            optimizer: torch.optim.LBFGS = optimizer,
+        ) -> torch.Tensor:
             optimizer.zero_grad()
             loss = torch.nn.functional.binary_cross_entropy_with_logits(params[0] * x + params[1], y)
             loss.backward()
@@ -175,7 +178,9 @@ def train_toxicity(data_dir: Path, out_dir: Path = WEIGHTS_DIR, *, epochs: int =
     for epoch in range(epochs):
         model.train()
         permutation = generator.permutation(len(states))
-        chunks = [sorted(permutation[i : i + 1024], key=lambda j: states[j].shape[0]) for i in range(0, len(states), 1024)]
+        chunks = [
+            sorted(permutation[i : i + 1024], key=lambda j: states[j].shape[0]) for i in range(0, len(states), 1024)
+        ]
         batches = [chunk[i : i + _BATCH] for chunk in chunks for i in range(0, len(chunk), _BATCH)]
         generator.shuffle(batches)  # type: ignore[arg-type]
         total = 0.0
@@ -187,7 +192,7 @@ def train_toxicity(data_dir: Path, out_dir: Path = WEIGHTS_DIR, *, epochs: int =
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss)
+            total += loss.item()
             if step % 100 == 0:
                 logger.info("epoch %d step %d/%d loss %.4f", epoch, step, len(batches), total / (step + 1))
     dev_values, dev_known = _targets([row.labels for row in dev])

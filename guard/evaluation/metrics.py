@@ -38,7 +38,9 @@ def calibration_bins(
     table = []
     for b in range(bins):
         low, high = b / bins, (b + 1) / bins
-        members = [(s, y) for s, y in zip(scores, positive, strict=True) if low <= s < high or (b == bins - 1 and s == 1)]
+        members = [
+            (s, y) for s, y in zip(scores, positive, strict=True) if low <= s < high or (b == bins - 1 and s == 1)
+        ]
         if members:
             mean = sum(s for s, _ in members) / len(members)
             observed = sum(y for _, y in members) / len(members)
