@@ -7,7 +7,7 @@ new/old ratios. ``--new`` defaults to the working tree as it is (uncommitted cha
 
     python benchmarks/ab.py --base 9907d5b --runs 5 checks gateway
     python benchmarks/ab.py --base 9907d5b --new HEAD --runs 5 checks
-    GUARD_HOME=/tmp/new python benchmarks/ab.py --base 9907d5b --base-home /tmp/old --runs 3 checks  # dev models changed
+    GUARD_HOME=/tmp/new python benchmarks/ab.py --base 9907d5b --base-home /tmp/old --runs 3 checks  # new dev models
 
 Figures: ``checks`` — input+output p50 at concurrency 1 (ms) and texts/s at concurrency 16; ``gateway`` — 16
 concurrent ÷ sequential wall time. Writes ``results/ab-<benchmarks>-<timestamp>.json`` (and ``-latest``).

@@ -69,7 +69,12 @@ class InjectionCorpus:
             "benchmark_sources_left_out": sorted(BENCHMARK_SOURCES),
             "rows": dict(sorted(counts.items())),
             "rows_by_source": {source: dict(sorted(c.items())) for source, c in sorted(by_source.items())},
-            "dedup_dropped": dict(sorted(self.dropped.items())),
+            "dedup_rule": "exact normalised text (NFKC, case-fold, non-word characters to a space) of an earlier split",
+            "dedup_dropped": {
+                f"{file}/{split}": self.dropped[f"{file}/{split}"]
+                for file in ("direct", "indirect")
+                for split in ("dev", "test", "benchmark")
+            },
         }
 
 

@@ -90,7 +90,8 @@ class Corpus:
             "benchmark_sources_left_out": sorted(BENCHMARK_SOURCES),
             "rows": dict(sorted(by_split.items())),
             "rows_by_source": {source: dict(sorted(c.items())) for source, c in sorted(by_source.items())},
-            "dedup_dropped": dict(sorted(self.dropped.items())),
+            "dedup_rule": "exact normalised text (NFKC, case-fold, non-word characters to a space) of an earlier split",
+            "dedup_dropped": {split: self.dropped[split] for split in ("dev", "test", "benchmark")},
             "train_dev_licences": licences,
         }
 
