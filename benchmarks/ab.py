@@ -7,6 +7,7 @@ new/old ratios. ``--new`` defaults to the working tree as it is (uncommitted cha
 
     python benchmarks/ab.py --base 9907d5b --runs 5 checks gateway
     python benchmarks/ab.py --base 9907d5b --new HEAD --runs 5 checks
+    GUARD_HOME=/tmp/new python benchmarks/ab.py --base 9907d5b --base-home /tmp/old --runs 3 checks  # new dev models
 
 Figures: ``checks`` — input+output p50 at concurrency 1 (ms) and texts/s at concurrency 16; ``gateway`` — 16
 concurrent ÷ sequential wall time. Writes ``results/ab-<benchmarks>-<timestamp>.json`` (and ``-latest``).
@@ -50,8 +51,8 @@ def checkout(rev: str, into: Path) -> Path:
     return into
 
 
-def run_once(tree: Path, bench: str, out: Path) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+def run_once(tree: Path, bench: str, out: Path, home: Path | None = None) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(tree), **({"GUARD_HOME": str(home)} if home else {})}
     subprocess.run(
         [sys.executable, str(tree / "benchmarks" / f"{bench}.py"), "--out", str(out)], cwd=tree, env=env, check=True
     )
@@ -66,6 +67,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--new", default=None, help="the new revision (default: the working tree as it is)")
     parser.add_argument("--runs", type=int, default=5, help="rounds; each runs both revisions once")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON goes (default: %(default)s)")
+    parser.add_argument(
+        "--base-home",
+        type=Path,
+        help="GUARD_HOME for the old revision's runs (its own dev-model builds, when the dev models changed)",
+    )
     return parser.parse_args()
 
 
@@ -83,7 +89,7 @@ def main() -> None:
                 for bench in args.benchmarks:
                     for side in order:
                         out = work / f"{side}-{bench}-{round_no}"
-                        result = run_once(trees[side], bench, out)
+                        result = run_once(trees[side], bench, out, args.base_home if side == "old" else None)
                         figures = {name: get(result) for name, get in FIGURES[bench].items()}
                         runs.append({"round": round_no, "side": side, "benchmark": bench, **figures})
                         print(f"round {round_no} {bench} {side}: {figures}", flush=True)

@@ -46,6 +46,7 @@ __all__ = [
     "PRODUCTION_SPACY_MODEL",
     "Models",
     "dev_model_dir",
+    "dev_toxicity_bf16",
     "dev_toxicity_checkpoints",
     "load_check_models",
     "load_models",
@@ -89,6 +90,12 @@ def dev_model_dir(settings: Settings, name: str) -> Path:
     return path
 
 
+def dev_toxicity_bf16(directory: Path) -> frozenset[str]:
+    """The dev toxicity variants the build's manifest in ``directory`` marks to run in bfloat16 (``bf16_variants``)."""
+    manifest = read_dev_manifest(directory) or {}
+    return frozenset(manifest.get("bf16_variants", ()))
+
+
 def dev_toxicity_checkpoints(directory: Path) -> dict[str, Path]:
     """Each detoxify variant's dev checkpoint, as the build's manifest in ``directory`` lists them (``variants``)."""
     manifest = read_dev_manifest(directory) or {}
@@ -123,10 +130,12 @@ def _load_checks(settings: Settings) -> tuple[CheckRegistry, list[str]]:
     """The checks, and the dev models among them in words."""
     dev_models: list[str] = []
     toxicity: dict[str, Path] | None = None
+    bf16: frozenset[str] = frozenset()
     if settings.profile is Profile.DEV:
         spacy_model = DEV_SPACY_MODEL
         directory = dev_model_dir(settings, DEV_TOXICITY)
         toxicity = dev_toxicity_checkpoints(directory)
+        bf16 = dev_toxicity_bf16(directory)
         original = toxicity.get("original", directory)
         dev_models += [f"toxicity: detoxify dev checkpoint {original}", f"pii: spaCy {spacy_model}"]
     else:
@@ -136,6 +145,7 @@ def _load_checks(settings: Settings) -> tuple[CheckRegistry, list[str]]:
         CheckModels(
             spacy_model=spacy_model,
             toxicity_checkpoints=toxicity,
+            toxicity_bf16=bf16,
             # Load every detoxify variant a policy routes to now, not on a request's path.
             toxicity_variants=tuple(
                 sorted({v for p in policies if p.policy.output.toxicity for v in p.policy.output.toxicity.variants()})

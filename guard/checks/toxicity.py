@@ -62,9 +62,10 @@ def _production_model(variant: str) -> _Model:
         ) from None
 
 
-def _dev_loader(checkpoints: Mapping[str, Path]) -> Callable[[str], _Model]:
+def _dev_loader(checkpoints: Mapping[str, Path], bf16: frozenset[str] = frozenset()) -> Callable[[str], _Model]:
     """Loads each variant's dev checkpoint from ``checkpoints`` (what the build's manifest lists, read by
-    :func:`guard.models.dev_toxicity_checkpoints`)."""
+    :func:`guard.models.dev_toxicity_checkpoints`); the ``bf16`` variants' weights are cast to bfloat16 (detoxify's
+    ``predict`` reads the sigmoid back as Python floats either way)."""
 
     def load(variant: str) -> _Model:
         from detoxify import Detoxify
@@ -77,7 +78,12 @@ def _dev_loader(checkpoints: Mapping[str, Path]) -> Callable[[str], _Model]:
         checkpoint = checkpoints[variant]
         if not checkpoint.is_file():
             raise CheckUnavailable(f"dev toxicity checkpoint {checkpoint} not found: run `guard models build-dev`")
-        return Detoxify(checkpoint=str(checkpoint))
+        model = Detoxify(checkpoint=str(checkpoint))
+        if variant in bf16:
+            import torch
+
+            model.model.to(torch.bfloat16)
+        return model
 
     return load
 
@@ -98,14 +104,17 @@ class ToxicityCheck:
 
     @classmethod
     def load(
-        cls, checkpoints: Mapping[str, Path] | None = None, variants: Iterable[str] = ("original",)
+        cls,
+        checkpoints: Mapping[str, Path] | None = None,
+        variants: Iterable[str] = ("original",),
+        bf16: frozenset[str] = frozenset(),
     ) -> ToxicityCheck:
-        """The dev checkpoints ``checkpoints`` (variant → file), or detoxify's official weights from the torch hub
-        cache (``None``); ``variants`` are loaded now, the others on first use."""
+        """The dev checkpoints ``checkpoints`` (variant → file; the ``bf16`` ones run in bfloat16), or detoxify's
+        official weights from the torch hub cache (``None``); ``variants`` are loaded now, the others on first use."""
         if checkpoints is None:
             check = cls(_production_model, "detoxify")
         else:
-            check = cls(_dev_loader(checkpoints), f"detoxify dev checkpoints in {_build_dir(checkpoints)}")
+            check = cls(_dev_loader(checkpoints, bf16), f"detoxify dev checkpoints in {_build_dir(checkpoints)}")
         for variant in variants:
             check.model(variant)
         return check

@@ -36,7 +36,8 @@ def evaluate(
     json_out: Path | None,
     profile: str | None,
 ) -> None:
-    """Score the checks on a labelled JSONL set: rows with "spans" (PII) or "label" (prohibited use)."""
+    """Score the checks on a labelled JSONL set: rows with "spans" (PII), "toxicity" (toxicity: recall, FPR, ROC-AUC,
+    calibration) or "label" (injection labels: injection; other labels: prohibited use)."""
     import msgspec
 
     from guard import evaluation

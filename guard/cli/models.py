@@ -35,6 +35,33 @@ def build_dev(force: bool) -> None:
         click.echo(f"{build.name}: built in {directory}")
 
 
+@models.command("train-toxicity")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("../shared/data/toxicity"),
+    show_default=True,
+    help="The toxicity corpus (comments.jsonl): read there, never copied into the repository.",
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Where to write the delta.")
+@click.option("--epochs", default=2, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def train_toxicity(data: Path, out: Path | None, epochs: int, seed: int) -> None:
+    """Retrain the dev toxicity model's delta (MiniLM top layers + head; ~15 min on 1 CPU thread).
+
+    Writes guard/devmodels/weights/ unless --out says otherwise; `guard models build-dev --force` then assembles the
+    checkpoints from it. Never run in CI: the committed delta is what build-dev uses.
+    """
+    import logging
+
+    from guard.devmodels.toxicity_minilm import WEIGHTS_DIR
+    from guard.devmodels.toxicity_train import train_toxicity as train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    manifest = train(data, out or WEIGHTS_DIR, epochs=epochs, seed=seed)
+    click.echo(f"trained {manifest['parameters']} parameters in {manifest['seconds']:.0f} s into {out or WEIGHTS_DIR}")
+
+
 @models.command("pull")
 @click.option("--model", default=lambda: os.environ.get("GUARD_MODEL") or DEFAULT_GENERATOR, show_default=True)
 def pull(model: str) -> None:

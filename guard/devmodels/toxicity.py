@@ -1,19 +1,21 @@
-"""Build tiny detoxify-format toxicity checkpoints offline, deterministically: one per detoxify variant.
+"""Build the detoxify-format dev toxicity checkpoints offline, deterministically: one per detoxify variant.
 
 The real detoxify checkpoints are 420 MB to 1.1 GB downloads; tests and local runs need something that loads
-through the same code path (``detoxify.Detoxify(checkpoint=...)``) and scores predictably. The recipe trains three
-~30k-parameter BERTs on the texts of :mod:`guard.devmodels.toxicity_corpus`, one per variant, each with that
-variant's classes (names and order as the official checkpoint has them):
+through the same code path (``detoxify.Detoxify(checkpoint=...)``). Each variant has its classes (names and order
+as the official checkpoint has them):
 
-- ``original`` (the Jigsaw 1 classes): scores :data:`~guard.devmodels.script.TOXIC_TRIGGER_WORD` high on "toxic" and
-  "insult". Like the real ``original`` model it cannot read Japanese: its vocabulary has no kana or Han characters,
-  so :data:`~guard.devmodels.script.JA_TOXIC_TRIGGER_WORD` is unknown to it and scores low.
-- ``unbiased`` (the debiased classes, with ``sexual_explicit``): the same English behaviour.
-- ``multilingual`` (the debiased classes): a vocabulary covering kana and the Han and Hangul characters of its
-  corpus; scores both trigger words high, ordinary English, Japanese, Korean and Chinese text low.
+- ``original`` (the Jigsaw 1 classes) and ``unbiased`` (the debiased classes, with ``sexual_explicit``): a real
+  classifier, all-MiniLM-L6-v2 with its top layers fine-tuned on the public toxicity corpus
+  (:mod:`~guard.devmodels.toxicity_train`), assembled from the installed encoder and the committed delta
+  (:mod:`~guard.devmodels.toxicity_minilm`; no training here). It also learnt
+  :data:`~guard.devmodels.script.TOXIC_TRIGGER_WORD` as an insult, so the dev generator's scripted toxic reply is
+  blocked. The corpus has no ``sexual_explicit`` label: that class scores a constant near zero.
+- ``multilingual`` (the debiased classes): a ~30k-parameter BERT trained here on the texts of
+  :mod:`guard.devmodels.toxicity_corpus`, with a vocabulary covering kana and the Han and Hangul characters of its
+  corpus; it scores both trigger words high (the only deterministic toxic texts for Japanese, Korean and Chinese),
+  ordinary English, Japanese, Korean and Chinese text low.
 
-Ordinary text (scripted replies, placeholders, emails, numbers) scores low on every label. A build whose
-checkpoints do not score so through detoxify raises instead of saving a silently wrong model.
+A build whose checkpoints do not score as required through detoxify raises instead of saving a silently wrong model.
 """
 
 from __future__ import annotations
@@ -29,20 +31,23 @@ from detoxify import Detoxify
 from tokenizers import normalizers, pre_tokenizers
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
+from guard.devmodels import toxicity_minilm
 from guard.devmodels.manifest import DevBuild, write_manifest
+from guard.devmodels.script import GENERIC_REPLY, SCRIPTED, TOXIC_TRIGGER_WORD
 from guard.devmodels.toxicity_corpus import GIBBERISH_MARK, VARIANTS, Variant, checked_texts, corpus
 
 __all__ = [
     "CHECKPOINT_NAME",
     "DEV_TOXICITY",
     "DEV_TOXICITY_RECIPE",
+    "TRAINED_VARIANTS",
     "VARIANT_CHECKPOINTS",
     "build_dev_toxicity",
 ]
 
 logger = logging.getLogger(__name__)
 
-DEV_TOXICITY_RECIPE = "detoxify-dev-3"
+DEV_TOXICITY_RECIPE = "detoxify-dev-5"
 """Identifies this recipe in the manifest; bump it whenever the recipe's output changes."""
 
 CHECKPOINT_NAME = "toxic_dev.ckpt"
@@ -59,6 +64,10 @@ VARIANT_CHECKPOINTS: dict[str, str] = {
 _HF_DIR = "hf"
 _HIGH = 0.9
 _LOW = 0.1
+_TRAINED_LOW = 0.2
+
+TRAINED_VARIANTS = frozenset({"original", "unbiased"})
+"""The variants assembled from the fine-tuned MiniLM delta; the others are tiny trigger-word models."""
 _MAX_LENGTH = 256
 _TRAIN_STEPS = 200
 _LEARNING_RATE = 1e-2
@@ -179,23 +188,54 @@ def _build_variant(variant: Variant, checkpoint: Path, seed: int, steps: int) ->
     _verify(checkpoint, variant, toxic, clean)
 
 
-def build_dev_toxicity(target: Path, *, seed: int = 0, steps: int = _TRAIN_STEPS) -> Path:
-    """Train, save and verify the dev checkpoints of every variant in ``target``; returns the ``original`` one.
+def _assemble_trained(variant: Variant, checkpoint: Path) -> None:
+    """Lay the committed fine-tuned delta over the installed MiniLM (:func:`toxicity_minilm.assemble`) with the
+    variant's classes, and check it through detoxify: the scripted toxic replies score toxic, the scripted clean
+    replies do not (looser bounds than the tiny models': a real classifier is not certain of everything)."""
+    toxicity_minilm.assemble(checkpoint, variant.classes)
+    toxic = [dialogue.reply for dialogue in SCRIPTED if TOXIC_TRIGGER_WORD in dialogue.reply]
+    clean = [GENERIC_REPLY, *(d.reply for d in SCRIPTED if TOXIC_TRIGGER_WORD not in d.reply)]
+    scores = Detoxify(checkpoint=str(checkpoint)).predict([*toxic, *clean])
+    name = next(iter(scores))  # toxicity, as detoxify renames "toxic"
+    problems = [
+        f"{text!r}: {name}={scores[name][row]:.3f}" for row, text in enumerate(toxic) if scores[name][row] < 0.8
+    ]
+    problems += [
+        f"{text!r}: {label}={values[len(toxic) + row]:.3f}"
+        for label, values in scores.items()
+        for row, text in enumerate(clean)
+        if values[len(toxic) + row] >= _TRAINED_LOW
+    ]
+    if problems:
+        raise RuntimeError(f"dev toxicity model {variant.name} does not score as required:\n" + "\n".join(problems))
 
-    The manifest lists every variant's checkpoint under ``variants`` (:data:`VARIANT_CHECKPOINTS`). Raises
-    ``RuntimeError`` when detoxify's scores of a saved checkpoint are not as scripted (as they are not after too
+
+def build_dev_toxicity(target: Path, *, seed: int = 0, steps: int = _TRAIN_STEPS) -> Path:
+    """Assemble, train and verify the dev checkpoints of every variant in ``target``; returns the ``original`` one.
+
+    ``original`` and ``unbiased`` are the fine-tuned MiniLM (:mod:`~guard.devmodels.toxicity_minilm`, assembled
+    from the committed delta: no training); ``multilingual`` is the tiny trigger-word BERT, trained here for
+    ``steps`` (MiniLM's English vocabulary cannot read Japanese, Korean or Chinese). The manifest lists every
+    variant's checkpoint under ``variants`` (:data:`VARIANT_CHECKPOINTS`) and the delta's sha256. Raises
+    ``RuntimeError`` when detoxify's scores of a saved checkpoint are not as required (as they are not after too
     few training ``steps``).
     """
     started = time.perf_counter()
     for variant in VARIANTS:
         checkpoint = target / VARIANT_CHECKPOINTS[variant.name]
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        _build_variant(variant, checkpoint, seed, steps)
+        if variant.name in TRAINED_VARIANTS:
+            _assemble_trained(variant, checkpoint)
+        else:
+            _build_variant(variant, checkpoint, seed, steps)
     manifest = {
         "recipe": DEV_TOXICITY_RECIPE,
         "kind": "toxicity",
         "checkpoint": CHECKPOINT_NAME,
         "variants": VARIANT_CHECKPOINTS,
+        "trained_variants": sorted(TRAINED_VARIANTS),
+        "bf16_variants": sorted(TRAINED_VARIANTS),  # MiniLM in bf16: ~13 ms a 100-word text instead of ~32
+        "delta_sha256": toxicity_minilm.delta_sha256(),
         "seed": seed,
     }
     write_manifest(target, manifest, started, "dev toxicity checkpoints")
