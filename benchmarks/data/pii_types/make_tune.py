@@ -6,6 +6,12 @@ generator and no code. Here values come from **Faker's en_US providers** (``name
 what Faker lacks (state driver licences, NHS numbers, obfuscated e-mails); sentences are short support-chat
 requests. Generator B writes its own value builders from the published formats and longer form-like sentences.
 
+A second part (``FORM_TEMPLATES``, added for issue 17's second round) is form-like too, written here without reading
+B's templates: labelled fields ("Account holder:", "Birthplace -", "Payee ="), inline appositions, US street
+addresses, IBANs printed in groups of four; its names and towns come from Faker's en_US, de_DE, fr_FR, es_ES, it_IT,
+nl_NL and sv_SE providers (B draws on en_GB/en_IE/en_CA/en_AU, none of these), its IBANs from Faker's de_DE, fr_FR,
+es_ES, it_IT and nl_NL ``iban`` grouped by four.
+
     python benchmarks/data/pii_types/make_tune.py
 
 Rows: ``{"text", "spans": [{"type", "start", "end"}], "lang": "en", "source": "A"}``; rows with no span are negatives
@@ -28,6 +34,11 @@ PER_TEMPLATE = 50
 
 fake = Faker("en_US")
 fake.seed_instance(SEED)
+FORM_LOCALES = ["en_US", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "sv_SE"]
+IBAN_LOCALES = ["de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL"]
+fakes = {locale: Faker(locale) for locale in sorted({*FORM_LOCALES, *IBAN_LOCALES})}
+for index, other in enumerate(fakes.values()):
+    other.seed_instance(SEED + 1 + index)
 rng = random.Random(SEED)
 SPELLED = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -67,6 +78,28 @@ def nhs_number() -> str:
             return f"{text[:3]} {text[3:6]} {text[6:]}"
 
 
+def form_name() -> str:
+    """A full name from one of several locales, sometimes with a courtesy title (part of the name span)."""
+    name = fakes[rng.choice(FORM_LOCALES)].name()
+    title = rng.choice(["", "", "", "Mr. ", "Mrs. ", "Ms ", "Dr ", "Prof. "])
+    return name if "." in name or not name.split()[0].istitle() else title + name  # Faker's own prefix: no second
+
+
+def town() -> str:
+    return fakes[rng.choice(FORM_LOCALES)].city()
+
+
+def us_address() -> str:
+    sep = rng.choice([", ", ", ", "\n"])
+    return f"{fake.street_address()}{sep}{fake.city()}, {fake.state_abbr()} {fake.zipcode()}"
+
+
+def grouped_iban() -> str:
+    """An IBAN in its printed form: groups of four separated by spaces (ISO 13616's paper format)."""
+    compact = fakes[rng.choice(IBAN_LOCALES)].iban()
+    return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4))
+
+
 def bank_account() -> str:
     return str(rng.randint(10**7, 10**12 - 1))
 
@@ -88,8 +121,20 @@ VALUES: dict[str, Callable[[], str]] = {
     "IBAN_CODE": fake.iban,
     "IP_ADDRESS": lambda: rng.choice([fake.ipv4(), fake.ipv4_public(), fake.ipv6()]),
     "UK_NHS": nhs_number,
+    "NAME": form_name,
+    "TOWN": town,
+    "ADDRESS": us_address,
+    "IBAN_GROUPED": grouped_iban,
 }
-LABEL = {"EMAIL_OBFUSCATED": "EMAIL_ADDRESS", "PHONE_SPELLED": "PHONE_NUMBER", "US_SSN_SPACED": "US_SSN"}
+LABEL = {
+    "EMAIL_OBFUSCATED": "EMAIL_ADDRESS",
+    "PHONE_SPELLED": "PHONE_NUMBER",
+    "US_SSN_SPACED": "US_SSN",
+    "NAME": "PERSON",
+    "TOWN": "LOCATION",
+    "ADDRESS": "LOCATION",
+    "IBAN_GROUPED": "IBAN_CODE",
+}
 
 TEMPLATES = [
     "Hi, I'm {PERSON} and I can't log in.",
@@ -116,6 +161,37 @@ TEMPLATES = [
     "My NHS number is {UK_NHS}.",
     "NHS no {UK_NHS}, GP surgery in {LOCATION}.",
     "{PERSON} from {LOCATION} paid with card {CREDIT_CARD}.",
+]
+
+FORM_TEMPLATES = [
+    "Account holder: {NAME}\nBirthplace: {TOWN}\nIBAN: {IBAN_GROUPED}",
+    "Payee = {NAME} | Bank city = {TOWN} | IBAN = {IBAN_GROUPED}",
+    "Policyholder - {NAME}; residence - {TOWN}; date of issue - 2019-03-02.",
+    "Claimant: {NAME}, resident in {TOWN}, claims for water damage.",
+    "Tenant name {NAME}, previous address {ADDRESS}.",
+    "Emergency contact: {NAME} (sister), lives at {ADDRESS}",
+    "Next of kin — {NAME}. Town of birth — {TOWN}.",
+    "Transfer to {NAME}, IBAN {IBAN_GROUPED}, reference INV-2231.",
+    "The guarantor, {NAME}, was born in {TOWN} and now lives in {TOWN}.",
+    "Student: {NAME} / Hometown: {TOWN} / Year: 2",
+    "Please update the mailing address to {ADDRESS}.",
+    "Refund the deposit to {IBAN_GROUPED} (holder {NAME}).",
+    "Passenger {NAME}, origin {TOWN}, destination {TOWN}.",
+    "Cardholder name: {NAME}. Billing address: {ADDRESS}.",
+    "Witness statement signed by {NAME} in {TOWN} on 12 May.",
+    "Our new branch in {TOWN} opens Monday; ask {NAME} for keys.",
+    "Insured person: {NAME}. Country of residence: {LOCATION}.",
+    "IBAN {IBAN_GROUPED} belongs to {NAME} of {TOWN}.",
+]
+"""Form-like prose: labelled fields with several separators, appositions, addresses, grouped IBANs."""
+
+FORM_NEGATIVES = [
+    "Applicant status: Approved. Place of birth: not stated.",
+    "Beneficiary: see attached sheet; Residence: unchanged.",
+    "Account holder type - Business | Branch - Head Office",
+    "Next of kin: None given. Town of birth: Unknown.",
+    "Cardholder name: as printed on the card.",
+    "Payment reference: Invoice 7781, Due: Friday.",
 ]
 
 NEGATIVES = [
@@ -146,7 +222,8 @@ def render(template: str) -> dict[str, object]:
 
 def main() -> None:
     rows = [render(t) for t in TEMPLATES for _ in range(PER_TEMPLATE)]
-    rows += [{"text": t, "spans": [], "lang": "en", "source": "A"} for t in NEGATIVES]
+    rows += [render(t) for t in FORM_TEMPLATES for _ in range(PER_TEMPLATE)]
+    rows += [{"text": t, "spans": [], "lang": "en", "source": "A"} for t in [*NEGATIVES, *FORM_NEGATIVES]]
     rng.shuffle(rows)
     out = Path(__file__).with_name("tune.jsonl")
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
