@@ -131,11 +131,18 @@ def _non_overlapping(spans: list[_Span]) -> list[_Span]:
 
 
 def _merged(spans: list[_Span], text: str) -> list[_Span]:
-    """Join spans of one entity separated only by whitespace ("Maria" + "Garcia"), as presidio's anonymizer does."""
+    """Join spans of one entity separated only by spaces on one line ("Maria" + "Garcia"), as presidio's anonymizer
+    does. A person's name does not run over a line break ("Ana Ruiz\nBirthplace"); an address does."""
     merged: list[_Span] = []
     for span in spans:
         previous = merged[-1] if merged else None
-        if previous and previous.entity == span.entity and text[previous.end : span.start].isspace():
+        gap = text[previous.end : span.start] if previous else ""
+        if (
+            previous
+            and previous.entity == span.entity
+            and gap.isspace()
+            and ("\n" not in gap or span.entity != "PERSON")
+        ):
             merged[-1] = replace(
                 previous,
                 end=span.end,

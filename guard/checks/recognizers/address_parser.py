@@ -54,7 +54,7 @@ def _ends_sentence(token: _Token) -> bool:
 _STREET_SUFFIXES = word_set(
     """street st str road rd avenue ave av lane ln drive dr way court ct place pl boulevard blvd terrace ter tce
     crescent cres close square sq parkway pkwy highway hwy alley row circle cir trail trl path walk plaza loop
-    pike expressway freeway turnpike causeway mews grove gardens quay wharf embankment esplanade broadway
+    pike expressway freeway turnpike causeway mews grove gardens quay wharf embankment esplanade broadway village
     strasse straße gasse weg allee platz ring gate gata gatan vei veien vegen vej vägen gade laan straat dreef
     plein kade tee tie katu kuja ulica utca út útja"""
 )

@@ -18,10 +18,13 @@ from presidio_analyzer import LocalRecognizer, RecognizerResult
 
 from guard.checks.recognizers._text import (
     NOT_PLACES,
+    ORG_WORDS,
     PARTICLES,
+    TITLE,
     is_capitalised,
     overlaps,
     recognizer_result,
+    title_start,
     word_set,
 )
 from guard.checks.recognizers.address_parser import find_street_addresses
@@ -80,7 +83,7 @@ _PERSON_NAME = rf"{_CAP_NAME}(?:\s+(?:[A-Z]\.?\s+)?{_CAP_NAME}){{0,2}}"
 _HONORIFIC = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Lady|Lord|Rev|Fr|Capt|Col|Sgt|Lt|Hon)"
 
 _DETERMINERS = word_set("a an the my your his her our their this that these those")
-_HONORIFIC_WORD = re.compile(rf"(?i:{_HONORIFIC})\.?")
+_HONORIFIC_WORD = re.compile(rf"(?i:{_HONORIFIC})\.?|{TITLE}")
 _NAME_SUFFIX = r"(?:\s+(?:Jr|Sr|II|III|IV|MD|DDS|DVM|PhD|Esq)\.?)?"
 _NAME_THEN_SUFFIX = _PERSON_NAME + _NAME_SUFFIX
 _PERSONAL_THINGS = (
@@ -89,7 +92,7 @@ _PERSONAL_THINGS = (
 )
 
 _PERSON_CUES = [
-    re.compile(rf"\b(?i:{_HONORIFIC})\.?\s+(?P<name>{_NAME_THEN_SUFFIX})"),
+    re.compile(rf"(?<![\w.])(?:(?i:{_HONORIFIC})\.?|{TITLE})\s+(?P<name>{_NAME_THEN_SUFFIX})"),
     re.compile(
         r"\b(?i:(?:my|his|her|their|your|the)\s+(?:(?:first|last|full|maiden|middle|family|given)\s+)?"
         r"(?:name|surname)(?:'s|\s+is|\s+was|:)?|named|called|I'm|I\s+am|this\s+is|it's\s+under|"
@@ -130,7 +133,8 @@ _PLACE_CUES = [
     re.compile(
         r"\b(?i:live[sd]?|living|grew\s+up|born|raised|moved(?:\s+here)?|moving|relocated|flew|fly|flying|"
         r"travel(?:l)?(?:ing|ed)?|went|going|coming|arrived|arriving|based|located|stay(?:ed|ing)?|"
-        r"return(?:ed|ing)?|headed|heading|drove|driving|trip|vacation|holiday|I'm|I\s+am|we're|we\s+are)"
+        r"return(?:ed|ing)?|headed|heading|drove|driving|trip|vacation|holiday|I'm|I\s+am|we're|we\s+are|"
+        r"resident|residing|domiciled|registered|branch|office|store|clinic)"
         r"\s+(?i:back\s+)?(?i:in|to|from|at|near|into|around)\s+"
         rf"(?P<place>{_CAP_NAME}(?:\s+{_CAP_NAME}){{0,2}})"
     ),
@@ -142,11 +146,7 @@ _PLACE_CUES = [
 ]
 """Phrases that announce a place: "lives in X", "flew to X", "the city of X", "X airport"."""
 
-_ORG_WORDS = word_set(
-    """inc inc. ltd ltd. llc plc corp corp. corporation company co co. group holdings holding fund trust bank
-    limited partners capital systems technologies technology energy ag sa nv gmbh etf bancorp reit university
-    institute association foundation ministry department agency hotel hotels airlines international"""
-)
+_ORG_WORDS = ORG_WORDS  # shared with the toponym recognizer
 _LABEL_WORDS = word_set(
     """phone mobile desk fax email e-mail website address suite apt apartment street road avenue office tel name
     date when where what who why how time subject note answer question re fw to from cc bcc info personal
@@ -157,10 +157,29 @@ _LABEL_WORDS = word_set(
 _NOT_NAMES = word_set(
     """hi hello hey dear sorry thanks thank cheers okay ok yes no please i'm im i'd i'll human ai assistant user system
     bot chatbot model idiot moron stupid react langchain llm gpt api json card map port ship order build payment
-    refund contact delivery account passport licence license patient applicant recipient invoice ticket"""
+    refund contact delivery account passport licence license patient applicant recipient invoice ticket iban bic
+    swift student claimant cardholder policyholder holder beneficiary payee payer tenant guarantor passenger witness
+    insured employee customer client member birthplace hometown residence domicile origin destination univ dott"""
 )
 """Greetings, role words, insults and code words spaCy's small model tags as people or places ("Hi", "Human",
 "AI", "Idiot", "ReAct"): never a name on their own, and stripped from the front of a name ("I'm Lisa Walker")."""
+
+
+_FIELD_LABEL = re.compile(r"[ \t]*(?:[:=]|[-–—][ \t])")  # dashes separate fields
+_FIELD_START = re.compile(r"(?:^|[\n|;/]|[:=][ \t]*[^\n|;/]*?[|;/])[ \t]*$")
+
+
+def _is_field_label(text: str, start: int, end: int) -> bool:
+    """A span that starts a line or a field and is followed by a colon, equals sign or spaced dash is a form label
+    ("Birthplace: ...", "Payee = ..."), not a name."""
+    return bool(_FIELD_LABEL.match(text, end)) and bool(_FIELD_START.search(text, max(0, start - 80), start))
+
+
+def _is_organisation(text: str, start: int, end: int) -> bool:
+    """A name holding or followed by a company word ("Alpha Growth PLC", "MasTec Inc") names an organisation."""
+    following = re.match(r"[ \t]+([\w.]+)", text[end : end + 40])
+    words = [w.strip(".,'’").lower() for w in text[start:end].split()]
+    return any(w in _ORG_WORDS for w in words) or (following is not None and following.group(1).lower() in _ORG_WORDS)
 
 
 def _could_be_a_name(span: str) -> bool:
@@ -213,6 +232,28 @@ def _strip_to_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     return start + kept[0][0], start + name_end
 
 
+_NAME_PARTICLES = PARTICLES - {"of", "the", "e", "el", "al", "t", "'t", "and"}
+_PARTICLES_THEN_NAME = re.compile(
+    rf"(?:[ \t]+|-)(?:(?:{'|'.join(sorted(_NAME_PARTICLES, key=len, reverse=True))})[ \t]+){{1,3}}{_CAP_NAME}"
+)
+_OF_PLACE = re.compile(rf"[ \t]+of[ \t]+(?P<place>{_CAP_NAME}(?:[ \t]+{_CAP_NAME}){{0,2}})")
+
+
+def _with_particles(text: str, person: tuple[int, int, float, str]) -> tuple[int, int, float, str]:
+    """A name continued by particles and a capitalised word ("Chris" + " van der Linden") is one name."""
+    match = _PARTICLES_THEN_NAME.match(text, person[1])
+    return (person[0], match.end(), *person[2:]) if match else person
+
+
+def _of_places(text: str, people: list[tuple[int, int, float, str]]) -> list[tuple[int, int, float, str]]:
+    """ "<person> of <Place>" names where the person is from ("Ana Ruiz of Lugo")."""
+    found = []
+    for person in people:
+        if (match := _OF_PLACE.match(text, person[1])) is not None:
+            found.append((match.start("place"), match.end("place"), CUE_PLACE_SCORE, "of_place"))
+    return found
+
+
 class NerRecognizer(LocalRecognizer):  # type: ignore[misc]
     """spaCy's people and places, cleaned and completed with cue phrases (replaces presidio's SpacyRecognizer)."""
 
@@ -237,6 +278,8 @@ class NerRecognizer(LocalRecognizer):  # type: ignore[misc]
             getattr(nlp_artifacts, "entities", ()) or (), getattr(nlp_artifacts, "scores", ()) or (), strict=False
         ):
             label = ent.label_
+            if label in ("PERSON", "LOCATION") and _is_field_label(text, ent.start_char, ent.end_char):
+                continue
             if label == "PERSON":
                 if shouting:
                     continue  # an all-capitals text gives the model no case to go by ("A REAL PERSON")
@@ -257,12 +300,16 @@ class NerRecognizer(LocalRecognizer):  # type: ignore[misc]
         people += self._list_mates(text, people)
         people += self._repeats(text, people)
 
+        people = [_with_particles(text, person) for person in people]
+        places += _of_places(text, people)
+        # A title before a name belongs to it ("Dr Ana Ruiz"), as readers and the data sets count it.
+        people = [(title_start(text, start), end, score, rule) for start, end, score, rule in people]
         # One label per stretch of text: addresses first, then the strongest evidence (longer spans on ties).
         candidates = [("LOCATION", *p) for p in places] + [("PERSON", *p) for p in people]
         results = others
         taken: list[tuple[int, int]] = list(addresses)
         for label, start, end, score, rule in sorted(candidates, key=lambda c: (-c[3], c[1] - c[2])):
-            if not _could_be_a_name(text[start:end]):
+            if not _could_be_a_name(text[start:end]) or _is_organisation(text, start, end):
                 continue
             if label in entities and not overlaps((start, end), taken):
                 results.append(recognizer_result(label, start, end, score, self, rule))

@@ -144,7 +144,7 @@ def test_card_numbers_need_luhn_and_an_issuer_range(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "name"),
     [
-        ("Hello, this is Mr. Rory McKeon. Who are you?", "Rory McKeon"),
+        ("Hello, this is Mr. Rory McKeon. Who are you?", "Mr. Rory McKeon"),
         ("My great grandmother was called Amy Paterson", "Amy Paterson"),
         ("Sue, can I please speak to your boss?", "Sue"),
         ("I would like to remove my kid Fern from the will.", "Fern"),
