@@ -103,7 +103,7 @@ async def test_scripted_toxic_reply_is_blocked_by_detoxify(client: AsyncTestClie
     assert body["choices"][0]["finish_reason"] == "content_filter"
     content = body["choices"][0]["message"]["content"]
     assert TOXIC_TRIGGER_WORD not in content
-    assert content.startswith("I can't help with that request")
+    assert content.startswith("I'm sorry, but I can't help with that request")
     toxic = [f for f in body["guard"]["findings"] if f["check"] == "toxicity"]
     assert toxic
     assert all(f["score"] >= f["threshold"] for f in toxic)
