@@ -252,3 +252,4 @@ def test_litellm_maps_context_overflow_and_falls_back(server: Server, model_id: 
     assert report["direct"] == "ContextWindowExceededError", report
     assert report["fallback"] == "fallback answer", report
     assert report["plain"], report
+    assert re.fullmatch(r"[0-9a-f-]{36}", report["decision_id"]), report

@@ -1,7 +1,8 @@
 """Run with the LiteLLM virtualenv's Python (its pins conflict with guard's): BASE_URL API_KEY MODEL_ID.
 
 Prints one JSON line: which exception the LiteLLM SDK raised for a prompt beyond guard's context, what a Router's
-``context_window_fallbacks`` answered for the same request, and a plain answer through the SDK."""
+``context_window_fallbacks`` answered for the same request, and a plain answer through the SDK with guard's decision
+id as LiteLLM surfaces it."""
 
 from __future__ import annotations
 
@@ -31,4 +32,8 @@ answer = router.completion(model="guard", messages=too_long, max_tokens=200)
 report["fallback"] = answer.choices[0].message.content
 plain = litellm.completion(messages=[{"role": "user", "content": "Say hello to the team."}], max_tokens=8, **target)
 report["plain"] = plain.choices[0].message.content or ""
+# How a LiteLLM caller reads guard's decision: the provider's response headers, prefixed `llm_provider-`.
+headers = plain._hidden_params.get("additional_headers") or {}
+report["decision_id"] = headers.get("llm_provider-x-guard-decision-id", "")
+report["guard_in_body"] = str(getattr(plain, "guard", None) is not None)
 print(json.dumps(report))
