@@ -259,10 +259,10 @@ def _undecodable(request: Request[Any, Any, Any], exc: UnicodeDecodeError | Recu
     return _audited(request, error_response(request, 400, f"the request body {reason}"))
 
 
-def _status(status: int, code: str | None = None) -> Any:
+def _status(status: int, code: str | None = None, param: str | None = None) -> Any:
     def handler(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
-        param = getattr(exc, "param", None)
-        return _audited(request, error_response(request, status, str(exc), code=code, param=param))
+        field = getattr(exc, "param", None) or param
+        return _audited(request, error_response(request, status, str(exc), code=code, param=field))
 
     return handler
 
@@ -273,7 +273,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     EngineOverloaded: _overloaded,
     ContextLengthExceeded: _context_length,
     PolicyNotFound: _status(404),
-    InvalidConversation: _status(400),
+    InvalidConversation: _status(400, param="messages"),  # the conversation as a whole does not fit the template
     InputTooLarge: _status(400, "input_too_large"),  # OpenAI answers over-long input with a 400; 413 is the bytes
     InvalidParameter: _status(400, "invalid_value"),
     UnicodeDecodeError: _undecodable,
