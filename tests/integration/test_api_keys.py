@@ -187,12 +187,12 @@ async def test_refusals_are_audited_compactly(client: AsyncTestClient[Any], data
     refusals = [
         (await client.post("/v1/scan", json={"text": marker}), 401),
         (await client.post("/v1/scan", json={"text": marker, "bogus": 1}, headers=AUTH), 400),
-        (await client.post("/v1/scan", json={"text": marker * 10_000}, headers=AUTH), 400),
+        (await client.post("/v1/scan", json={"text": marker * 10_000}, headers=AUTH), 413),  # over the body limit
         (await client.post("/v1/scan", json={"text": marker, "policy": "nope"}, headers=AUTH), 404),
     ]
     assert [response.status_code for response, _ in refusals] == [status for _, status in refusals]
     rows = [r for r in await audit_rows(database_url) if r["outcome"] == "rejected"]
-    assert sorted(r["http_status"] for r in rows) == [400, 400, 401, 404]
+    assert sorted(r["http_status"] for r in rows) == [400, 401, 404, 413]
     assert {r["route"] for r in rows} == {"/v1/scan"}
     assert {r["key_id"] for r in rows if r["http_status"] != 401} == {"bootstrap"}
     assert all(r["decision"] == "block" and not r["input_redacted"] and not r["findings"] for r in rows)
