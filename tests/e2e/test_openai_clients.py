@@ -171,6 +171,18 @@ def test_logprobs_equal_an_independent_full_forward(
     assert all(abs(a.logprob - b.logprob) < TOLERANCE for a, b in zip(streamed, entries, strict=True))
 
 
+def test_logprobs_are_withheld_for_rewritten_output(client: openai.OpenAI, model_id: str) -> None:
+    """A token's entry names its text: an answer the output checks redacted carries none (whole or streamed)."""
+    messages = [{"role": "user", "content": scripted("email").prompt}]
+    options: dict[str, Any] = {"temperature": 0, "logprobs": True, "top_logprobs": 2, "max_tokens": 40}
+    completion = client.chat.completions.create(model=model_id, messages=messages, **options)  # type: ignore[arg-type]
+    assert "<EMAIL_ADDRESS" in (completion.choices[0].message.content or "")
+    assert completion.choices[0].logprobs is None
+    stream = client.chat.completions.create(model=model_id, messages=messages, stream=True, **options)  # type: ignore[arg-type]
+    sent = [c.choices[0].logprobs for c in stream if c.choices and c.choices[0].logprobs]
+    assert "example" not in json.dumps([entry.model_dump() for entry in sent])
+
+
 def test_a_final_assistant_message_is_continued(
     client: openai.OpenAI, model_id: str, reference: tuple[Any, Any]
 ) -> None:
