@@ -7,6 +7,8 @@ it always has: the run asked for that server.
 - PostgreSQL: ``GUARD_TEST_POSTGRES_URL`` (no default; .ci/run sets it).
 - Redis: ``GUARD_TEST_REDIS_URL``, default ``redis://127.0.0.1:6379/0``.
 - Chromium: ``GUARD_TEST_CHROMIUM``, default ``/usr/bin/chromium`` (Debian's, driven by playwright-python).
+- LiteLLM: ``GUARD_TEST_LITELLM_PYTHON``, default ``.venv-litellm/bin/python`` (its own virtualenv, made by .ci/run;
+  used by tests/e2e/test_openai_clients.py).
 """
 
 from __future__ import annotations

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
 from litestar import Request, Response, get
 from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
 
 from guard.api.answers import created_now, guard_info, usage
 from guard.api.auth import require_scope
 from guard.api.errors import ERROR_RESPONSES
 from guard.api.generation import GenerationController, bad_request, generation_route, read_generation
+from guard.api.logprobs import TokenBytes, chat_logprobs
 from guard.api.schemas import (
     ChatChoice,
     ChatCompletion,
@@ -18,43 +21,85 @@ from guard.api.schemas import (
     ChatCompletionRequest,
     ChatMessageIn,
     ChatMessageOut,
+    ChoiceLogprobs,
     ChunkChoice,
     ChunkDelta,
+    ContentPart,
     ModelCard,
     ModelList,
 )
 from guard.api.streaming import ChunkShape
-from guard.engine import ChatMessage
+from guard.engine import ChatMessage, TokenLogprob
 from guard.pipeline import ChatOutcome, Pipeline
 
 __all__ = ["CHAT_CHUNKS", "ChatController"]
 
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+Role = Literal["system", "user", "assistant", "tool"]
+
+_ROLES: dict[str, Role] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+    "function": "tool",
+}
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""OpenAI's rule for function names; a name reaches the prompt unchecked, so nothing else is let through."""
 
 
-def _message_text(message: ChatMessageIn) -> str:
-    if message.content is None:
-        raise bad_request("every message needs text content")
-    if isinstance(message.content, str):
-        return message.content
+def _parts_text(parts: list[ContentPart], index: int) -> str:
     texts = []
-    for part in message.content:
-        if part.type != "text" or part.text is None:
-            raise bad_request("only text content parts are supported")
-        texts.append(part.text)
+    for number, part in enumerate(parts):
+        text = part.text if part.type == "text" else part.refusal if part.type == "refusal" else None
+        if text is None:
+            raise bad_request("only text content parts are supported", f"messages.{index}.content.{number}.type")
+        texts.append(text)
     return "".join(texts)
 
 
+def _tool_name(name: str | None, param: str) -> str | None:
+    if name is not None and not _TOOL_NAME.fullmatch(name):
+        raise bad_request("a tool or function name must match [A-Za-z0-9_.-]{1,64}", param)
+    return name
+
+
+def _calls_text(message: ChatMessageIn, index: int) -> str:
+    """An assistant's earlier tool calls as text the model reads (Gemma-2 has no tool syntax of its own)."""
+    calls = [(call.id, call.function) for call in message.tool_calls or []]
+    if message.function_call is not None:
+        calls.append((None, message.function_call))
+    lines = []
+    for number, (call_id, function) in enumerate(calls):
+        name = _tool_name(function.name, f"messages.{index}.tool_calls.{number}.function.name")
+        lines.append(f"[tool call{f' {call_id}' if call_id else ''}: {name}({function.arguments})]")
+    return "\n".join(lines)
+
+
 def _to_conversation(data: ChatCompletionRequest) -> list[ChatMessage]:
+    """The messages as the pipeline takes them, one per message (findings' ``message_index`` is the caller's)."""
     conversation = []
-    for message in data.messages:
-        if message.role == "tool":
-            raise bad_request("tool messages are not supported")
-        conversation.append(ChatMessage(role=_ROLES[message.role], content=_message_text(message)))  # type: ignore[arg-type]
+    names: dict[str, str] = {}  # tool_call_id -> the function it called, to label its result
+    for index, message in enumerate(data.messages):
+        content = message.content
+        text = _parts_text(content, index) if isinstance(content, list) else content
+        if message.role == "assistant":
+            for call in message.tool_calls or []:
+                if call.id:
+                    names[call.id] = call.function.name
+            calls = _calls_text(message, index)
+            text = "\n".join(t for t in (text if text is not None else message.refusal, calls) if t)
+        if text is None:
+            raise bad_request("this message needs text content", f"messages.{index}.content")
+        name = None
+        if message.role in ("tool", "function"):
+            name = names.get(message.tool_call_id or "") or _tool_name(message.name, f"messages.{index}.name")
+        conversation.append(ChatMessage(role=_ROLES[message.role], content=text, name=name))
     return conversation
 
 
-def _completion(outcome: ChatOutcome, model: str) -> ChatCompletion:
+def _completion(outcome: ChatOutcome, model: str, token_bytes: TokenBytes) -> ChatCompletion:
+    logprobs = chat_logprobs(outcome.logprobs, token_bytes) if outcome.logprobs is not None else None
     return ChatCompletion(
         id=f"chatcmpl-{outcome.decision_id}",
         created=created_now(),
@@ -64,6 +109,7 @@ def _completion(outcome: ChatOutcome, model: str) -> ChatCompletion:
                 index=0,
                 message=ChatMessageOut(role="assistant", content=outcome.text),
                 finish_reason=outcome.finish_reason,
+                logprobs=logprobs,
             )
         ],
         usage=usage(outcome),
@@ -71,11 +117,17 @@ def _completion(outcome: ChatOutcome, model: str) -> ChatCompletion:
     )
 
 
+def _chunk_logprobs(entries: tuple[TokenLogprob, ...] | None, token_bytes: TokenBytes) -> ChoiceLogprobs | None:
+    return chat_logprobs(entries, token_bytes) if entries else None
+
+
 CHAT_CHUNKS = ChunkShape(
     id_prefix="chatcmpl-",
     chunk=ChatCompletionChunk,
     object="chat.completion.chunk",
-    content=lambda text: ChunkChoice(index=0, delta=ChunkDelta(content=text)),
+    content=lambda text, logprobs, token_bytes: ChunkChoice(
+        index=0, delta=ChunkDelta(content=text), logprobs=_chunk_logprobs(logprobs, token_bytes)
+    ),
     finish=lambda reason: ChunkChoice(index=0, delta=ChunkDelta(), finish_reason=reason),
     opening=lambda: ChunkChoice(index=0, delta=ChunkDelta(role="assistant", content="")),
 )
@@ -91,14 +143,31 @@ class ChatController(GenerationController):
 
         With ``stream: true`` the answer is OpenAI-style server-sent events (see the README for the audit order)."""
         max_tokens = data.max_completion_tokens or data.max_tokens
-        run, conversation = read_generation(request, state, data, max_tokens, lambda: _to_conversation(data))
+        logprobs = (data.top_logprobs or 0) if data.logprobs else None
+        run, conversation = read_generation(
+            request, state, data, max_tokens, lambda: _to_conversation(data), logprobs=logprobs
+        )
         if data.stream:
             return await run.streamed(request, CHAT_CHUNKS, data.stream_options, messages=conversation)
         outcome = await run.pipeline.chat(conversation, run.params, policy_name=run.policy_name, caller=run.caller)
-        return Response(_completion(outcome, run.model_id), headers={"X-Guard-Decision-Id": outcome.decision_id})
+        body = _completion(outcome, run.model_id, run.pipeline.engine.token_bytes)
+        return Response(body, headers={"X-Guard-Decision-Id": outcome.decision_id})
 
     @get("/models", operation_id="listModels", guards=[require_scope("generate")], responses=ERROR_RESPONSES)
     async def list_models(self, state: State) -> ModelList:
         """The served model (OpenAI shape); requests may name it or ``default``."""
         pipeline: Pipeline = state.pipeline
         return ModelList(data=[ModelCard(id=pipeline.engine.model_id, created=int(state.started_at))])
+
+    @get(
+        "/models/{model:path}",
+        operation_id="retrieveModel",
+        guards=[require_scope("generate")],
+        responses=ERROR_RESPONSES,
+    )
+    async def retrieve_model(self, state: State, model: str) -> ModelCard:
+        """One model by id (ids contain a slash: ``google/gemma-2-2b-it``); ``default`` names the served one."""
+        pipeline: Pipeline = state.pipeline
+        if model.lstrip("/") not in ("default", pipeline.engine.model_id):
+            raise NotFoundException("model not found")
+        return ModelCard(id=pipeline.engine.model_id, created=int(state.started_at))

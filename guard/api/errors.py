@@ -1,4 +1,6 @@
-"""Every error is ``{"error": {"code", "message", "request_id"}}``: never a stack trace, never raw input."""
+"""Every error is OpenAI's ``{"error": {"message", "type", "param", "code"}}`` with ``request_id`` beside it (and in
+``X-Request-Id``): never a stack trace, never raw input. ``param`` names the field at fault (only names that pass
+:data:`SAFE_PARAM`; a value is never echoed), so clients read ``e.param`` / ``e.type`` as they do from OpenAI."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from guard.errors import GuardError
 from guard.logs import request_id_var
 from guard.pipeline import (
     Caller,
@@ -33,9 +36,13 @@ __all__ = [
     "ERROR_RESPONSES",
     "EXCEPTION_HANDLERS",
     "RETRY_AFTER_SECONDS",
+    "SAFE_PARAM",
     "ErrorBody",
     "ErrorDetail",
+    "ParameterError",
     "RequestIdMiddleware",
+    "context_length_message",
+    "error_detail",
     "error_response",
     "request_id",
 ]
@@ -56,19 +63,54 @@ _CODES = {
     500: "internal_error",
     503: "service_unavailable",
 }
+# OpenAI's error types by status (clients map statuses to exception classes, and expose ``type`` as ``e.type``).
+_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+SAFE_PARAM = re.compile(r"[A-Za-z0-9_.]{1,64}")
+"""A field name that may be echoed in ``param`` and messages (values never are)."""
+_INDEX = re.compile(r"\[(\d+)\]")
+_UNKNOWN_NAME = re.compile(r"unknown field `([^`]*)`")
 # msgspec quotes offending values in some messages ("Invalid enum value 'x'"): never echo input back.
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'")
 _UNKNOWN_FIELD = re.compile(r"unknown field `[^`]*`")  # msgspec names the caller's field: say which rule, not what
 
 
 class ErrorDetail(msgspec.Struct):
-    code: str
     message: str
-    request_id: str
+    type: str
+    param: str | None
+    code: str | None
 
 
 class ErrorBody(msgspec.Struct):
     error: ErrorDetail
+    request_id: str
+
+
+class ParameterError(GuardError, HTTPException):
+    """A request the gateway cannot honour, naming the parameter at fault (``param``): a 400 in OpenAI's shape."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(detail=message)
+        self.param = safe_param(param) if param else None
+        self.code = code
+
+
+def safe_param(path: str) -> str | None:
+    """``messages[0].role`` → ``messages.0.role``; ``None`` for anything that is not a plain field path."""
+    name = _INDEX.sub(r".\1", path).strip(".")
+    return name if SAFE_PARAM.fullmatch(name) else None
+
+
+def context_length_message(context: int, prompt_tokens: int, max_tokens: int, param: str | None) -> str:
+    """OpenAI's wording, which client libraries (LiteLLM's ``ContextWindowExceededError``, LangChain) match."""
+    where = "the prompt" if param == "prompt" else "the messages"
+    return (
+        f"This model's maximum context length is {context} tokens. However, you requested "
+        f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in {where}, {max_tokens} in the completion). "
+        f"Please reduce the length of {where} or completion."
+    )
 
 
 # The error statuses a /v1 route can answer, documented with the error body they really carry (Litestar's default
@@ -76,14 +118,15 @@ class ErrorBody(msgspec.Struct):
 ERROR_RESPONSES: dict[int, ResponseSpec] = {
     status: ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
     for status, description in {
-        400: "Invalid request (malformed JSON, wrong types, unknown fields, context length exceeded)",
+        400: "Invalid request (malformed JSON, wrong types, unknown fields, a parameter the gateway cannot honour or "
+        "out of its range, input over the policy's limit, context length exceeded); `param` names the field",
         401: "Missing, unknown or revoked API key",
         403: "The key lacks the route's scope, or may not use the named policy",
         404: "Unknown model, policy or decision",
         405: "Method not allowed",
-        413: "Body or input larger than the limits",
+        413: "Body larger than GUARD_MAX_BODY_BYTES",
         415: "Unsupported media type",
-        422: "Out of bounds (e.g. max_tokens over the server's limit) or an invalid policy reload",
+        422: "An invalid policy reload",
         429: "The key's rate limit or the engine queue is full (Retry-After)",
         503: "A check, the engine or the audit database failed: fail closed (Retry-After)",
     }.items()
@@ -121,21 +164,35 @@ def error_response(
     headers: dict[str, str] | None = None,
     *,
     code: str | None = None,
+    param: str | None = None,
 ) -> Response[ErrorBody]:
     rid = request_id(request)
-    body = ErrorBody(ErrorDetail(code=code or _CODES.get(status, "error"), message=message, request_id=rid))
+    body = ErrorBody(error_detail(status, message, code=code, param=param), request_id=rid)
     return Response(body, status_code=status, headers={**(headers or {}), "X-Request-Id": rid})
 
 
-def _validation_message(exc: ValidationException) -> str:
-    details = exc.extra if isinstance(exc.extra, list) else []
-    parts = [
-        f"{_UNKNOWN_FIELD.sub('an unknown field', _QUOTED.sub('(value)', str(item.get('message', ''))))} "
-        f"at {item.get('key', '')}".strip()
-        for item in details
-        if isinstance(item, dict)
-    ]
-    return "invalid request: " + "; ".join(parts) if parts else "invalid request body"
+def error_detail(status: int, message: str, *, code: str | None = None, param: str | None = None) -> ErrorDetail:
+    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return ErrorDetail(message=message, type=kind, param=param, code=code or _CODES.get(status, "error"))
+
+
+def _validation_error(exc: ValidationException) -> ParameterError:
+    """msgspec's complaint about the body, with the field it is about: an unknown field is named (once it passes
+    :data:`SAFE_PARAM`), a value never is."""
+    details = [item for item in (exc.extra if isinstance(exc.extra, list) else []) if isinstance(item, dict)]
+    if not details:
+        return ParameterError("invalid request body")
+    message, key = str(details[0].get("message", "")), str(details[0].get("key", ""))
+    path = "" if key == "data" else key  # the body itself
+    if unknown := _UNKNOWN_NAME.search(message):
+        param = safe_param(f"{path}.{unknown.group(1)}")
+        said = f"'{param}'" if param else "a field this API does not define"
+        return ParameterError(f"Unknown parameter: {said}.", param=param, code="unknown_parameter")
+    param = safe_param(path) if path else None
+    reason = _UNKNOWN_FIELD.sub("an unknown field", _QUOTED.sub("(value)", message.split(" - at `", maxsplit=1)[0]))
+    return ParameterError(
+        f"Invalid value for '{param}': {reason}" if param else f"invalid request: {reason}", param=param
+    )
 
 
 # Refusals of /v1 requests get a compact audit row (route template, status, key) written after the answer. (The
@@ -165,7 +222,9 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
     if isinstance(exc, ValidationException):
-        return error_response(request, 400, _validation_message(exc))
+        exc = _validation_error(exc)
+    if isinstance(exc, ParameterError):
+        return error_response(request, exc.status_code, exc.detail, param=exc.param, code=exc.code)
     default = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code in (429, 503) else {}
     headers = {**default, **(exc.headers or {})} or None  # a raiser's own Retry-After (rate limits) wins
     message = exc.detail if exc.status_code < 500 else "the service cannot answer now"
@@ -183,7 +242,8 @@ def _overloaded(request: Request[Any, Any, Any], exc: EngineOverloaded) -> Respo
 
 
 def _context_length(request: Request[Any, Any, Any], exc: ContextLengthExceeded) -> Response[ErrorBody]:
-    return _audited(request, error_response(request, 400, str(exc), code="context_length_exceeded"))
+    message = context_length_message(exc.context_length, exc.prompt_tokens, exc.max_tokens, exc.param)
+    return _audited(request, error_response(request, 400, message, code="context_length_exceeded", param=exc.param))
 
 
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
@@ -199,9 +259,10 @@ def _undecodable(request: Request[Any, Any, Any], exc: UnicodeDecodeError | Recu
     return _audited(request, error_response(request, 400, f"the request body {reason}"))
 
 
-def _status(status: int) -> Any:
+def _status(status: int, code: str | None = None, param: str | None = None) -> Any:
     def handler(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
-        return _audited(request, error_response(request, status, str(exc)))
+        field = getattr(exc, "param", None) or param
+        return _audited(request, error_response(request, status, str(exc), code=code, param=field))
 
     return handler
 
@@ -212,9 +273,9 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     EngineOverloaded: _overloaded,
     ContextLengthExceeded: _context_length,
     PolicyNotFound: _status(404),
-    InvalidConversation: _status(400),
-    InputTooLarge: _status(413),
-    InvalidParameter: _status(422),
+    InvalidConversation: _status(400, param="messages"),  # the conversation as a whole does not fit the template
+    InputTooLarge: _status(400, "input_too_large"),  # OpenAI answers over-long input with a 400; 413 is the bytes
+    InvalidParameter: _status(400, "invalid_value"),
     UnicodeDecodeError: _undecodable,
     RecursionError: _undecodable,
     Exception: _unhandled,

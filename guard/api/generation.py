@@ -12,12 +12,13 @@ from typing import Any, TypeVar
 
 from litestar import Controller, Request, post
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 
 from guard.api.auth import caller_of, policy_for, require_scope
-from guard.api.errors import ERROR_RESPONSES
+from guard.api.errors import ERROR_RESPONSES, ParameterError
+from guard.api.parameters import refuse_unhonoured
 from guard.api.schemas import ChatCompletionRequest, CompletionRequest, StreamOptions
 from guard.api.streaming import ChunkShape, sse_response
 from guard.engine import ChatMessage, SamplingParams
@@ -38,14 +39,16 @@ DEFAULT_MAX_TOKENS = 256
 _Payload = TypeVar("_Payload")
 
 
-def bad_request(message: str) -> ValidationException:
-    return ValidationException(extra=[{"message": message, "key": "request"}])
+def bad_request(message: str, param: str | None = None) -> ParameterError:
+    return ParameterError(message, param=param)
 
 
-def sampling(data: ChatCompletionRequest | CompletionRequest, *, max_tokens: int | None) -> SamplingParams:
-    """The request's decoding settings (OpenAI defaults: temperature 1, top_p 1)."""
-    if data.n not in (None, 1):
-        raise bad_request("only n=1 is supported")
+def sampling(
+    data: ChatCompletionRequest | CompletionRequest, *, max_tokens: int | None, logprobs: int | None = None
+) -> SamplingParams:
+    """The request's decoding settings (OpenAI defaults: temperature 1, top_p 1); ``logprobs``: how many
+    alternatives per token (0: the chosen token's only; ``None``: none)."""
+    refuse_unhonoured(data)
     stop = (data.stop,) if isinstance(data.stop, str) else tuple(data.stop or ())
     return SamplingParams(
         max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
@@ -54,6 +57,7 @@ def sampling(data: ChatCompletionRequest | CompletionRequest, *, max_tokens: int
         top_k=data.top_k or 0,
         seed=data.seed,
         stop=stop,
+        logprobs=logprobs,
     )
 
 
@@ -87,7 +91,9 @@ class GenerationRequest:
         events = self.pipeline.stream(
             self.params, policy_name=self.policy_name, caller=self.caller, messages=messages, prompt=prompt
         )
-        return await sse_response(request, events, shape, model=self.model_id, options=options)
+        return await sse_response(
+            request, events, shape, model=self.model_id, options=options, token_bytes=self.pipeline.engine.token_bytes
+        )
 
 
 def read_generation(
@@ -96,11 +102,15 @@ def read_generation(
     data: ChatCompletionRequest | CompletionRequest,
     max_tokens: int | None,
     payload: Callable[[], _Payload],
+    *,
+    logprobs: int | None = None,
 ) -> tuple[GenerationRequest, _Payload]:
     """The request as the pipeline takes it, and its ``payload`` (the conversation, the prompt)."""
     pipeline: Pipeline = state.pipeline
     model_id = check_model(pipeline, data.model)
-    params = sampling(data, max_tokens=max_tokens)
+    if logprobs is not None and not pipeline.engine.supports_logprobs:
+        raise bad_request(f"the {pipeline.engine.name} engine does not report logprobs", "logprobs")
+    params = sampling(data, max_tokens=max_tokens, logprobs=logprobs)
     read = payload()
     policy_name = policy_for(request, request.headers.get("x-guard-policy"))
     return GenerationRequest(pipeline, model_id, params, policy_name, caller_of(request)), read

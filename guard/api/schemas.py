@@ -1,5 +1,5 @@
 """Request and response bodies (msgspec Structs). Requests reject unknown fields, as OpenAI does; documented
-OpenAI parameters that guard does not implement are accepted and ignored."""
+OpenAI parameters that guard cannot honour are parsed here and refused by name (:mod:`guard.api.parameters`)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ __all__ = [
     "ChatCompletionRequest",
     "ChatMessageIn",
     "ChatMessageOut",
+    "ChoiceLogprobs",
     "ChunkChoice",
     "ChunkDelta",
     "CompletionChoice",
+    "CompletionLogprobs",
     "CompletionRequest",
     "GuardInfo",
     "ModelCard",
@@ -29,6 +31,9 @@ __all__ = [
     "ScanResponse",
     "TextCompletion",
     "TextCompletionChunk",
+    "TokenLogprobOut",
+    "ToolCall",
+    "TopLogprob",
     "Usage",
 ]
 
@@ -40,18 +45,33 @@ class _Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ContentPart(_Request):
     type: str
     text: str | None = None
+    refusal: str | None = None
     image_url: Any = None
     input_audio: Any = None
     file: Any = None
 
 
+class FunctionCall(_Request):
+    name: str
+    arguments: str = ""
+
+
+class ToolCall(_Request):
+    """A call in an assistant message of the history (an agent loop's earlier turn)."""
+
+    function: FunctionCall
+    id: str | None = None
+    type: Literal["function"] = "function"
+    index: int | None = None
+
+
 class ChatMessageIn(_Request):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
-    tool_calls: Any = None
+    tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
-    function_call: Any = None
+    function_call: FunctionCall | None = None
     refusal: str | None = None
     audio: Any = None
 
@@ -76,7 +96,7 @@ class _Generation(_Request):
     stream_options: StreamOptions | None = None
     user: str | None = None
     n: Annotated[int, Meta(ge=1)] | None = None
-    # Documented OpenAI parameters, accepted and ignored.
+    # Documented OpenAI parameters the engine does not apply: refused when set (guard.api.parameters).
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     logit_bias: dict[str, float] | None = None
@@ -85,9 +105,10 @@ class _Generation(_Request):
 class ChatCompletionRequest(_Generation, kw_only=True):
     messages: Annotated[list[ChatMessageIn], Meta(min_length=1, max_length=256)]
     max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
-    # Documented OpenAI parameters, accepted and ignored.
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    # Documented OpenAI parameters: those that would change the answer are refused when set (guard.api.parameters);
+    # user, metadata, store, service_tier, prompt_cache_key and safety_identifier have no effect on it.
     response_format: Any = None
     tools: Any = None
     tool_choice: Any = None
@@ -111,10 +132,10 @@ class CompletionRequest(_Generation, kw_only=True):
     """``POST /v1/completions``: raw text continuation (base models such as gemma-mling)."""
 
     prompt: str | Annotated[list[str], Meta(min_length=1, max_length=1)]
-    # Documented OpenAI parameters, accepted and ignored.
-    best_of: int | None = None
+    logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     echo: bool | None = None
-    logprobs: int | None = None
+    # Documented OpenAI parameters, refused when set (guard.api.parameters).
+    best_of: int | None = None
     suffix: str | None = None
 
 
@@ -142,11 +163,40 @@ class ChatMessageOut(msgspec.Struct):
     content: str
 
 
+class TopLogprob(msgspec.Struct):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class TokenLogprobOut(msgspec.Struct):
+    """OpenAI's per-token entry: the token as text (``bytes`` are exact where a token is part of a character)."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(msgspec.Struct):
+    content: list[TokenLogprobOut] | None
+    refusal: None = None
+
+
+class CompletionLogprobs(msgspec.Struct):
+    """The legacy completions shape: parallel lists, one entry per token."""
+
+    tokens: list[str]
+    token_logprobs: list[float | None]
+    top_logprobs: list[dict[str, float]] | None
+    text_offset: list[int]
+
+
 class ChatChoice(msgspec.Struct):
     index: int
     message: ChatMessageOut
     finish_reason: str
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class Usage(msgspec.Struct):
@@ -169,7 +219,7 @@ class CompletionChoice(msgspec.Struct):
     index: int
     text: str
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class TextCompletion(msgspec.Struct):
@@ -191,7 +241,7 @@ class ChunkChoice(msgspec.Struct):
     index: int
     delta: ChunkDelta
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(msgspec.Struct, omit_defaults=True):

@@ -22,7 +22,7 @@ from litestar import Request
 from litestar.response import ServerSentEvent
 
 from guard.api.answers import created_now, guard_info, usage
-from guard.api.errors import ErrorBody, ErrorDetail, request_id
+from guard.api.errors import ErrorBody, error_detail, request_id
 from guard.api.schemas import StreamOptions
 from guard.pipeline import Closed, Failed, Finished, Opened, StreamEvent, Text
 
@@ -45,8 +45,9 @@ class ChunkShape:
     chunk: Callable[..., Any]
     """The chunk Struct (called with ``id``, ``created``, ``model``, ``object``, ``choices`` and extras)."""
     object: str
-    content: Callable[[str], Any]
-    """The choice that carries a piece of text."""
+    content: Callable[[str, Any, Callable[[int], bytes]], Any]
+    """The choice that carries a piece of text (with the engine's logprob entries of the tokens it completes, and
+    how to spell a token)."""
     finish: Callable[[str], Any]
     """The choice that carries the finish reason."""
     opening: Callable[[], Any] | None = None
@@ -58,8 +59,7 @@ def _encode(chunk: Any) -> str:
 
 
 def _error_event(request: Request[Any, Any, Any], message: str) -> str:
-    detail = ErrorDetail(code="service_unavailable", message=message, request_id=request_id(request))
-    return _encode(ErrorBody(detail))
+    return _encode(ErrorBody(error_detail(503, message), request_id=request_id(request)))
 
 
 async def _serialised(
@@ -69,6 +69,7 @@ async def _serialised(
     shape: ChunkShape,
     model: str,
     include_usage: bool,
+    token_bytes: Callable[[int], bytes],
 ) -> AsyncIterator[str]:
     chunk_id, created = f"{shape.id_prefix}{opened.decision_id}", created_now()
 
@@ -82,8 +83,10 @@ async def _serialised(
             yield chunk([shape.opening()])
         async for event in events:
             if isinstance(event, Text):
+                logprobs = event.logprobs or None  # a segment's entries ride on its first piece
                 for piece in text_pieces(event.text):
-                    yield chunk([shape.content(piece)])
+                    yield chunk([shape.content(piece, logprobs, token_bytes)])
+                    logprobs = None
             elif isinstance(event, Finished):
                 yield chunk([shape.finish(event.outcome.finish_reason)], guard=guard_info(event.outcome))
                 if include_usage:
@@ -112,6 +115,7 @@ async def sse_response(
     *,
     model: str,
     options: StreamOptions | None,
+    token_bytes: Callable[[int], bytes],
 ) -> Any:
     """The streamed answer; raises the pipeline's refusal (before any byte is sent) if the stream does not open."""
     opened = await anext(events)
@@ -119,6 +123,6 @@ async def sse_response(
         raise TypeError(f"a stream opens with Opened, not {type(opened).__name__}")
     include_usage = bool(options and options.include_usage)
     return _EventStream(
-        _serialised(request, opened, events, shape, model, include_usage),
+        _serialised(request, opened, events, shape, model, include_usage, token_bytes),
         headers={"X-Guard-Decision-Id": opened.decision_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -15,6 +15,7 @@ from guard.engine.base import (
     PromptTooLong,
     SamplingParams,
     StreamDelta,
+    TokenLogprob,
 )
 from guard.engine.gemma import GemmaEngine
 from guard.engine.judge import ShieldGemmaScorer
@@ -36,4 +37,5 @@ __all__ = [
     "SamplingParams",
     "ShieldGemmaScorer",
     "StreamDelta",
+    "TokenLogprob",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "PromptTooLong",
     "SamplingParams",
     "StreamDelta",
+    "TokenLogprob",
     "collect",
 ]
 
@@ -44,7 +45,14 @@ class EngineBusy(GuardError, RuntimeError):
 
 
 class PromptTooLong(GuardError, ValueError):
-    """Prompt tokens plus ``max_tokens`` exceed the model's context."""
+    """Prompt tokens plus ``max_tokens`` exceed the model's context (the numbers are kept for the caller's answer)."""
+
+    def __init__(self, prompt_tokens: int, max_tokens: int, context_length: int) -> None:
+        super().__init__(
+            f"prompt ({prompt_tokens} tokens) plus max_tokens ({max_tokens}) exceeds the model's context "
+            f"({context_length} tokens)"
+        )
+        self.prompt_tokens, self.max_tokens, self.context_length = prompt_tokens, max_tokens, context_length
 
 
 class InvalidConversation(GuardError, ValueError):
@@ -53,8 +61,10 @@ class InvalidConversation(GuardError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
+    name: str | None = None
+    """A ``tool`` result's tool name (shown to the model with the result)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,8 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
     """Benchmarks only: generate exactly ``max_tokens`` tokens."""
+    logprobs: int | None = None
+    """Report each emitted token's log-probability and this many most likely alternatives (``None``: none)."""
 
     @property
     def greedy(self) -> bool:
@@ -84,6 +96,16 @@ class Generation:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """An emitted token's log-probability under the model's distribution (log-softmax of the final, softcapped
+    logits over the servable vocabulary; before temperature and top-k/top-p) and the ``top`` alternatives."""
+
+    token_id: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class StreamDelta:
     """New output of one sequence since the previous delta; the last one has ``finish_reason`` set.
 
@@ -94,6 +116,8 @@ class StreamDelta:
     tokens_in: int
     tokens_out: int
     finish_reason: FinishReason | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """One per id of ``token_ids`` when the request asked for them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +154,11 @@ class Engine(Protocol):
     description: str
     context_length: int
     has_chat_template: bool
+    supports_logprobs: bool
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes a token stands for (a byte-fallback token is one byte of a longer character)."""
+        ...
 
     def render_chat(self, messages: list[ChatMessage]) -> str:
         """The prompt text for a conversation (raises :class:`InvalidConversation`)."""

@@ -69,21 +69,43 @@ def describe_template(tokenizer: Any) -> str:
     return _DESCRIPTIONS[template_kind(tokenizer)]
 
 
+def _tool_result(message: ChatMessage) -> str:
+    """A tool's result as the user turn Gemma sees (its template has no tool role)."""
+    return f"[tool result{f' from {message.name}' if message.name else ''}]\n{message.content}"
+
+
 def _turns(messages: list[ChatMessage], system_role: bool) -> list[dict[str, str]]:
-    """Template input: leading system messages joined into one system turn, or folded into the first user turn."""
+    """Template input, as OpenAI accepts conversations: leading system messages become the system turn (or are
+    folded into the first user turn); a later system message is folded into the next user turn (or stands as one);
+    tool results are user turns; consecutive turns of one speaker are joined so that roles alternate."""
     leading = next((index for index, message in enumerate(messages) if message.role != "system"), len(messages))
-    if any(message.role == "system" for message in messages[leading:]):
-        raise InvalidConversation("system messages must come before the user and assistant messages")
     system = "\n\n".join(message.content for message in messages[:leading])
-    turns = [{"role": message.role, "content": message.content} for message in messages[leading:]]
+    turns: list[dict[str, str]] = []
+    pending = [] if system_role else [system] if system else []  # system text waiting for its user turn
     if system and system_role:
-        turns.insert(0, {"role": "system", "content": system})
-    elif system:
-        if not turns or turns[0]["role"] != "user":
-            raise InvalidConversation("a system message must be followed by a user message")
-        turns[0] = {"role": "user", "content": f"{system}\n\n{turns[0]['content']}"}
-    if not turns or turns[-1]["role"] != "user":
-        raise InvalidConversation("the last message must be a user message")
+        turns.append({"role": "system", "content": system})
+    for message in messages[leading:]:
+        if message.role == "system":
+            pending.append(message.content)
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        content = _tool_result(message) if message.role == "tool" else message.content
+        if role == "user":
+            content, pending = "\n\n".join([*pending, content]), []
+        elif pending:
+            turns.append({"role": "user", "content": "\n\n".join(pending)})
+            pending = []
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] += "\n\n" + content
+        else:
+            turns.append({"role": role, "content": content})
+    if pending:  # system text last (or alone): the user turn the model answers
+        if turns and turns[-1]["role"] == "user":
+            turns[-1]["content"] += "\n\n" + "\n\n".join(pending)
+        else:
+            turns.append({"role": "user", "content": "\n\n".join(pending)})
+    if not any(turn["role"] == "user" for turn in turns):
+        raise InvalidConversation("the conversation needs a user message")
     return turns
 
 
@@ -103,12 +125,13 @@ def _reject_control_tokens(tokenizer: Any, messages: list[ChatMessage]) -> None:
     (``<end_of_turn>\n<start_of_turn>model``) around the policy. Such messages are refused, never rewritten."""
     pattern = _control_pattern(control_tokens(tokenizer))
     for index, message in enumerate(messages):
-        if found := pattern.search(message.content):
+        if found := pattern.search(message.content) or pattern.search(message.name or ""):
             raise InvalidConversation(f"message {index} contains the reserved control token {found.group()}")
 
 
 def render_chat(tokenizer: Any, messages: list[ChatMessage], *, system_role: bool | None = None) -> str:
-    """The prompt text for ``messages``, ending with the generation prompt; raises :class:`InvalidConversation`.
+    """The prompt text for ``messages``, ending with the generation prompt, or, when the last message is the
+    assistant's, inside that turn so that the model continues it; raises :class:`InvalidConversation`.
 
     ``system_role`` is :func:`supports_system_role` (probed when ``None``; pass it to skip the probe per request).
     The text starts with the template's ``<bos>``: tokenize it with ``add_special_tokens=False``."""
@@ -118,7 +141,12 @@ def render_chat(tokenizer: Any, messages: list[ChatMessage], *, system_role: boo
     if system_role is None:
         system_role = supports_system_role(tokenizer)
     turns = _turns(messages, system_role)
+    continues = turns[-1]["role"] == "assistant"
     try:
-        return str(tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
+        return str(
+            tokenizer.apply_chat_template(
+                turns, tokenize=False, add_generation_prompt=not continues, continue_final_message=continues
+            )
+        )
     except Exception as exc:  # a template's raise_exception (e.g. roles must alternate) is the message
         raise InvalidConversation(str(exc).splitlines()[0][:_ERROR_LENGTH]) from None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from functools import lru_cache
 from typing import Any
 
 from guard.engine.base import (
@@ -37,11 +39,14 @@ __all__ = ["GemmaEngine", "choose_device", "choose_dtype"]  # the choosers live 
 
 logger = logging.getLogger(__name__)
 
+_BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+
 
 class GemmaEngine:
     """A transformers causal LM behind the :class:`~guard.engine.base.Engine` protocol."""
 
     name = "transformers"
+    supports_logprobs = True
 
     def __init__(
         self,
@@ -131,6 +136,14 @@ class GemmaEngine:
 
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenize(prompt))
+
+    @lru_cache(maxsize=65536)  # noqa: B019 - one engine per process; the vocabulary bounds the cache
+    def token_bytes(self, token_id: int) -> bytes:
+        """A SentencePiece piece as bytes: ``▁`` is a space, ``<0xNN>`` (byte fallback) is that one byte."""
+        piece = str(self._tokenizer.convert_ids_to_tokens(token_id))
+        if byte := _BYTE_PIECE.fullmatch(piece):
+            return bytes([int(byte.group(1), 16)])
+        return piece.replace("\u2581", " ").encode()
 
     def stream(self, prompt: Prompt, params: SamplingParams) -> SequenceStream:
         ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)

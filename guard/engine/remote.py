@@ -143,6 +143,8 @@ class RemoteEngine:
     """Generation on an OpenAI-compatible server; rendering, tokenizing and limits stay local."""
 
     name = "remote"
+    supports_logprobs = False
+    """The upstream's logprobs are not relayed yet: a request for them is refused by name, not ignored."""
 
     def __init__(
         self,
@@ -220,6 +222,9 @@ class RemoteEngine:
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenize(prompt))
 
+    def token_bytes(self, token_id: int) -> bytes:
+        return str(self._tokenizer.decode([token_id])).encode()
+
     def stream(self, prompt: Prompt, params: SamplingParams) -> RemoteStream:
         """Admit the request now (:class:`EngineBusy`, :class:`PromptTooLong`, or :class:`EngineError` while the
         breaker is open); the upstream is called when the deltas are iterated."""
@@ -228,9 +233,7 @@ class RemoteEngine:
         else:  # token ids (raw completions, the readiness probe): the upstream gets their exact text back
             text, tokens_in = str(self._tokenizer.decode(list(prompt), skip_special_tokens=False)), len(prompt)
         if tokens_in + params.max_tokens > self.context_length:
-            raise PromptTooLong(
-                f"{tokens_in} prompt tokens + max_tokens {params.max_tokens} exceed the context ({self.context_length})"
-            )
+            raise PromptTooLong(tokens_in, params.max_tokens, self.context_length)
         if self._running >= self._max_running + self._max_waiting:
             raise EngineBusy("the remote engine queue is full")
         if not self.breaker.admit():

@@ -33,6 +33,7 @@ from guard.engine.base import (
     PromptTooLong,
     SamplingParams,
     StreamDelta,
+    TokenLogprob,
 )
 from guard.engine.detokenize import Decode, Detokenizer
 from guard.engine.kvcache import SlotKVCache, attention_masks
@@ -54,6 +55,7 @@ class _Sequence:
     detokenizer: Detokenizer
     emit: Callable[[object], object]
     generated: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
     cancelled: bool = False
     sent_tokens: int = 0
 
@@ -159,12 +161,9 @@ class ContinuousBatcher:
     def submit(self, prompt: list[int], params: SamplingParams) -> SequenceStream:
         """Queue one sequence (raising :class:`PromptTooLong` or :class:`EngineBusy` now); iterate for deltas."""
         if not prompt:
-            raise PromptTooLong("the prompt is empty")
+            raise EngineError("the prompt is empty")  # callers always send a template or <bos>
         if len(prompt) + params.max_tokens > self.context_length:
-            raise PromptTooLong(
-                f"prompt ({len(prompt)} tokens) plus max_tokens ({params.max_tokens}) exceeds the model's "
-                f"context ({self.context_length} tokens)"
-            )
+            raise PromptTooLong(len(prompt), params.max_tokens, self.context_length)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         sequence = _Sequence(
@@ -243,9 +242,11 @@ class ContinuousBatcher:
         sequences = decoding + [sequence for sequence, _ in admitted]
         if sequences:
             metrics.ENGINE_BATCH_SIZE.observe(len(sequences))
-            tokens = self._choose(sequences, self._project(torch.cat(hidden)))
-            for sequence, token in zip(sequences, tokens, strict=True):
-                self._accept(sequence, token)
+            logits = self._servable(self._project(torch.cat(hidden)))
+            tokens = self._choose(sequences, logits)
+            logprobs = self._logprobs(sequences, logits, tokens)
+            for sequence, token, logprob in zip(sequences, tokens, logprobs, strict=True):
+                self._accept(sequence, token, logprob)
         if not self._running:
             self._cache.release()
 
@@ -312,18 +313,39 @@ class ContinuousBatcher:
             logits = torch.tanh(logits / cap) * cap
         return logits
 
-    def _choose(self, sequences: Sequence[_Sequence], logits: torch.Tensor) -> list[int]:
-        """Next token per row: one argmax for all greedy rows, each sampler for the others."""
+    def _servable(self, logits: torch.Tensor) -> torch.Tensor:
+        """float32 logits with the ids the tokenizer cannot decode masked out."""
         logits = logits.float()
         if self._servable_vocab < logits.shape[-1]:
-            logits[:, self._servable_vocab :] = float("-inf")  # ids the tokenizer cannot decode
+            logits[:, self._servable_vocab :] = float("-inf")
+        return logits
+
+    @staticmethod
+    def _logprobs(sequences: Sequence[_Sequence], logits: torch.Tensor, tokens: list[int]) -> list[TokenLogprob | None]:
+        """The chosen token's log-probability (and the top alternatives) for the rows that asked for them: the
+        model's own distribution (log-softmax of these logits, after the final softcap), not the sampler's."""
+        asked = [row for row, s in enumerate(sequences) if s.params.logprobs is not None]
+        found: list[TokenLogprob | None] = [None] * len(sequences)
+        if not asked:
+            return found
+        rows = logits[asked].log_softmax(-1)
+        widest = max(sequences[row].params.logprobs or 0 for row in asked)
+        top_values, top_ids = rows.topk(widest, dim=-1) if widest else (rows[:, :0], rows[:, :0].long())
+        for index, row in enumerate(asked):
+            count = sequences[row].params.logprobs or 0
+            top = tuple(zip(top_ids[index, :count].tolist(), top_values[index, :count].tolist(), strict=True))
+            found[row] = TokenLogprob(tokens[row], float(rows[index, tokens[row]]), top)
+        return found
+
+    def _choose(self, sequences: Sequence[_Sequence], logits: torch.Tensor) -> list[int]:
+        """Next token per row: one argmax for all greedy rows, each sampler for the others."""
         greedy = logits.argmax(-1).tolist()
         return [
             greedy[row] if sequence.sampler.greedy else sequence.sampler.sample(logits[row])
             for row, sequence in enumerate(sequences)
         ]
 
-    def _accept(self, sequence: _Sequence, token: int) -> None:
+    def _accept(self, sequence: _Sequence, token: int, logprob: TokenLogprob | None = None) -> None:
         """Record one new token; emit what can be released; remove the sequence when it is done."""
         params = sequence.params
         finish: FinishReason | None = None
@@ -331,6 +353,8 @@ class ContinuousBatcher:
             finish = "stop"
         else:
             sequence.generated.append(token)
+            if logprob is not None:
+                sequence.logprobs.append(logprob)
             sequence.detokenizer.add(token)
             if sequence.detokenizer.stopped:
                 finish = "stop"
@@ -347,6 +371,7 @@ class ContinuousBatcher:
                     tokens_in=len(sequence.prompt),
                     tokens_out=len(sequence.generated),
                     finish_reason=finish,
+                    logprobs=tuple(sequence.logprobs[sequence.sent_tokens - len(new) :]) if sequence.logprobs else (),
                 )
             )
         if finish is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -16,7 +17,16 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from guard.audit import SubjectHasher
-from guard.engine import ChatMessage, Engine, EngineBusy, EngineError, PromptTooLong, SamplingParams
+from guard.engine import (
+    ChatMessage,
+    Engine,
+    EngineBusy,
+    EngineError,
+    InvalidConversation,
+    PromptTooLong,
+    SamplingParams,
+    TokenLogprob,
+)
 from guard.logs import decision_id_var
 from guard.pipeline.errors import (
     ContextLengthExceeded,
@@ -26,6 +36,7 @@ from guard.pipeline.errors import (
     PolicyNotFound,
     ServiceUnavailable,
 )
+from guard.pipeline.logprobs import LogprobRelease
 from guard.pipeline.records import NOT_STORED, AuditLog, bare_record, refusal_record
 from guard.pipeline.stage import CheckStage, Shadow
 from guard.pipeline.turn import Caller, ChatOutcome, Turn, elapsed_ms
@@ -34,6 +45,9 @@ from guard.policy import LoadedPolicy, PolicyRegistry, strongest
 __all__ = ["Turns"]
 
 logger = logging.getLogger(__name__)
+
+_CHECKED_AS = {"tool": "user"}
+"""A tool's result is outside text, like a user's: the input checks treat it as one (injection included)."""
 
 Render = Callable[[list[str]], list[int]]
 """The prompt's token ids from the checked (redacted) texts."""
@@ -103,7 +117,7 @@ class Turns:
         if messages is not None:
 
             def render_chat(texts: list[str]) -> list[int]:
-                redacted = [ChatMessage(role=m.role, content=t) for m, t in zip(messages, texts, strict=True)]
+                redacted = [dataclasses.replace(m, content=t) for m, t in zip(messages, texts, strict=True)]
                 return self._engine.tokenize(self._engine.render_chat(redacted))
 
             turns: list[tuple[str, str]] = [(m.role, m.content) for m in messages]
@@ -130,10 +144,12 @@ class Turns:
         appended to ``opened`` as soon as it exists (so a timed-out request can be audited)."""
         started = time.perf_counter()
         policy = self.policy(policy_name)
+        field = "prompt" if route == "/v1/completions" else "messages"
         if sum(len(text) for _, text in turns) > policy.policy.limits.max_input_chars:
-            raise InputTooLarge(f"the input exceeds {policy.policy.limits.max_input_chars} characters")
+            limit = policy.policy.limits.max_input_chars
+            raise InputTooLarge(f"the input exceeds this policy's limit of {limit} characters", param=field)
         if params.max_tokens > self._max_new_tokens:
-            raise InvalidParameter(f"max_tokens must be at most {self._max_new_tokens}")
+            raise InvalidParameter(f"max_tokens must be at most {self._max_new_tokens}", param="max_tokens")
         record: dict[str, Any] = {
             "route": route,
             "policy_name": policy.name,
@@ -157,7 +173,7 @@ class Turns:
         turn.shadow = Shadow.of(policy, self.policies)
         try:
             checked = await self._stage.run(
-                policy, "input", texts, turn.scope, shadow=turn.shadow, roles=[role for role, _ in turns]
+                policy, "input", texts, turn.scope, shadow=turn.shadow, roles=[_CHECKED_AS.get(r, r) for r, _ in turns]
             )
         except ServiceUnavailable:
             await self._audit.failed(turn)
@@ -175,13 +191,16 @@ class Turns:
             for (role, _), audit in zip(turns, checked.audit_texts, strict=True)
         ]
         if turn.decision == "block":
+            with contextlib.suppress(InvalidConversation):  # usage counts the prompt a refused request sent
+                turn.tokens_in = len(render(checked.texts))
             return turn
         prompt = render(checked.texts)
         turn.tokens_in = len(prompt)
         try:
             turn.deltas = self._engine.stream(prompt, params)
         except PromptTooLong as exc:
-            raise ContextLengthExceeded(str(exc)) from None
+            lengths = {"prompt_tokens": exc.prompt_tokens, "max_tokens": exc.max_tokens}
+            raise ContextLengthExceeded(**lengths, context_length=exc.context_length, param=field) from None
         except EngineBusy:
             await self._reject(turn, 429)
             raise EngineOverloaded("the engine queue is full") from None
@@ -194,14 +213,16 @@ class Turns:
         """Collect the generation, run the output checks, decide; nothing is committed here."""
         policy = turn.policy.policy
         if turn.deltas is None:  # blocked on input
-            return turn.answer(policy.refusal_message, "content_filter", 0, 0, None)
+            return turn.answer(policy.refusal_message, "content_filter", turn.tokens_in, 0, None)
         generation_started = time.perf_counter()
         parts: list[str] = []
+        logprobs: list[TokenLogprob] = []
         finish: str = "length"
         tokens_out = 0
         try:
             async for delta in turn.deltas:
                 parts.append(delta.text)
+                logprobs += delta.logprobs
                 tokens_out, finish = delta.tokens_out, delta.finish_reason or finish
         except EngineError as exc:
             await self._audit.failed(turn)
@@ -224,7 +245,14 @@ class Turns:
         stored = out.audit_texts[0] if out.audit_texts[0] is not None else NOT_STORED
         if any(f.action == "block" for f in out.findings):
             return turn.answer(policy.refusal_message, "content_filter", turn.tokens_in, tokens_out, stored)
-        return turn.answer(turn.for_caller(out.texts[0]), finish, turn.tokens_in, tokens_out, stored)
+        text = turn.for_caller(out.texts[0])
+        released = None
+        if turn.params.logprobs is not None:
+            release = LogprobRelease(self._engine.token_bytes)
+            release.add(logprobs)
+            released = release.release(generated[0], text)
+            released = None if release.withheld else released
+        return turn.answer(text, finish, turn.tokens_in, tokens_out, stored, released)
 
     async def _reject(self, turn: Turn, status: int) -> None:
         """Record a request refused before generation (e.g. 429: the engine queue is full)."""

@@ -63,7 +63,7 @@ class Pipeline:
             max_new_tokens=max_new_tokens,
             request_timeout_s=request_timeout_s,
         )
-        self._streams = Streams(self.stage, self.audit)
+        self._streams = Streams(self.stage, self.audit, models.engine.token_bytes)
 
     def close(self) -> None:
         self.stage.close()
@@ -152,7 +152,7 @@ class Pipeline:
         started = time.perf_counter()
         policy = self.policy(policy_name)
         if len(text) > policy.policy.limits.max_input_chars:
-            raise InputTooLarge(f"the text exceeds {policy.policy.limits.max_input_chars} characters")
+            raise InputTooLarge(f"the text exceeds {policy.policy.limits.max_input_chars} characters", param="text")
         decision_id = str(uuid.uuid4())
         decision_id_var.set(decision_id)  # for this request's log lines
         shadow = Shadow.of(policy, self.policies)

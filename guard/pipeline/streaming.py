@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 import anyio
 import msgspec
 
 from guard.checks.segmenter import OutputSegmenter
-from guard.engine import EngineError
+from guard.engine import EngineError, TokenLogprob
 from guard.pipeline.errors import ServiceUnavailable
+from guard.pipeline.logprobs import LogprobRelease
 from guard.pipeline.records import NOT_STORED, AuditLog, abandoned_record, closing_record
 from guard.pipeline.stage import CheckStage
 from guard.pipeline.turn import ChatOutcome, Turn, elapsed_ms
@@ -48,9 +49,11 @@ class Opened:
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """A released segment of the answer (checked, with the caller's placeholders restored where the policy says)."""
+    """A released segment of the answer (checked, with the caller's placeholders restored where the policy says)
+    and, when asked for, the log-probabilities of the tokens it covers (see :mod:`guard.pipeline.logprobs`)."""
 
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +94,10 @@ class _Released:
 class Streams:
     """Drives opened turns as event streams."""
 
-    def __init__(self, stage: CheckStage, audit: AuditLog) -> None:
+    def __init__(self, stage: CheckStage, audit: AuditLog, token_bytes: Callable[[int], bytes]) -> None:
         self._stage = stage
         self._audit = audit
+        self._token_bytes = token_bytes
 
     async def events(self, turn: Turn) -> AsyncGenerator[StreamEvent, None]:
         """The events of ``turn``, whose opening record is committed (see the module docstring)."""
@@ -137,23 +141,26 @@ class Streams:
         (audited) if the engine or a check fails."""
         policy = turn.policy.policy
         if turn.deltas is None:  # blocked on input: the refusal is the whole answer
-            outcome = turn.answer(policy.refusal_message, "content_filter", 0, 0, None)
+            outcome = turn.answer(policy.refusal_message, "content_filter", turn.tokens_in, 0, None)
             yield Text(policy.refusal_message)
             yield Finished(outcome)
             return
         segmenter, released = OutputSegmenter(), _Released()
         finish, tokens_out, blocked = "length", 0, False
+        logprobs = LogprobRelease(self._token_bytes) if turn.params.logprobs is not None else None
         generation_started = time.perf_counter()
         try:
             async for delta in turn.deltas:
                 new_tokens = delta.tokens_out - tokens_out
                 tokens_out, finish = delta.tokens_out, delta.finish_reason or finish
+                if logprobs is not None:
+                    logprobs.add(delta.logprobs)
                 for segment in segmenter.feed(delta.text, new_tokens):
                     text = await self._release(turn, released, segment)
                     if text is None:
                         blocked = True
                         break
-                    yield Text(text)
+                    yield Text(text, logprobs.release(segment, text) if logprobs is not None else ())
                     released.sent.append(text)
                 if blocked:
                     turn.deltas.cancel()  # stop generating: the slot is freed at the next engine step
@@ -162,7 +169,7 @@ class Streams:
                 text = await self._release(turn, released, rest)
                 blocked = text is None
                 if text is not None:
-                    yield Text(text)
+                    yield Text(text, logprobs.release(rest, text) if logprobs is not None else ())
                     released.sent.append(text)
         except EngineError as exc:
             await self._audit.failed(turn)

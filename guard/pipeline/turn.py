@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from guard.checks import Finding, RequestScope
-from guard.engine import DeltaStream, SamplingParams
+from guard.engine import DeltaStream, SamplingParams, TokenLogprob
 from guard.pipeline.stage import Shadow
 from guard.policy import LoadedPolicy
 
@@ -41,6 +41,8 @@ class ChatOutcome:
     findings: list[Finding]
     tokens_in: int
     tokens_out: int
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """The answer's token log-probabilities when asked for and the answer is the model's text unchanged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,15 @@ class Turn:
         pii = self.policy.policy.input.pii
         return self.scope.restore(text) if pii is not None and pii.restore else text
 
-    def answer(self, text: str, finish: str, tokens_in: int, tokens_out: int, stored: str | None) -> ChatOutcome:
+    def answer(
+        self,
+        text: str,
+        finish: str,
+        tokens_in: int,
+        tokens_out: int,
+        stored: str | None,
+        logprobs: tuple[TokenLogprob, ...] | None = None,
+    ) -> ChatOutcome:
         """The outcome that answers the turn; ``stored`` is the output's stored form (``None``: ``text`` itself)."""
         self.output_audit = stored if stored is not None else text
         return ChatOutcome(
@@ -114,4 +124,5 @@ class Turn:
             findings=list(self.findings),
             tokens_in=tokens_in,
             tokens_out=tokens_out,
+            logprobs=logprobs,
         )

@@ -61,8 +61,10 @@ def _app_error(response: bytes) -> dict[str, str]:
     if b"transfer-encoding: chunked" in head.lower():  # de-chunk the (small) body
         size, _, rest = body.partition(b"\r\n")
         body = rest[: int(size, 16)]
-    error: dict[str, str] = json.loads(body)["error"]
-    assert set(error) == {"code", "message", "request_id"}
+    answer = json.loads(body)
+    assert set(answer) == {"error", "request_id"}
+    error: dict[str, str] = answer["error"]
+    assert set(error) == {"message", "type", "param", "code"}
     assert MARK not in response
     return error
 

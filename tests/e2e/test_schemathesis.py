@@ -37,7 +37,7 @@ _CHECKS = [
 @pytest.fixture(scope="module")
 def server(guard_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # A tiny engine queue is not wanted here: generation requests use the defaults; max_tokens is bounded low so
-    # generated requests with huge max_tokens are refused (422) rather than generating for minutes.
+    # generated requests with huge max_tokens are refused (400) rather than generating for minutes.
     with running_server(guard_home, tmp_path_factory.mktemp("schemathesis"), GUARD_MAX_NEW_TOKENS="8") as running:
         yield running
 

@@ -38,7 +38,7 @@ def _assert_error(response: Any, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] == code
-    assert set(error) == {"code", "message", "request_id"}
+    assert set(error) == {"message", "type", "param", "code"}
 
 
 async def test_no_key_or_unknown_key_is_401(client: AsyncTestClient[Any]) -> None:
@@ -187,7 +187,7 @@ async def test_refusals_are_audited_compactly(client: AsyncTestClient[Any], data
     refusals = [
         (await client.post("/v1/scan", json={"text": marker}), 401),
         (await client.post("/v1/scan", json={"text": marker, "bogus": 1}, headers=AUTH), 400),
-        (await client.post("/v1/scan", json={"text": marker * 10_000}, headers=AUTH), 413),
+        (await client.post("/v1/scan", json={"text": marker * 10_000}, headers=AUTH), 413),  # over the body limit
         (await client.post("/v1/scan", json={"text": marker, "policy": "nope"}, headers=AUTH), 404),
     ]
     assert [response.status_code for response, _ in refusals] == [status for _, status in refusals]

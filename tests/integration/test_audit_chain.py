@@ -331,4 +331,4 @@ async def test_the_verify_endpoint_reports_the_chains_for_keys_without_a_tenant(
     for key in (tenant_key, scan_key):
         denied = await client.get("/v1/audit/verify", headers={"Authorization": f"Bearer {key}"})
         assert denied.status_code == 403, denied.text
-        assert denied.json()["error"]["request_id"]
+        assert denied.json()["request_id"]

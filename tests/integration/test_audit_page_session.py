@@ -111,7 +111,7 @@ async def test_sign_in_cookie_api_and_sign_out(client: AsyncTestClient[Any], dat
     assert any(c["category"].startswith("toxicity:") for c in stats["by_category"])
     bad = await client.get("/audit/api/decisions", params={"cursor": "not-a-cursor"})
     assert bad.status_code == 400
-    assert set(bad.json()["error"]) == {"code", "message", "request_id"}
+    assert set(bad.json()["error"]) == {"message", "type", "param", "code"}
 
     # A cross-site form post is refused (SameSite=Strict aside, the Origin must be this host).
     evil = await client.post("/audit/logout", headers={"Origin": "https://evil.example"}, follow_redirects=False)

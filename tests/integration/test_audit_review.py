@@ -125,7 +125,7 @@ async def test_filters_narrow_and_pagination_covers_every_row_once(
     for bad in ({"decision": "maybe"}, {"stage": "middle"}, {"kind": "other"}, {"cursor": "not-a-cursor"}):
         response = await client.get("/v1/audit", params=bad, headers=AUTH)
         assert response.status_code == 400, (bad, response.text)
-        assert set(response.json()["error"]) == {"code", "message", "request_id"}
+        assert set(response.json()["error"]) == {"message", "type", "param", "code"}
 
 
 async def test_explanation_names_check_clause_score_threshold_without_raw_pii(
@@ -167,7 +167,7 @@ async def test_explanation_names_check_clause_score_threshold_without_raw_pii(
 
     missing = await client.get("/v1/audit/00000000-0000-0000-0000-000000000000", headers=AUTH)
     assert missing.status_code == 404
-    assert set(missing.json()["error"]) == {"code", "message", "request_id"}
+    assert set(missing.json()["error"]) == {"message", "type", "param", "code"}
 
 
 def _normal(item: dict[str, Any]) -> dict[str, Any]:

@@ -122,7 +122,8 @@ def assert_503(response: Any) -> None:
     assert int(response.headers["retry-after"]) > 0
     error = response.json()["error"]
     assert error["code"]
-    assert error["request_id"] == response.headers["x-request-id"]
+    assert error["type"] == "server_error"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
     assert "libraries" not in response.text  # no raw input in the error
 
 

@@ -32,9 +32,9 @@ async def _row(database_url: str, decision_id: str) -> dict[str, Any]:
 def _assert_error(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "request_id"}
-    assert body["error"]["request_id"] == response.headers["x-request-id"]
+    assert set(body) == {"error", "request_id"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert body["request_id"] == response.headers["x-request-id"]
     return body["error"]
 
 
@@ -103,7 +103,7 @@ async def test_scripted_toxic_reply_is_blocked_by_detoxify(client: AsyncTestClie
     assert body["choices"][0]["finish_reason"] == "content_filter"
     content = body["choices"][0]["message"]["content"]
     assert TOXIC_TRIGGER_WORD not in content
-    assert content.startswith("I can't help with that request")
+    assert content.startswith("I'm sorry, but I can't help with that request")
     toxic = [f for f in body["guard"]["findings"] if f["check"] == "toxicity"]
     assert toxic
     assert all(f["score"] >= f["threshold"] for f in toxic)
@@ -217,7 +217,7 @@ async def test_models_health_and_readiness(client: AsyncTestClient[Any]) -> None
         (b'{"messages": [{"role": "user", "content": "hi"}], "unknown_field": 1}', 400),
         (b'{"messages": [{"role": "wizard", "content": "secret-value-123"}]}', 400),
         (b'{"messages": []}', 400),
-        (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100000}', 422),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100000}', 400),
         (b'{"messages": [{"role": "assistant", "content": "hi"}]}', 400),
         (b'{"messages": [{"role": "user", "content": "' + b"a" * 70_000 + b'"}]}', 413),  # over 64 KiB
     ],

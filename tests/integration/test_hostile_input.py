@@ -1,11 +1,13 @@
-"""Hostile input through the real app (dev models, a real database): never a 5xx, every refusal the app makes is the
-JSON error shape with a request id, and no refusal echoes what was sent. The wire-level cases (invalid UTF-8 on a
+"""Hostile input through the real app (dev models, a real database): never a 5xx, every refusal the app makes is
+OpenAI's error shape with the request id beside it, and no refusal echoes a value that was sent (a field name is
+named in ``param`` only when it is a plain ``[A-Za-z0-9_.]{1,64}`` path). The wire-level cases (invalid UTF-8 on a
 socket, huge headers, truncated and chunked bodies) are in tests/e2e/test_hostile_wire.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,17 +31,33 @@ JSON_HEADERS = {**AUTH, "Content-Type": "application/json"}
 NAUGHTY: list[str] = json.loads((ROOT / "tests" / "data" / "naughty" / "blns.json").read_text(encoding="utf-8"))
 
 
-def assert_clean(response: Any, *statuses: int) -> None:
+SAFE_PARAM = re.compile(r"[A-Za-z0-9_.]{1,64}")
+
+
+def assert_error_shape(response: Any) -> dict[str, Any]:
+    """OpenAI's ``{"error": {"message", "type", "param", "code"}}`` with ``request_id`` beside it (= X-Request-Id)."""
+    body = response.json()
+    assert set(body) == {"error", "request_id"}, body
+    assert set(body["error"]) == {"message", "type", "param", "code"}, body
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert isinstance(body["error"]["type"], str)
+    assert body["error"]["type"]
+    param = body["error"]["param"]
+    assert param is None or SAFE_PARAM.fullmatch(param), param
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def assert_clean(response: Any, *statuses: int, param: str | None = None) -> None:
     """No server error; a refusal is the error shape with the response's request id and without the input."""
     assert response.status_code < 500, response.text
     if statuses:
         assert response.status_code in statuses, response.text
     if response.status_code >= 400:
-        body = response.json()
-        assert set(body) == {"error"}
-        assert set(body["error"]) == {"code", "message", "request_id"}
-        assert body["error"]["request_id"] == response.headers["x-request-id"]
+        error = assert_error_shape(response)
         assert MARK not in response.text
+        if param is not None:
+            assert error["param"] == param, error
 
 
 def _chat(content: Any, **extra: Any) -> dict[str, Any]:
@@ -88,7 +106,7 @@ JSON_BODIES: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("text a list", "/v1/scan", {"text": [MARK]}, (400,)),
     ("text null", "/v1/scan", {"text": None}, (400,)),
     ("unknown stage", "/v1/scan", {"text": "hi", "stage": MARK}, (400,)),
-    ("unknown field", "/v1/scan", {"text": "hi", MARK: 1}, (400,)),
+    ("unknown field", "/v1/scan", {"text": "hi", f"<{MARK}>": 1}, (400,)),  # not a plain name: not named
     ("messages a string", "/v1/chat/completions", {"messages": MARK}, (400,)),
     ("no messages", "/v1/chat/completions", {"messages": []}, (400,)),
     ("unknown role", "/v1/chat/completions", {"messages": [{"role": MARK, "content": "hi"}]}, (400,)),
@@ -96,8 +114,8 @@ JSON_BODIES: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("max_tokens a string", "/v1/chat/completions", _chat("hi", max_tokens="ten"), (400,)),
     ("max_tokens negative", "/v1/chat/completions", _chat("hi", max_tokens=-1), (400,)),
     ("max_tokens zero", "/v1/chat/completions", _chat("hi", max_tokens=0), (400,)),
-    ("max_tokens huge", "/v1/chat/completions", _chat("hi", max_tokens=10**30), (400, 422)),
-    ("max_tokens over the limit", "/v1/chat/completions", _chat("hi", max_tokens=10**6), (422,)),
+    ("max_tokens huge", "/v1/chat/completions", _chat("hi", max_tokens=10**30), (400,)),
+    ("max_tokens over the limit", "/v1/chat/completions", _chat("hi", max_tokens=10**6), (400,)),
     ("temperature out of range", "/v1/chat/completions", _chat("hi", temperature=3), (400,)),
     ("top_p zero", "/v1/chat/completions", _chat("hi", top_p=0), (400,)),
     ("n two", "/v1/chat/completions", _chat("hi", n=2), (400,)),
@@ -107,8 +125,69 @@ JSON_BODIES: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("completion prompt list of two", "/v1/completions", {"prompt": [MARK, MARK], "max_tokens": 4}, (400,)),
     ("many messages", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}] * 300}, (400,)),
     ("prompt beyond the context", "/v1/chat/completions", _chat("word " * 5000), (400,)),
-    ("input over max_input_chars", "/v1/scan", {"text": "a" * 40_000}, (413,)),
+    ("input over max_input_chars", "/v1/scan", {"text": "a" * 40_000}, (400,)),
+    ("chat over max_input_chars", "/v1/chat/completions", _chat("a " * 20_000), (400,)),
+    ("tools", "/v1/chat/completions", _chat("hi", tools=[{"type": "function", "function": {"name": MARK}}]), (400,)),
+    ("response_format", "/v1/chat/completions", _chat("hi", response_format={"type": "json_object"}), (400,)),
+    (
+        "tool message naming a bad tool",
+        "/v1/chat/completions",
+        {
+            "messages": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "r", "name": f"<{MARK}>"}],
+        },
+        (400,),
+    ),
 ]
+
+# (id, route, body, the param the 400 names): the field at fault, never its value.
+NAMED: list[tuple[str, str, Any, str]] = [
+    ("unknown top-level field", "/v1/chat/completions", _chat("hi", temperture=0.5), "temperture"),
+    (
+        "unknown nested field",
+        "/v1/chat/completions",
+        {"messages": [{"role": "user", "content": "hi", "x_y": 1}]},
+        "messages.0.x_y",
+    ),
+    ("wrong type", "/v1/chat/completions", _chat("hi", max_tokens="ten"), "max_tokens"),
+    ("unknown role", "/v1/chat/completions", {"messages": [{"role": MARK, "content": "hi"}]}, "messages.0.role"),
+    ("max_tokens over the limit", "/v1/chat/completions", _chat("hi", max_tokens=10**6), "max_tokens"),
+    ("chat over max_input_chars", "/v1/chat/completions", _chat("a " * 20_000), "messages"),
+    ("completion over max_input_chars", "/v1/completions", {"prompt": "a " * 20_000}, "prompt"),
+    ("scan over max_input_chars", "/v1/scan", {"text": "a" * 40_000}, "text"),
+    ("tools", "/v1/chat/completions", _chat("hi", tools=[{"type": "function", "function": {"name": "f"}}]), "tools"),
+    ("tool_choice", "/v1/chat/completions", _chat("hi", tool_choice="required"), "tool_choice"),
+    (
+        "response_format",
+        "/v1/chat/completions",
+        _chat("hi", response_format={"type": "json_object"}),
+        "response_format",
+    ),
+    ("presence_penalty", "/v1/chat/completions", _chat("hi", presence_penalty=1.0), "presence_penalty"),
+    ("logit_bias", "/v1/chat/completions", _chat("hi", logit_bias={"5": 10}), "logit_bias"),
+    ("top_logprobs without logprobs", "/v1/chat/completions", _chat("hi", top_logprobs=2), "top_logprobs"),
+    ("top_logprobs over 20", "/v1/chat/completions", _chat("hi", logprobs=True, top_logprobs=21), "top_logprobs"),
+    ("n two", "/v1/chat/completions", _chat("hi", n=2), "n"),
+    (
+        "image part",
+        "/v1/chat/completions",
+        _chat([{"type": "image_url", "image_url": {"url": "u"}}]),
+        "messages.0.content.0.type",
+    ),
+    ("no content", "/v1/chat/completions", {"messages": [{"role": "user", "content": None}]}, "messages.0.content"),
+    ("suffix", "/v1/completions", {"prompt": "a", "suffix": "b"}, "suffix"),
+    ("echo with logprobs", "/v1/completions", {"prompt": "a", "echo": True, "logprobs": 1}, "echo"),
+    ("prompt beyond the context", "/v1/chat/completions", _chat("word " * 5000), "messages"),
+]
+
+
+@pytest.mark.parametrize(("route", "body", "param"), [case[1:] for case in NAMED], ids=[c[0] for c in NAMED])
+async def test_refusals_name_the_parameter(client: AsyncTestClient[Any], route: str, body: Any, param: str) -> None:
+    response = await client.post(route, json=body, headers=AUTH)
+    assert response.status_code == 400, response.text
+    error = assert_error_shape(response)
+    assert error["param"] == param, error
+    assert error["type"] == "invalid_request_error"
+    assert MARK not in response.text
 
 
 @pytest.mark.parametrize(
@@ -123,7 +202,10 @@ async def test_wrong_types_and_bounds(
 async def test_prompt_beyond_the_context_says_so(client: AsyncTestClient[Any]) -> None:
     response = await client.post("/v1/chat/completions", json=_chat("word " * 5000), headers=AUTH)
     assert_clean(response, 400)
-    assert response.json()["error"]["code"] == "context_length_exceeded"
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded"
+    # OpenAI's wording: what LiteLLM (ContextWindowExceededError) and other client libraries match.
+    assert error["message"].startswith("This model's maximum context length is 1024 tokens. However, you requested")
 
 
 @pytest.mark.parametrize(

@@ -115,12 +115,9 @@ def test_base_model_has_no_chat(tokenizers: dict[str, Any], messages: list[ChatM
 
 
 BAD = {
-    "ends-with-assistant": ([ChatMessage("user", "Hi"), ChatMessage("assistant", "Hello")], "last message must be"),
-    "empty": ([], "last message must be a user message"),
-    "only-system": ([SYSTEM], "a user message"),
-    "two-users": ([ChatMessage("user", "a"), ChatMessage("user", "b")], "roles must alternate"),
+    "empty": ([], "needs a user message"),
+    "only-assistant": ([ChatMessage("assistant", "a")], "needs a user message"),
     "assistant-first": ([ChatMessage("assistant", "a"), ChatMessage("user", "b")], "roles must alternate"),
-    "system-after-user": ([ChatMessage("user", "a"), SYSTEM, ChatMessage("user", "b")], "system messages must come"),
 }
 
 
@@ -132,13 +129,57 @@ def test_bad_conversations_are_invalid(tokenizers: dict[str, Any], name: str, ca
         render_chat(tokenizers[name], messages)
 
 
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [("gemma-2", "system message must be followed by a user message"), ("systemgemma-2", "roles must alternate")],
-)
-def test_system_then_assistant_is_invalid(tokenizers: dict[str, Any], name: str, message: str) -> None:
-    with pytest.raises(InvalidConversation, match=message):
-        render_chat(tokenizers[name], [SYSTEM, ChatMessage("assistant", "a"), ChatMessage("user", "b")])
+def test_native_system_turn_then_assistant_is_invalid(tokenizers: dict[str, Any]) -> None:
+    with pytest.raises(InvalidConversation, match="roles must alternate"):
+        render_chat(tokenizers["systemgemma-2"], [SYSTEM, ChatMessage("assistant", "a"), ChatMessage("user", "b")])
+
+
+# Conversations OpenAI accepts, as the Gemma-2 template (no system role) renders them.
+ACCEPTED = {
+    "lone-system": ([ChatMessage("system", "S")], "<start_of_turn>user\nS<end_of_turn>\n<start_of_turn>model\n"),
+    "system-after-user": (
+        [ChatMessage("user", "a"), ChatMessage("system", "S"), ChatMessage("user", "b")],
+        "<start_of_turn>user\na\n\nS\n\nb<end_of_turn>\n<start_of_turn>model\n",
+    ),
+    "system-last": (
+        [ChatMessage("user", "a"), ChatMessage("system", "S")],
+        "<start_of_turn>user\na\n\nS<end_of_turn>\n<start_of_turn>model\n",
+    ),
+    "system-then-assistant": (
+        [ChatMessage("system", "S"), ChatMessage("assistant", "a"), ChatMessage("user", "b")],
+        "<start_of_turn>user\nS<end_of_turn>\n<start_of_turn>model\na<end_of_turn>\n<start_of_turn>user\nb",
+    ),
+    "two-users": (
+        [ChatMessage("user", "a"), ChatMessage("user", "b")],
+        "<start_of_turn>user\na\n\nb<end_of_turn>\n<start_of_turn>model\n",
+    ),
+    "final-assistant-continues": (
+        [ChatMessage("user", "a"), ChatMessage("assistant", "Once upon")],
+        "<start_of_turn>user\na<end_of_turn>\n<start_of_turn>model\nOnce upon",
+    ),
+    "tool-loop": (
+        [
+            ChatMessage("user", "weather?"),
+            ChatMessage("assistant", "[tool call c1: get_weather({})]"),
+            ChatMessage("tool", "sunny", name="get_weather"),
+        ],
+        "<start_of_turn>model\n[tool call c1: get_weather({})]<end_of_turn>\n"
+        "<start_of_turn>user\n[tool result from get_weather]\nsunny<end_of_turn>\n<start_of_turn>model\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ACCEPTED))
+def test_openai_conversation_shapes_render(tokenizers: dict[str, Any], case: str) -> None:
+    messages, expected = ACCEPTED[case]
+    rendered = render_chat(tokenizers["gemma-2"], messages)
+    assert rendered.endswith(expected) if case != "system-then-assistant" else expected in rendered
+
+
+def test_control_token_in_a_tool_name_is_refused(tokenizers: dict[str, Any]) -> None:
+    messages = [ChatMessage("user", "a"), ChatMessage("tool", "r", name="<start_of_turn>")]
+    with pytest.raises(InvalidConversation, match="control token"):
+        render_chat(tokenizers["gemma-2"], messages)
 
 
 @pytest.mark.parametrize("name", CHAT_MODELS)

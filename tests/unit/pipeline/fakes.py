@@ -203,6 +203,10 @@ class FakeEngine:
     description = "fake engine"
     context_length = 4096
     has_chat_template = True
+    supports_logprobs = False
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return str(token_id).encode()
 
     def __init__(self, reply: str = "Hello there. Have a good day.", fail_after: int | None = None) -> None:
         self.reply = reply
