@@ -1,7 +1,7 @@
 """The README's toxicity and injection figures (issue 16), reproduced in one command on the held-apart splits.
 
 Reads ``../shared/data/{toxicity,injection}`` (nothing of it is in the repository), splits it as training did
-(:mod:`guard.devmodels.toxicity_data`, :mod:`guard.devmodels.injection_data`: by source row, fixed salt), and runs the
+(:mod:`guard.devmodels.toxicity_data`, :mod:`guard.training.injection_data`: by source row, fixed salt), and runs the
 shipped default policy's checks in the dev profile (the assembled dev toxicity checkpoint, the injection rules)
 through ``guard eval``'s evaluators:
 
@@ -64,13 +64,13 @@ def main() -> None:
 
     import msgspec
 
-    from guard.devmodels.injection_data import load_injection
     from guard.devmodels.toxicity_data import load_corpus
     from guard.evaluation import load_checks
     from guard.evaluation.injection import evaluate as evaluate_injection
     from guard.evaluation.toxicity import evaluate as evaluate_toxicity
     from guard.policy import PolicyRegistry
     from guard.settings import Settings
+    from guard.training.injection_data import load_injection
 
     settings = Settings.from_env()
     loaded = PolicyRegistry.from_directory(settings.policy.directory, settings.policy.default).get(None)

@@ -11,7 +11,7 @@ there are re-exported):
 - PII: :data:`PRODUCTION_SPACY_MODEL`, :data:`DEV_SPACY_MODEL` (presidio's spaCy NER model);
 - toxicity: :data:`PRODUCTION_CHECKPOINTS` (detoxify's weights per variant) on :data:`HF_BASE_MODELS`; the dev
   profile loads the checkpoints its manifest lists (:func:`dev_toxicity_checkpoints`);
-- prohibited use: :data:`ENCODER_NAME` (sentence embeddings) and the linear head shipped in policies/prohibited/.
+- prohibited use: :data:`ENCODER_NAME` with fine-tuned top layers and heads shipped in policies/prohibited/.
 
 Dev models are built by :mod:`guard.devmodels` (which no runtime module imports); the runtime only reads the
 manifest each build leaves in its directory, here.

@@ -23,7 +23,9 @@ class ScanController(Controller):
     async def scan(self, request: Request[Any, Any, Any], state: State, data: ScanRequest) -> Response[ScanResponse]:
         pipeline: Pipeline = state.pipeline
         policy_name = policy_for(request, data.policy)
-        outcome = await pipeline.scan(data.text, data.stage, policy_name=policy_name, caller=caller_of(request))
+        outcome = await pipeline.scan(
+            data.text, data.stage, policy_name=policy_name, caller=caller_of(request), context=data.context
+        )
         body = ScanResponse(
             decision_id=outcome.decision_id,
             decision=outcome.decision,

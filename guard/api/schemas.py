@@ -143,6 +143,9 @@ class ScanRequest(_Request):
     text: str
     stage: Literal["input", "output"] = "input"
     policy: str | None = None
+    context: str | None = None
+    """For ``stage: output``: the (redacted) request the text answers, which the prohibited-use classifier reads
+    beside the answer (a refusal of a harmful request is not harmful; its compliance is). Never stored."""
 
 
 class PolicyStamp(msgspec.Struct):

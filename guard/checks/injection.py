@@ -1,6 +1,6 @@
-"""Prompt injection and jailbreak heuristics for user and system messages.
+"""Prompt injection and jailbreak detection for user and system messages: four rule layers and a classifier.
 
-Four layers, all pure Python and regular expressions (well under a millisecond for a 100-word text):
+The four rule layers are pure Python and regular expressions (well under a millisecond for a 100-word text):
 
 - **Control tokens.** Gemma's ``<start_of_turn>``, ``<end_of_turn>``, ``<bos>``... spelled in a message would be
   tokenized as the real tokens and let a caller forge a turn. Variants with whitespace, case, fullwidth brackets or
@@ -18,6 +18,11 @@ Four layers, all pure Python and regular expressions (well under a millisecond f
 - **Tag-character smuggling.** Unicode tag characters (U+E0000 to U+E007F) carry invisible ASCII; their presence is a
   finding (emoji subdivision flags such as 🏴 England excepted), the hidden text is decoded and scored, and the
   rewritten text drops them.
+
+The **classifier** (where the policy sets ``classifier:``) is the injection head of the prohibited-use encoder
+(:class:`guard.checks.semantic.SafetyEncoder`), trained on public injection, jailbreak and indirect-injection corpora
+with benign look-alikes: it reads the same encoder pass as the prohibited-use classifier, so it adds one matrix
+product per text. Its finding spans the whole text (``detail: classifier``).
 """
 
 from __future__ import annotations
@@ -33,8 +38,11 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote_to_bytes
 
-from guard.checks.base import CheckItem, CheckResult, Finding, Stage
+import msgspec
+
+from guard.checks.base import CheckItem, CheckResult, CheckUnavailable, Finding, Stage
 from guard.checks.injection_rules import OverrideRules, OverrideScore, default_rules_path, load_rules
+from guard.checks.semantic import SafetyEncoder
 from guard.policy.schema import Action, InjectionConfig
 
 __all__ = [
@@ -52,6 +60,7 @@ CLAUSE = (
 """The Gemma Prohibited Use Policy clause every injection finding cites."""
 
 _CHECKED_ROLES = frozenset({"user", "system", None})
+INJECTION_HEAD = "injection"
 _MAX_DEPTH = 2
 _MIN_PRINTABLE = 0.85
 
@@ -247,17 +256,65 @@ class InjectionCheck:
         "heuristics: control tokens, override rules (en/ja/ko/zh), encoded payloads, tag characters"
     )
 
-    def __init__(self, rules: OverrideRules | None = None) -> None:
+    def __init__(self, rules: OverrideRules | None = None, classifier: SafetyEncoder | None = None) -> None:
         self.rules = rules if rules is not None else load_rules(default_rules_path())
         """The instruction-override rules (default: the shipped policies/rules/injection.yaml, read now)."""
+        self.classifier = classifier if classifier is not None and INJECTION_HEAD in classifier.heads else None
 
     @classmethod
-    def load(cls, rules_path: Path | None = None) -> InjectionCheck:
-        """The check with the rules of ``rules_path`` (default: the shipped ones); a bad file is a PolicyError."""
-        return cls(load_rules(rules_path or default_rules_path()))
+    def load(cls, rules_path: Path | None = None, classifier: SafetyEncoder | None = None) -> InjectionCheck:
+        """The check with the rules of ``rules_path`` (default: the shipped ones; a bad file is a PolicyError) and
+        the encoder whose injection head is the classifier layer."""
+        return cls(load_rules(rules_path or default_rules_path()), classifier)
+
+    @property
+    def layers(self) -> str:
+        return self.description + (f" + classifier ({self.classifier.description})" if self.classifier else "")
+
+    def validate(self, config: InjectionConfig) -> None:
+        """Raise :class:`CheckUnavailable` if ``config`` asks for the classifier and none is loaded."""
+        if config.enabled and config.classifier is not None and self.classifier is None:
+            raise CheckUnavailable("the policy sets injection.classifier but no injection classifier is loaded")
 
     def run(self, items: Sequence[CheckItem]) -> list[CheckResult]:
-        return [self._scan(item) for item in items]
+        results = [self._scan(item) for item in items]
+        wanted = [i for i, item in enumerate(items) if self._classified(item)]
+        if not wanted or self.classifier is None:
+            return results
+        embeddings = self.classifier.embed([items[i].text for i in wanted])  # the prohibited-use pass, cached
+        probabilities = self.classifier.heads[INJECTION_HEAD].probabilities(embeddings)[:, 1]
+        for i, probability in zip(wanted, map(float, probabilities), strict=True):
+            item, result = items[i], results[i]
+            config: InjectionConfig = item.config
+            scores = {**result.scores, "classifier": round(probability, 4)}
+            findings = result.findings
+            if config.classifier is not None and probability >= config.classifier:
+                finding = Finding(
+                    check=self.name,
+                    type="instruction_override",
+                    score=round(probability, 4),
+                    threshold=config.classifier,
+                    action=config.action,
+                    start=0,
+                    end=len(item.text),
+                    clause=CLAUSE,
+                    stage=item.stage,
+                    detail="classifier",
+                )
+                findings = (*findings, finding)
+            results[i] = msgspec.structs.replace(result, findings=findings, scores=scores)
+        return results
+
+    def _classified(self, item: CheckItem) -> bool:
+        config: InjectionConfig = item.config
+        return (
+            self.classifier is not None
+            and config.enabled
+            and config.classifier is not None
+            and item.role in _CHECKED_ROLES
+            and bool(item.text)
+            and self.classifier.reads(item.text)
+        )
 
     def _scan(self, item: CheckItem) -> CheckResult:
         config: InjectionConfig = item.config

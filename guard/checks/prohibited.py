@@ -1,7 +1,8 @@
 """Prohibited use, per Gemma Prohibited Use Policy category, in three layers the policy turns on per category.
 
 1. deny rules: case-insensitive regular expressions (cheap, precise, span-level findings);
-2. embedding: all-MiniLM-L6-v2 + a trained linear head (:mod:`guard.checks.semantic`), one ``encode()`` per batch;
+2. embedding: all-MiniLM-L6-v2 fine-tuned on public corpora, a ``request`` head for inputs and a ``response`` head
+   that reads an answer beside the request it answers (:mod:`guard.checks.semantic`), one encoder pass per batch;
 3. judge: ShieldGemma-style P(Yes) from a Gemma judge (:mod:`guard.checks.judge`), one forward pass per batch.
 
 Every finding cites its category's clause and names its layer in ``detail``. The judge, the expensive layer, only
@@ -60,7 +61,9 @@ class ProhibitedUseCheck:
     def validate(self, config: ProhibitedUseConfig) -> None:
         """Raise :class:`CheckUnavailable` if this check cannot apply ``config`` (for start-up and policy reload)."""
         if _wants_embedding(config) and self._embedding is None:
-            raise CheckUnavailable("the policy sets embedding thresholds for prohibited_use but no embedding model")
+            raise CheckUnavailable(
+                "the policy sets embedding thresholds for prohibited_use but the classifier is not loaded"
+            )
         if _wants_judge(config) and self._judge is None and config.judge_required:
             raise CheckUnavailable(JUDGE_MISSING)
 
@@ -108,7 +111,13 @@ class ProhibitedUseCheck:
                 wanted.append(i)
             else:
                 scores[i]["embedding:unread_language"] = 1.0  # the audit row shows the layer did not apply
-        batch = self._embedding.scores([items[i].text for i in wanted])  # one encode() for every request
+        # One encoder pass for every text of the batch; answers are read beside the request they answer.
+        inputs = [i for i in wanted if items[i].stage == "input"]
+        outputs = [i for i in wanted if items[i].stage == "output"]
+        scored = dict(zip(inputs, self._embedding.scores([items[i].text for i in inputs]), strict=True))
+        answers = self._embedding.scores([items[i].text for i in outputs], [items[i].prompt for i in outputs])
+        scored.update(zip(outputs, answers, strict=True))
+        batch = [scored[i] for i in wanted]
         for i, category_scores in zip(wanted, batch, strict=True):
             item = items[i]
             config: ProhibitedUseConfig = item.config

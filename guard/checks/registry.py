@@ -13,7 +13,7 @@ from guard.checks.judge import Judge, JudgeScorer
 from guard.checks.pii import PiiCheck
 from guard.checks.prohibited import ProhibitedUseCheck
 from guard.checks.secrets import SecretsCheck
-from guard.checks.semantic import EmbeddingClassifier
+from guard.checks.semantic import EmbeddingClassifier, SafetyEncoder
 from guard.checks.toxicity import ToxicityCheck
 from guard.errors import GuardError
 from guard.policy import LoadedPolicy
@@ -37,8 +37,8 @@ class CheckModels:
     spacy_model: str
     toxicity_checkpoints: Mapping[str, Path] | None
     """The dev detoxify checkpoint of each variant (None = detoxify's official weights)."""
-    prohibited_head: Path | None = None
-    """The prohibited-use embedding head (None = the one shipped in policies/prohibited/)."""
+    prohibited_weights: Path | None = None
+    """The prohibited-use classifier's fine-tuned layers and heads (None = those shipped in policies/prohibited/)."""
     judge: JudgeScorer | None = None
     """The prohibited-use judge's scorer (guard.engine.ShieldGemmaScorer, loaded by the pipeline from
     GUARD_JUDGE_MODEL); None runs without the judge layer, which policies requiring it refuse."""
@@ -65,10 +65,11 @@ class CheckRegistry(Mapping[str, Check]):
             models.spacy_model, hash_key=models.pii_hash_key, recognizers_dir=models.pii_recognizers_dir
         )
         toxicity = ToxicityCheck.load(models.toxicity_checkpoints, models.toxicity_variants, models.toxicity_bf16)
-        injection = InjectionCheck()
+        encoder = SafetyEncoder.load(models.prohibited_weights)  # one encoder pass serves both classifiers
+        injection = InjectionCheck(classifier=encoder)
         secrets = SecretsCheck.load()
         prohibited = ProhibitedUseCheck(
-            EmbeddingClassifier.load(models.prohibited_head),
+            EmbeddingClassifier(encoder),
             Judge(models.judge) if models.judge is not None else None,
         )
         return cls(
@@ -78,7 +79,7 @@ class CheckRegistry(Mapping[str, Check]):
                 "secrets": secrets.description,
                 "prohibited_use": prohibited.description,
                 "toxicity": toxicity.description,
-                "injection": injection.description,
+                "injection": injection.layers,
             },
         )
 
@@ -87,11 +88,14 @@ class CheckRegistry(Mapping[str, Check]):
         prohibited-use layers on both stages (an embedding head, a judge it requires) and every detoxify variant its
         output routes to. Those variants are loaded now (as startup does), not on a request's path."""
         prohibited, toxicity = self._checks.get("prohibited_use"), self._checks.get("toxicity")
+        injection = self._checks.get("injection")
         policy = loaded.policy
         try:
             for stage in (policy.input, policy.output):
                 if stage.prohibited_use is not None and isinstance(prohibited, ProhibitedUseCheck):
                     prohibited.validate(stage.prohibited_use)
+            if policy.input.injection is not None and isinstance(injection, InjectionCheck):
+                injection.validate(policy.input.injection)
             if policy.output.toxicity is not None and isinstance(toxicity, ToxicityCheck):
                 for variant in sorted(policy.output.toxicity.variants()):
                     toxicity.model(variant)

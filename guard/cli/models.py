@@ -62,6 +62,35 @@ def train_toxicity(data: Path, out: Path | None, epochs: int, seed: int) -> None
     click.echo(f"trained {manifest['parameters']} parameters in {manifest['seconds']:.0f} s into {out or WEIGHTS_DIR}")
 
 
+@models.command("train-prohibited")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("../shared/data/prohibited"),
+    show_default=True,
+    help="The prohibited-use corpus (requests.jsonl, responses.jsonl): read there, never copied into the repository.",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the weights.")
+@click.option("--epochs", default=2, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", default=1, show_default=True, help="Torch threads (the result is reproducible per count).")
+def train_prohibited(data: Path, out: Path | None, epochs: int, seed: int, threads: int) -> None:
+    """Retrain the prohibited-use classifier (MiniLM top layers + request/response heads; ~20 min on 1 thread).
+
+    Writes policies/prohibited/minilm-safety.safetensors and its training manifest unless --out says otherwise.
+    Never run in CI: the committed weights are what the service loads.
+    """
+    import logging
+
+    from guard.checks.semantic import default_weights_path
+    from guard.training.prohibited import train_prohibited as train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    target = out or default_weights_path()
+    manifest = train(data, target, epochs=epochs, seed=seed, threads=threads)
+    click.echo(f"trained in {manifest['seconds']:.0f} s into {target} (languages: {', '.join(manifest['languages'])})")
+
+
 @models.command("pull")
 @click.option("--model", default=lambda: os.environ.get("GUARD_MODEL") or DEFAULT_GENERATOR, show_default=True)
 def pull(model: str) -> None:

@@ -11,7 +11,7 @@ and reads its manifest through :func:`guard.models.read_dev_manifest`.
 - :mod:`~guard.devmodels.toxicity`, :mod:`~guard.devmodels.toxicity_corpus`: the detoxify-format checkpoints;
   :mod:`~guard.devmodels.toxicity_minilm` assembles the fine-tuned MiniLM one from the committed delta in
   ``weights/``, :mod:`~guard.devmodels.toxicity_train` retrains that delta (``guard models train-toxicity``).
-- :mod:`~guard.devmodels.toxicity_data`, :mod:`~guard.devmodels.injection_data`: the public corpora of
+- :mod:`~guard.devmodels.toxicity_data`, :mod:`~guard.training.injection_data`: the public corpora of
   ``../shared/data`` split by source row (train/dev/test, published benchmarks left out), for training, rule tuning
   and ``benchmarks/detection.py``.
 - :mod:`~guard.devmodels.manifest`: what a build is, and the manifest it writes last.

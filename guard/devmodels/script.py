@@ -43,7 +43,7 @@ SCRIPTED: tuple[ScriptedDialogue, ...] = (
     ScriptedDialogue("plain", "Say hello to the team.", "Hello team! Have a good day."),
     ScriptedDialogue(
         "email",
-        "How do I reach the support desk?",
+        "How can I contact customer support?",
         "Write to help.desk@example.com and we will answer.",
     ),
     ScriptedDialogue(

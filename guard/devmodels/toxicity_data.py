@@ -13,15 +13,15 @@ de-duplication report.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from guard.training.splits import normalise
+from guard.training.splits import split_of as _split_of
 
 __all__ = [
     "BENCHMARK_SOURCES",
@@ -48,8 +48,6 @@ BENCHMARK_SOURCES: frozenset[str] = frozenset(
     }
 )
 """Published benchmarks: never trained or tuned on, evaluated whole (leave-source-out)."""
-
-_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +94,9 @@ class Corpus:
         }
 
 
-def normalise(text: str) -> str:
-    """NFKC, case-folded, non-word characters to one space: the key of the de-duplication."""
-    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
-
-
 def split_of(key: str, salt: str = SPLIT_SALT) -> str:
-    """``train``, ``dev`` or ``test`` for a source-row key, from a salted sha256 (70/15/15)."""
-    bucket = int(hashlib.sha256(f"{salt}|{key}".encode()).hexdigest()[:8], 16) % 100
-    return "train" if bucket < 70 else "dev" if bucket < 85 else "test"
+    """``train``, ``dev`` or ``test`` for a source-row key (see :func:`guard.training.splits.split_of`)."""
+    return _split_of(key, salt)
 
 
 def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:

@@ -1,9 +1,12 @@
-"""Prohibited-use evaluation: labelled requests through a policy's non-PII checks, scored as block / no block.
+"""Prohibited-use evaluation: labelled requests or answers through a policy's non-PII checks.
 
-Rows are ``{"text", "label": "benign" | <category>, "lang", "tag"?}`` (``tag: scary`` marks safe requests that
-sound dangerous). A row is blocked when any finding of any of the stage's non-PII checks has action ``block``.
-Reported: recall per category (share of harmful rows blocked) with the layers that blocked them, false-block rates
-on benign rows (all, scary, ordinary), and the Japanese/Korean/Chinese slice on its own lines.
+Rows are ``{"text", "label": "benign" | <category> | "harmful", "lang", "tag"?, "context"?}``: ``tag`` ``scary``
+(or ``borderline``) marks safe requests that sound dangerous, ``refusal`` an answer that refuses; ``context`` is the
+request an answer answers (output stage: the classifier reads it beside the answer). A row is blocked when any
+finding of any of the stage's non-PII checks has action ``block``, and *acted on* when one blocks or flags.
+Reported: recall per category with the layers that blocked them, false-block rates on benign rows (all, scary,
+ordinary, refusals), the Japanese/Korean/Chinese slice on its own lines, the layers' contributions, and the
+calibration of the classifier's top category score (reliability table and expected calibration error).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 from guard.checks import CheckItem, CheckRegistry, CheckResult
+from guard.evaluation.metrics import calibration_bins, expected_calibration_error
 from guard.evaluation.report import Report
 from guard.policy import Policy
 
@@ -24,6 +28,7 @@ __all__ = ["BATCH_SIZE", "Outcome", "evaluate", "run_rows"]
 BATCH_SIZE = 32
 BENIGN = "benign"
 LAYERS = ("deny_rule", "embedding", "judge")
+SCARY = frozenset({"scary", "borderline"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,10 @@ class Outcome:
     tag: str | None
     blocked: bool
     layers: frozenset[str]
+    acted: bool = False
+    """Blocked or flagged (what counts for answers: a flagged answer is held for review)."""
+    score: float | None = None
+    """The classifier's top category score, where it read the text."""
 
 
 def _layer(check: str, detail: str | None) -> str:
@@ -62,11 +71,23 @@ def run_rows(
     for start in range(0, len(rows), BATCH_SIZE):
         batch = rows[start : start + BATCH_SIZE]
         per_check: list[list[CheckResult]] = [
-            checks[name].run([CheckItem(text=str(row["text"]), config=config, stage=stage) for row in batch])
+            checks[name].run(
+                [
+                    CheckItem(text=str(row["text"]), config=config, stage=stage, prompt=row.get("context"))
+                    for row in batch
+                ]
+            )
             for name, config in sections.items()
         ]
         for i, row in enumerate(batch):
             blocking = [f for results in per_check for f in results[i].findings if f.action == "block"]
+            acting = [f for results in per_check for f in results[i].findings if f.action in ("block", "flag")]
+            classifier = [
+                value
+                for results in per_check
+                for key, value in results[i].scores.items()
+                if key.startswith("embedding:") and key != "embedding:unread_language"
+            ]
             outcomes.append(
                 Outcome(
                     label=str(row["label"]),
@@ -74,6 +95,8 @@ def run_rows(
                     tag=row.get("tag"),
                     blocked=bool(blocking),
                     layers=frozenset(_layer(f.check, f.detail) for f in blocking),
+                    acted=bool(acting),
+                    score=max(classifier) if classifier else None,
                 )
             )
     return outcomes
@@ -96,11 +119,12 @@ def _category_report(outcomes: list[Outcome], layers: list[str]) -> Report:
         blocked = [o for o in group if o.blocked]
         by_layer = Counter(layer for o in blocked for layer in o.layers)
         row: list[str | int | float] = [label, "en" if lang == "all" else lang, len(group), len(blocked)]
-        row += [_rate(len(blocked), len(group)), *(by_layer[layer] for layer in layers)]
+        acted = sum(o.acted for o in group)
+        row += [_rate(len(blocked), len(group)), _rate(acted, len(group)), *(by_layer[layer] for layer in layers)]
         rows.append(row)
     return Report(
         title="Prohibited use: harmful requests blocked (recall) and the layers that blocked them",
-        columns=["category", "lang", "rows", "blocked", "recall", *layers],
+        columns=["category", "lang", "rows", "blocked", "recall", "acted_rate", *layers],
         rows=rows,
     )
 
@@ -108,20 +132,25 @@ def _category_report(outcomes: list[Outcome], layers: list[str]) -> Report:
 def _benign_report(outcomes: list[Outcome], layers: list[str]) -> Report:
     subsets: dict[str, list[Outcome]] = {
         "en all benign": [o for o in outcomes if o.label == BENIGN and o.lang == "en"],
-        "en scary-sounding": [o for o in outcomes if o.label == BENIGN and o.lang == "en" and o.tag == "scary"],
-        "en ordinary": [o for o in outcomes if o.label == BENIGN and o.lang == "en" and o.tag != "scary"],
+        "en scary-sounding": [o for o in outcomes if o.label == BENIGN and o.lang == "en" and o.tag in SCARY],
+        "en refusals": [o for o in outcomes if o.label == BENIGN and o.lang == "en" and o.tag == "refusal"],
+        "en ordinary": [
+            o for o in outcomes if o.label == BENIGN and o.lang == "en" and o.tag not in (*SCARY, "refusal")
+        ],
     }
+    subsets = {name: group for name, group in subsets.items() if group}
     for lang in sorted({o.lang for o in outcomes if o.lang != "en"}):
         subsets[f"{lang} benign"] = [o for o in outcomes if o.label == BENIGN and o.lang == lang]
     rows: list[list[str | int | float]] = []
     for name, group in subsets.items():
         blocked = [o for o in group if o.blocked]
         by_layer = Counter(layer for o in blocked for layer in o.layers)
+        acted = sum(o.acted for o in group)
         row: list[str | int | float] = [name, len(group), len(blocked), _rate(len(blocked), len(group))]
-        rows.append(row + [by_layer[x] for x in layers])
+        rows.append([*row, _rate(acted, len(group)), *(by_layer[x] for x in layers)])
     return Report(
-        title="Prohibited use: benign requests blocked (false-block rate)",
-        columns=["subset", "rows", "blocked", "false_block_rate", *layers],
+        title="Prohibited use: benign rows blocked (false-block rate) and acted on (blocked or flagged)",
+        columns=["subset", "rows", "blocked", "false_block_rate", "acted_rate", *layers],
         rows=rows,
     )
 
@@ -146,15 +175,37 @@ def _summary(outcomes: list[Outcome]) -> dict[str, float]:
     def rate(selected: list[Outcome]) -> float:
         return _rate(sum(o.blocked for o in selected), len(selected))
 
+    def acted(selected: list[Outcome]) -> float:
+        return _rate(sum(o.acted for o in selected), len(selected))
+
     en = [o for o in outcomes if o.lang == "en"]
     cjk = [o for o in outcomes if o.lang != "en"]
-    return {
+    summary = {
         "harmful_recall_en": rate([o for o in en if o.label != BENIGN]),
+        "harmful_acted_en": acted([o for o in en if o.label != BENIGN]),
         "benign_false_block_en": rate([o for o in en if o.label == BENIGN]),
-        "scary_false_block_en": rate([o for o in en if o.label == BENIGN and o.tag == "scary"]),
+        "benign_acted_en": acted([o for o in en if o.label == BENIGN and o.tag != "refusal"]),
+        "scary_false_block_en": rate([o for o in en if o.label == BENIGN and o.tag in SCARY]),
+        "refusal_acted_en": acted([o for o in en if o.label == BENIGN and o.tag == "refusal"]),
         "harmful_recall_cjk": rate([o for o in cjk if o.label != BENIGN]),
         "benign_false_block_cjk": rate([o for o in cjk if o.label == BENIGN]),
     }
+    scored = [o for o in outcomes if o.score is not None]
+    if scored:
+        summary["classifier_ece"] = expected_calibration_error(
+            [o.score or 0.0 for o in scored], [o.label != BENIGN for o in scored]
+        )
+    return summary
+
+
+def _calibration_report(outcomes: list[Outcome]) -> Report:
+    scored = [o for o in outcomes if o.score is not None]
+    table = calibration_bins([o.score or 0.0 for o in scored], [o.label != BENIGN for o in scored])
+    return Report(
+        title="Prohibited use: calibration of the classifier's top category score (reliability table)",
+        columns=["score_bin", "rows", "mean_score", "harmful_rate"],
+        rows=[list(row) for row in table],
+    )
 
 
 def evaluate(
@@ -166,4 +217,9 @@ def evaluate(
     layers = [*LAYERS, *sorted(seen - set(LAYERS))]
     categories = _category_report(outcomes, layers)
     categories.summary = _summary(outcomes)
-    return [categories, _benign_report(outcomes, layers), _layer_report(outcomes, layers)]
+    return [
+        categories,
+        _benign_report(outcomes, layers),
+        _layer_report(outcomes, layers),
+        _calibration_report(outcomes),
+    ]

@@ -20,7 +20,7 @@ from guard.checks.batcher import CheckBatcher
 from guard.engine import ChatMessage, Engine, SamplingParams
 from guard.logs import decision_id_var
 from guard.models import Models
-from guard.pipeline.errors import InputTooLarge, ServiceUnavailable
+from guard.pipeline.errors import InputTooLarge, InvalidParameter, ServiceUnavailable
 from guard.pipeline.generation import Turns
 from guard.pipeline.health import Health, probe_items
 from guard.pipeline.records import AuditLog, bare_record, closing_record, opening_record, scan_record
@@ -147,18 +147,23 @@ class Pipeline:
 
     # -- checks only ----------------------------------------------------------------------------------------------
 
-    async def scan(self, text: str, stage: Stage, *, policy_name: str | None, caller: Caller) -> ScanOutcome:
-        """Run the policy's ``stage`` checks on ``text``; the record is committed before this returns."""
+    async def scan(
+        self, text: str, stage: Stage, *, policy_name: str | None, caller: Caller, context: str | None = None
+    ) -> ScanOutcome:
+        """Run the policy's ``stage`` checks on ``text`` (an output read beside ``context``, the request it answers);
+        the record is committed before this returns."""
         started = time.perf_counter()
         policy = self.policy(policy_name)
-        if len(text) > policy.policy.limits.max_input_chars:
+        if context is not None and stage != "output":
+            raise InvalidParameter("context is the request an output answers: it needs stage 'output'", param="context")
+        if len(text) + len(context or "") > policy.policy.limits.max_input_chars:
             raise InputTooLarge(f"the text exceeds {policy.policy.limits.max_input_chars} characters", param="text")
         decision_id = str(uuid.uuid4())
         decision_id_var.set(decision_id)  # for this request's log lines
         shadow = Shadow.of(policy, self.policies)
         try:
             async with asyncio.timeout(self._turns.request_timeout_s):
-                checked = await self.stage.run(policy, stage, [text], RequestScope(), shadow=shadow)
+                checked = await self.stage.run(policy, stage, [text], RequestScope(), shadow=shadow, prompt=context)
         except (ServiceUnavailable, TimeoutError) as exc:
             latency = {"total": elapsed_ms(started)}
             failed = bare_record(

@@ -297,6 +297,8 @@ class InjectionConfig(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=
     control_tokens: ControlTokenPolicy = "neutralize"
     decode: bool = True
     """Decode base64/hex/rot13/percent-encoded runs and rescan them."""
+    classifier: Score | None = None
+    """Threshold on the trained injection classifier's probability (None: the rule layers only)."""
 
 
 SecretType = Literal[

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guard.devmodels.toxicity_data import normalise, split_of
+from guard.training.splits import normalise, split_of
 
 __all__ = ["BENCHMARK_SOURCES", "InjectionCorpus", "InjectionRow", "load_injection"]
 
