@@ -9,8 +9,8 @@ Reads ``../shared/data/prohibited`` (nothing of it is in the repository), splits
 - ``responses_test``: the test split of the answers, output stage, each read beside its request;
 - ``responses_test_alone``: the same answers scanned without their request;
 - ``requests_loso``: the published-benchmark sources, never trained or tuned on (leave-source-out);
-- ``ours``: the 650 requests we wrote ourselves for the first classifier (``benchmarks/data/prohibited/requests.jsonl``),
-  never trained on;
+- ``ours``: the 650 requests we wrote for the first classifier (``benchmarks/data/prohibited/requests.jsonl``), never
+  trained on;
 - ``--dev``: the split the calibration and thresholds were chosen on, for reference.
 
 Writes ``benchmarks/data/prohibited/figures.json`` (figures, the policy stamp, the environment and the data manifest:
