@@ -234,7 +234,7 @@ def declare_languages(path: Path, data_dir: Path) -> dict[str, Any]:
     metadata["languages"] = json.dumps(languages, sort_keys=True)
     save_file(tensors, str(path), metadata=metadata)
     manifest_path = path.with_name(f"{path.stem}-training.json")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest.update(
         languages=languages,
         language_dev=report,
