@@ -43,7 +43,7 @@ SCRIPTED: tuple[ScriptedDialogue, ...] = (
     ScriptedDialogue("plain", "Say hello to the team.", "Hello team! Have a good day."),
     ScriptedDialogue(
         "email",
-        "How can I contact customer support?",
+        "How do I contact the help desk?",
         "Write to help.desk@example.com and we will answer.",
     ),
     ScriptedDialogue(

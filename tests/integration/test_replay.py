@@ -105,7 +105,7 @@ async def test_replay_reports_the_exact_flips(
     phishing_streamed = await _send(client_a, PHISHING + " Make it urgent.", stream=True)
     threats = await _send(client_a, THREATS)
     hello = await _send(client_a, "Say hello to the team.")
-    with_email = await _send(client_a, "I am jane.doe@example.com. How can I contact customer support?")
+    with_email = await _send(client_a, "I am jane.doe@example.com. How do I contact the help desk?")
     await _send(client_a, PHISHING, policy="other")  # would flip too, but --policy a leaves it out
 
     rows = {row["decision_id"]: row for row in await audit_rows(database_url)}

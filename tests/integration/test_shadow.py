@@ -164,7 +164,7 @@ async def test_shadow_report_summarises_agreement_and_differences(
     shadow_client: AsyncTestClient[Any], database_url: str, tmp_path: Path
 ) -> None:
     fraud = (await shadow_client.post(CHAT, json=_chat(FRAUD), headers=AUTH)).json()["guard"]["decision_id"]
-    for content in ("Say hello to the team.", "How can I contact customer support?"):
+    for content in ("Say hello to the team.", "How do I contact the help desk?"):
         assert (await shadow_client.post(CHAT, json=_chat(content), headers=AUTH)).status_code == 200
     await shadow_client.post(CHAT, json=_chat(FRAUD), headers={**AUTH, "x-guard-policy": "baseline"})  # no shadow
     out = tmp_path / "shadow.json"
