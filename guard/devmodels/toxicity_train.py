@@ -38,6 +38,7 @@ from guard.devmodels.toxicity_minilm import (
     delta_keys,
     encoder_dir,
 )
+from guard.training.prohibited import pad_states
 
 __all__ = ["train_toxicity"]
 
@@ -50,16 +51,6 @@ _LR_HEAD = 1e-3
 
 def _ids(tokenizer: BertTokenizer, texts: list[str]) -> list[list[int]]:
     return [tokenizer(text, truncation=True, max_length=TRAIN_MAX_LENGTH)["input_ids"] for text in texts]
-
-
-def _pad(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(state.shape[0] for state in states)
-    hidden = torch.zeros(len(states), width, states[0].shape[-1])
-    mask = torch.zeros(len(states), width)
-    for i, state in enumerate(states):
-        hidden[i, : state.shape[0]] = state.float()
-        mask[i, : state.shape[0]] = 1
-    return hidden, mask
 
 
 def _bottom_states(model: BertForSequenceClassification, ids: list[list[int]]) -> list[torch.Tensor]:
@@ -106,7 +97,7 @@ def _logits(model: BertForSequenceClassification, states: list[torch.Tensor]) ->
     for start in range(0, len(order), 128):
         batch = order[start : start + 128]
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            out[batch] = _top_logits(model, *_pad([states[i] for i in batch])).float()
+            out[batch] = _top_logits(model, *pad_states([states[i] for i in batch])).float()
     return out
 
 
@@ -186,7 +177,7 @@ def train_toxicity(data_dir: Path, out_dir: Path = WEIGHTS_DIR, *, epochs: int =
         total = 0.0
         for step, batch in enumerate(batches):
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = _top_logits(model, *_pad([states[i] for i in batch])).float()
+                logits = _top_logits(model, *pad_states([states[i] for i in batch])).float()
             loss_each = torch.nn.functional.binary_cross_entropy_with_logits(logits, values[batch], reduction="none")
             loss = (loss_each * known[batch]).sum() / known[batch].sum().clamp(min=1)
             optimizer.zero_grad()

@@ -42,7 +42,7 @@ from guard.checks.semantic import (
 )
 from guard.training.prohibited_data import CATEGORIES, Corpus, Example, load_corpus, written
 
-__all__ = ["CLASSES", "DEFAULT_THRESHOLDS", "TOP_LAYERS", "train_prohibited"]
+__all__ = ["CLASSES", "DEFAULT_THRESHOLDS", "TOP_LAYERS", "pad_states", "train_prohibited"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,8 @@ def _bottom_states(model: BertModel, ids: list[list[int]]) -> list[torch.Tensor]
     return out
 
 
-def _pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cached per-text states (unpadded) as one float batch and its attention mask."""
     width = max(state.shape[0] for state in states)
     hidden = torch.zeros(len(states), width, states[0].shape[-1])
     mask = torch.zeros(len(states), width)
@@ -153,7 +154,7 @@ def _embed(model: BertModel, states: list[torch.Tensor]) -> torch.Tensor:
     with torch.no_grad():
         for start in range(0, len(order), 128):
             batch = order[start : start + 128]
-            out[batch] = _pooled(model, *_pad_states([states[i] for i in batch]))
+            out[batch] = _pooled(model, *pad_states([states[i] for i in batch]))
     return out
 
 
@@ -333,7 +334,7 @@ def _fit(
         for step, index in enumerate(order):
             name, batch = batches[index]
             # fp32: on CPUs without bf16 units autocast made a step 4x slower here
-            pooled = _pooled(model, *_pad_states([states[name][i] for i in batch]))
+            pooled = _pooled(model, *pad_states([states[name][i] for i in batch]))
             loss = _set_loss(heads[name](pooled), [train[name].targets[i] for i in batch])
             optimizer.zero_grad()
             loss.backward()

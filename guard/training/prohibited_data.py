@@ -20,8 +20,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from guard.policy.schema import ProhibitedCategoryName
 from guard.training.splits import normalise, split_of
 
 __all__ = [
@@ -41,19 +42,7 @@ SPLIT_SALT = "guard-prohibited-split-v1"
 BENCHMARK_SOURCES: frozenset[str] = frozenset({"bertiev/SimpleSafetyTests"})
 """Published benchmarks among the corpus's sources: never trained or tuned on, evaluated whole."""
 
-CATEGORIES: tuple[str, ...] = (
-    "child_safety",
-    "dangerous_activities",
-    "weapons",
-    "violent_extremism",
-    "self_harm",
-    "hate",
-    "harassment",
-    "sexually_explicit",
-    "privacy_violation",
-    "fraud_malware",
-    "misinformation",
-)
+CATEGORIES: tuple[str, ...] = get_args(ProhibitedCategoryName)
 """The Gemma prohibited-use categories, in the heads' class order (after ``benign``)."""
 
 SPLITS = ("train", "dev", "test", "benchmark")
