@@ -9,6 +9,9 @@ Reads ``../shared/data/prohibited`` (nothing of it is in the repository), splits
 - ``responses_test``: the test split of the answers, output stage, each read beside its request;
 - ``responses_test_alone``: the same answers scanned without their request;
 - ``requests_loso``: the published-benchmark sources, never trained or tuned on (leave-source-out);
+- ``cjk_benign_other_test``: ja/ko/zh benign texts of the other shared corpora's test splits (prompts, quiz
+  questions and documents of ``../shared/data/injection``, non-toxic comments of the toxicity corpus): false positives
+  of the ja/ko/zh n-gram layer beyond the prohibited-use corpus's own benign sources;
 - ``ours``: the 650 requests we wrote for the first classifier (``benchmarks/data/prohibited/requests.jsonl``), never
   trained on;
 - ``--dev``: the split the calibration and thresholds were chosen on, for reference.
@@ -73,6 +76,7 @@ def main() -> None:
     from guard.evaluation.prohibited import evaluate
     from guard.policy import PolicyRegistry
     from guard.settings import Settings
+    from guard.training.ngram import ngram_rows
     from guard.training.prohibited_data import load_corpus
 
     settings = Settings.from_env()
@@ -84,6 +88,10 @@ def main() -> None:
         "responses_test": (_rows(corpus.select("responses", "test")), "output"),
         "responses_test_alone": (_rows(corpus.select("responses", "test"), with_context=False), "output"),
         "requests_loso": (_rows(corpus.select("requests", "benchmark")), "input"),
+        "cjk_benign_other_test": (
+            _rows([e for e in ngram_rows(args.data, "test") if e.source.startswith(("injection:", "toxicity:"))]),
+            "input",
+        ),
         "ours": (
             [json.loads(line) for path in OURS for line in path.read_text("utf-8").splitlines() if line.strip()],
             "input",

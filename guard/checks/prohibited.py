@@ -1,8 +1,11 @@
 """Prohibited use, per Gemma Prohibited Use Policy category, in three layers the policy turns on per category.
 
 1. deny rules: case-insensitive regular expressions (cheap, precise, span-level findings);
-2. embedding: all-MiniLM-L6-v2 fine-tuned on public corpora, a ``request`` head for inputs and a ``response`` head
-   that reads an answer beside the request it answers (:mod:`guard.checks.semantic`), one encoder pass per batch;
+2. the classifier (the policy's ``embedding`` thresholds): all-MiniLM-L6-v2 fine-tuned on public corpora, a
+   ``request`` head for inputs and a ``response`` head that reads an answer beside the request it answers
+   (:mod:`guard.checks.semantic`; layer ``embedding``), one encoder pass per batch; for Japanese, Korean and Chinese
+   requests, which that encoder cannot read, a character n-gram classifier (:mod:`guard.checks.ngram`; layer
+   ``ngram``);
 3. judge: ShieldGemma-style P(Yes) from a Gemma judge (:mod:`guard.checks.judge`), one forward pass per batch.
 
 Every finding cites its category's clause and names its layer in ``detail``. The judge, the expensive layer, only
@@ -19,6 +22,7 @@ from typing import ClassVar
 
 from guard.checks.base import CheckItem, CheckResult, CheckUnavailable, Finding
 from guard.checks.judge import Judge, JudgeRequest
+from guard.checks.ngram import NgramClassifier
 from guard.checks.semantic import EmbeddingClassifier
 from guard.policy import CLAUSES, Action, ProhibitedUseConfig
 
@@ -48,12 +52,20 @@ class ProhibitedUseCheck:
 
     name: ClassVar[str] = "prohibited_use"
 
-    def __init__(self, embedding: EmbeddingClassifier | None = None, judge: Judge | None = None) -> None:
+    def __init__(
+        self,
+        embedding: EmbeddingClassifier | None = None,
+        judge: Judge | None = None,
+        ngram: NgramClassifier | None = None,
+    ) -> None:
         self._embedding = embedding
         self._judge = judge
+        self._ngram = ngram if embedding is not None else None  # a layer of the classifier, never on its own
         layers = ["deny rules"]
         if embedding is not None:
             layers.append(embedding.description)
+        if self._ngram is not None:
+            layers.append(self._ngram.description)
         if judge is not None:
             layers.append(f"judge {judge.description}")
         self.description = " + ".join(layers)
@@ -103,12 +115,14 @@ class ProhibitedUseCheck:
     ) -> None:
         if self._embedding is None:
             return
-        wanted = []
+        wanted, by_ngram = [], []
         for i, item in enumerate(items):
             if not _wants_embedding(item.config):
                 continue
             if self._embedding.reads(item.text):
                 wanted.append(i)
+            elif self._ngram is not None and item.stage == "input" and self._ngram.reads(item.text):
+                by_ngram.append(i)
             else:
                 scores[i]["embedding:unread_language"] = 1.0  # the audit row shows the layer did not apply
         # One encoder pass for every text of the batch; answers are read beside the request they answer.
@@ -117,6 +131,10 @@ class ProhibitedUseCheck:
         scored = dict(zip(inputs, self._embedding.scores([items[i].text for i in inputs]), strict=True))
         answers = self._embedding.scores([items[i].text for i in outputs], [items[i].prompt for i in outputs])
         scored.update(zip(outputs, answers, strict=True))
+        if self._ngram is not None:
+            scored.update(zip(by_ngram, self._ngram.scores([items[i].text for i in by_ngram]), strict=True))
+        layers = dict.fromkeys(by_ngram, "ngram")
+        wanted += by_ngram
         batch = [scored[i] for i in wanted]
         for i, category_scores in zip(wanted, batch, strict=True):
             item = items[i]
@@ -125,11 +143,10 @@ class ProhibitedUseCheck:
                 score = category_scores.get(category)
                 if rule.embedding is None or score is None:
                     continue
-                scores[i][f"embedding:{category}"] = round(score, 4)
+                layer = layers.get(i, "embedding")
+                scores[i][f"{layer}:{category}"] = round(score, 4)
                 if score >= rule.embedding:
-                    findings[i].append(
-                        self._whole_text(item, category, rule.action, score, rule.embedding, "embedding")
-                    )
+                    findings[i].append(self._whole_text(item, category, rule.action, score, rule.embedding, layer))
 
     def _judge_layer(
         self, items: Sequence[CheckItem], findings: list[list[Finding]], scores: list[dict[str, float]]

@@ -10,6 +10,7 @@ from pathlib import Path
 from guard.checks.base import Check, CheckUnavailable
 from guard.checks.injection import InjectionCheck
 from guard.checks.judge import Judge, JudgeScorer
+from guard.checks.ngram import NgramClassifier
 from guard.checks.pii import PiiCheck
 from guard.checks.prohibited import ProhibitedUseCheck
 from guard.checks.secrets import SecretsCheck
@@ -39,6 +40,8 @@ class CheckModels:
     """The dev detoxify checkpoint of each variant (None = detoxify's official weights)."""
     prohibited_weights: Path | None = None
     """The prohibited-use classifier's fine-tuned layers and heads (None = those shipped in policies/prohibited/)."""
+    prohibited_ngram_weights: Path | None = None
+    """Its ja/ko/zh character n-gram layer (None = the one shipped in policies/prohibited/)."""
     judge: JudgeScorer | None = None
     """The prohibited-use judge's scorer (guard.engine.ShieldGemmaScorer, loaded by the pipeline from
     GUARD_JUDGE_MODEL); None runs without the judge layer, which policies requiring it refuse."""
@@ -71,6 +74,7 @@ class CheckRegistry(Mapping[str, Check]):
         prohibited = ProhibitedUseCheck(
             EmbeddingClassifier(encoder),
             Judge(models.judge) if models.judge is not None else None,
+            NgramClassifier.load(models.prohibited_ngram_weights),  # ja/ko/zh requests, which MiniLM cannot read
         )
         return cls(
             [pii, secrets, prohibited, toxicity, injection],

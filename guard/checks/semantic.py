@@ -59,10 +59,10 @@ BENIGN = "benign"
 Matrix = npt.NDArray[np.float32]
 
 
-def default_weights_path() -> Path:
-    """The shipped weights: in the wheel (``guard/_policies``) or in the source tree (``policies/``)."""
+def default_weights_path(name: Path = WEIGHTS_FILE) -> Path:
+    """Shipped weights: in the wheel (``guard/_policies``) or in the source tree (``policies/``)."""
     package = Path(__file__).resolve().parents[1]
-    candidates = (package / "_policies" / WEIGHTS_FILE, package.parent / "policies" / WEIGHTS_FILE)
+    candidates = (package / "_policies" / name, package.parent / "policies" / name)
     return next((path for path in candidates if path.is_file()), candidates[-1])
 
 
@@ -115,18 +115,20 @@ class Head:
     def categories(self) -> tuple[str, ...]:
         return tuple(c for c in self.classes if c != BENIGN)
 
-    def probabilities(self, embeddings: Matrix, benign_offsets: Sequence[float] | None = None) -> Matrix:
+    def logits(self, features: Any) -> Matrix:
+        """``features @ W.T + b``; ``features`` is a dense matrix of embeddings or a sparse one of n-gram counts."""
+        return np.asarray(features @ self.weight.T, dtype=np.float32) + self.bias
+
+    def probabilities(self, embeddings: Any, benign_offsets: Sequence[float] | None = None) -> Matrix:
         """Class probabilities per row; ``benign_offsets`` (per row) are added to the benign logit first."""
-        logits = embeddings @ self.weight.T + self.bias
+        logits = self.logits(embeddings)
         if benign_offsets is not None:
             logits[:, self.classes.index(BENIGN)] += np.asarray(benign_offsets, dtype=np.float32)
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
 
-    def category_scores(
-        self, embeddings: Matrix, benign_offsets: Sequence[float] | None = None
-    ) -> list[dict[str, float]]:
+    def category_scores(self, embeddings: Any, benign_offsets: Sequence[float] | None = None) -> list[dict[str, float]]:
         """Per row, every category's score (the harmful mass for the top category, the own share for others)."""
         probabilities = self.probabilities(embeddings, benign_offsets)
         columns = [self.classes.index(c) for c in self.categories]

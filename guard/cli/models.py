@@ -91,6 +91,33 @@ def train_prohibited(data: Path, out: Path | None, epochs: int, seed: int, threa
     click.echo(f"trained in {manifest['seconds']:.0f} s into {target} (languages: {', '.join(manifest['languages'])})")
 
 
+@models.command("train-ngram")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("../shared/data/prohibited"),
+    show_default=True,
+    help="The prohibited-use corpus: its Japanese, Korean and Chinese requests are read there, never copied.",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the weights.")
+def train_ngram(data: Path, out: Path | None) -> None:
+    """Retrain the ja/ko/zh character n-gram classifier of prohibited use (seconds; deterministic).
+
+    Writes policies/prohibited/ngram-cjk.safetensors and its training manifest unless --out says otherwise.
+    """
+    import logging
+
+    from guard.checks.ngram import NGRAM_WEIGHTS_FILE
+    from guard.checks.semantic import default_weights_path
+    from guard.training.ngram import train_ngram as train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    target = out or default_weights_path(NGRAM_WEIGHTS_FILE)
+    manifest = train(data, target)
+    dev = ", ".join(f"{lang} {f['recall']:.0%}/{f['fpr']:.0%}" for lang, f in manifest["dev"].items())
+    click.echo(f"trained in {manifest['seconds']:.0f} s into {target} (dev harmful/benign blocked: {dev})")
+
+
 @models.command("pull")
 @click.option("--model", default=lambda: os.environ.get("GUARD_MODEL") or DEFAULT_GENERATOR, show_default=True)
 def pull(model: str) -> None:

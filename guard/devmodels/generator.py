@@ -102,9 +102,7 @@ def _gemma2(tokenizer: PreTrainedTokenizerBase, seed: int) -> Gemma2ForCausalLM:
     return model
 
 
-def build_dev_generator(
-    target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLATE, seed: int = GENERATOR_SEED
-) -> Path:
+def build_dev_generator(target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLATE, seed: int = GENERATOR_SEED) -> Path:
     """Train, save and verify the dev generator in ``target``; returns ``target``.
 
     Raises ``RuntimeError`` when the trained model does not reproduce the scripted behaviour.

@@ -27,7 +27,7 @@ __all__ = ["BATCH_SIZE", "Outcome", "evaluate", "run_rows"]
 
 BATCH_SIZE = 32
 BENIGN = "benign"
-LAYERS = ("deny_rule", "embedding", "judge")
+LAYERS = ("deny_rule", "embedding", "ngram", "judge")
 SCARY = frozenset({"scary", "borderline"})
 
 
