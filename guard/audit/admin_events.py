@@ -26,6 +26,7 @@ __all__ = [
     "process_actor",
     "record_admin_event",
     "verify_admin_events",
+    "verify_admin_events_on",
 ]
 
 
@@ -108,18 +109,21 @@ async def list_admin_events(engine: AsyncEngine) -> list[AdminEvent]:
 
 async def verify_admin_events(engine: AsyncEngine) -> tuple[int, BrokenLink | None]:
     """Walk the chain in insertion order: ``(events checked, first broken link or None)``."""
+    async with engine.connect() as connection:
+        return await verify_admin_events_on(connection)
+
+
+async def verify_admin_events_on(connection: AsyncConnection) -> tuple[int, BrokenLink | None]:
+    """:func:`verify_admin_events` inside the caller's transaction (the audit verifier's snapshot)."""
     expected = GENESIS_HASH
     count = 0
-    async with engine.connect() as connection:
-        rows = await connection.execute(select(AdminEventRow).order_by(AdminEventRow.id))
-        for row in rows:
-            count += 1
-            if row.prev_hash != expected:
-                return count, BrokenLink(
-                    row.id, "its prev_hash is not the previous event's hash (deleted or reordered)"
-                )
-            content = _content(row.created_at, row.actor, row.action, row.subject, row.details)
-            if event_hash(row.prev_hash, content) != row.row_hash:
-                return count, BrokenLink(row.id, "its content does not match its hash (edited)")
-            expected = row.row_hash
+    rows = await connection.execute(select(AdminEventRow).order_by(AdminEventRow.id))
+    for row in rows:
+        count += 1
+        if row.prev_hash != expected:
+            return count, BrokenLink(row.id, "its prev_hash is not the previous event's hash (deleted or reordered)")
+        content = _content(row.created_at, row.actor, row.action, row.subject, row.details)
+        if event_hash(row.prev_hash, content) != row.row_hash:
+            return count, BrokenLink(row.id, "its content does not match its hash (edited)")
+        expected = row.row_hash
     return count, None

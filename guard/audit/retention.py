@@ -1,8 +1,9 @@
 """Retention and data-subject requests that keep the chains verifiable.
 
-* :func:`purge` deletes, per chain, the prefix of rows up to the last row created before a date (by ``seq``, so the
-  rest stays contiguous) and records an ``audit.purge`` admin event with each chain's cut (seq and row hash) in the
-  same transaction; the verifier then starts that chain at ``cut + 1`` linked to the recorded hash.
+* :func:`purge` deletes, per chain, the longest prefix of rows created before a date (cut by ``seq``, so the rest
+  stays contiguous and no row created on or after the date goes) and records an ``audit.purge`` admin event with
+  each chain's cut (seq and row hash) in the same transaction; the verifier then starts that chain at ``cut + 1``
+  linked to the recorded hash.
 * :func:`find_subject` / :func:`erase_subject` find the rows whose ``subject_hmacs`` hold one of a person's keyed
   digests and blank their content fields; the row hash covers only the content digest, so the chain still verifies.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select, type_coerce, update
+from sqlalchemy import ColumnElement, case, delete, exists, func, or_, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -46,18 +47,28 @@ class SubjectRow:
 
 
 async def purge(engine: AsyncEngine, before: datetime, *, actor: str) -> PurgeResult:
-    """Delete every chain's rows up to its last row created before ``before``, recording the cuts, in one commit."""
+    """Delete every chain's longest prefix of rows created before ``before``, recording the cuts, in one commit.
+
+    The cut is by ``seq``: it stops just before the chain's first row created on or after ``before``, so a row
+    numbered early but created after the date (rows get their number when written) is never taken, nor any row
+    after it. A chain whose prefix is already gone is left alone."""
     before = before.astimezone(UTC)
     async with engine.begin() as connection:
-        last_before = await connection.execute(
-            select(DecisionRow.chain_id, func.max(DecisionRow.seq))
-            .where(DecisionRow.created_at < before, DecisionRow.seq.is_not(None))
+        bounds = await connection.execute(
+            select(
+                DecisionRow.chain_id,
+                func.min(DecisionRow.seq),
+                func.max(DecisionRow.seq),
+                func.min(case((DecisionRow.created_at >= before, DecisionRow.seq))),
+            )
+            .where(DecisionRow.seq.is_not(None))
             .group_by(DecisionRow.chain_id)
         )
         cuts: dict[str, ChainCut] = {}
         deleted: dict[str, int] = {}
-        for chain_id, cut_seq in last_before.all():
-            if cut_seq is None:  # not reachable: only rows with a seq are grouped
+        for chain_id, first_seq, last_seq, first_kept in bounds.all():
+            cut_seq = last_seq if first_kept is None else first_kept - 1
+            if cut_seq < first_seq:  # the chain's first row is not before the date
                 continue
             cut_hash = (
                 await connection.execute(

@@ -5,6 +5,11 @@ cut + 1), ``prev_hash`` linking to the previous row (or the genesis / cut hash),
 the content digest unless the row was erased.
 Given a signed checkpoint, every checkpointed head must still be there with the same hash (or lie at or before a
 recorded purge cut): that is what shows a truncated tail.
+
+Everything is read in one read-only transaction that sees one snapshot (:func:`guard.audit.db.snapshot`:
+``REPEATABLE READ`` on PostgreSQL, an explicit ``BEGIN`` on SQLite, whose WAL readers keep the snapshot of their first
+read), so a purge committing while the verifier walks the rows cannot pair old cuts with new rows and show a false
+break.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from guard.audit.admin_events import BrokenLink, verify_admin_events
+from guard.audit.admin_events import BrokenLink, verify_admin_events_on
 from guard.audit.chain import GENESIS_HASH, content_digest, header_hash
 from guard.audit.checkpoint import Checkpoint, Head
 from guard.audit.cuts import ChainCut, purge_cuts
+from guard.audit.db import snapshot
 from guard.audit.models import DecisionRow
 
 __all__ = ["ChainBreak", "ChainReport", "VerifyReport", "verify_audit"]
@@ -112,30 +118,34 @@ def _check_head(chain: ChainReport | None, head: Head, cut: ChainCut | None) -> 
 
 
 async def verify_audit(engine: AsyncEngine, checkpoint: Checkpoint | None = None) -> VerifyReport:
-    """Verify every chain; stream the rows so a large log does not sit in memory."""
+    """Verify every chain in one snapshot; stream the rows so a large log does not sit in memory."""
+    async with snapshot(engine) as connection:
+        return await _verify(connection, checkpoint)
+
+
+async def _verify(connection: AsyncConnection, checkpoint: Checkpoint | None) -> VerifyReport:
     report = VerifyReport()
     chains: dict[str, ChainReport] = {}
-    async with engine.connect() as connection:
-        cuts = await purge_cuts(connection)
-        stream = await connection.stream(
-            select(DecisionRow)
-            .where(DecisionRow.seq.is_not(None))
-            .order_by(DecisionRow.chain_id, DecisionRow.seq)
-            .execution_options(yield_per=1000)
-        )
-        expected: tuple[int, str] = (1, GENESIS_HASH)
-        chain: ChainReport | None = None
-        async for row in stream:
-            if chain is None or row.chain_id != chain.chain_id:
-                cut = cuts.get(row.chain_id)
-                chain = chains[row.chain_id] = ChainReport(row.chain_id, cut=cut)
-                expected = (cut.seq + 1, cut.row_hash) if cut else (1, GENESIS_HASH)
-            chain.rows += 1
-            chain.erased += row.erased_at is not None
-            if chain.broken is None:
-                chain.broken = _check_row(row, *expected)
-            chain.head_seq, chain.head_hash = row.seq, row.row_hash
-            expected = (row.seq + 1, row.row_hash)
+    cuts = await purge_cuts(connection)
+    stream = await connection.stream(
+        select(DecisionRow)
+        .where(DecisionRow.seq.is_not(None))
+        .order_by(DecisionRow.chain_id, DecisionRow.seq)
+        .execution_options(yield_per=1000)
+    )
+    expected: tuple[int, str] = (1, GENESIS_HASH)
+    chain: ChainReport | None = None
+    async for row in stream:
+        if chain is None or row.chain_id != chain.chain_id:
+            cut = cuts.get(row.chain_id)
+            chain = chains[row.chain_id] = ChainReport(row.chain_id, cut=cut)
+            expected = (cut.seq + 1, cut.row_hash) if cut else (1, GENESIS_HASH)
+        chain.rows += 1
+        chain.erased += row.erased_at is not None
+        if chain.broken is None:
+            chain.broken = _check_row(row, *expected)
+        chain.head_seq, chain.head_hash = row.seq, row.row_hash
+        expected = (row.seq + 1, row.row_hash)
     for chain_id, cut in cuts.items():  # chains purged to the end have no rows left
         if chain_id not in chains:
             chains[chain_id] = ChainReport(chain_id, head_seq=cut.seq, head_hash=cut.row_hash, cut=cut)
@@ -150,23 +160,22 @@ async def verify_audit(engine: AsyncEngine, checkpoint: Checkpoint | None = None
                 and found.broken is None
                 and head.seq > (found.cut.seq if found.cut else 0)
             ):
-                problem = await _check_head_hash(engine, chain_id, head)
+                problem = await _check_head_hash(connection, chain_id, head)
             if problem is not None:
                 if found is None:
                     found = chains[chain_id] = ChainReport(chain_id)
                 found.broken = found.broken or problem
     report.chains = sorted(chains.values(), key=lambda c: c.chain_id)
-    report.admin_events, report.admin_broken = await verify_admin_events(engine)
+    report.admin_events, report.admin_broken = await verify_admin_events_on(connection)
     return report
 
 
-async def _check_head_hash(engine: AsyncEngine, chain_id: str, head: Head) -> ChainBreak | None:
-    async with engine.connect() as connection:
-        stored = (
-            await connection.execute(
-                select(DecisionRow.row_hash).where(DecisionRow.chain_id == chain_id, DecisionRow.seq == head.seq)
-            )
-        ).scalar_one_or_none()
+async def _check_head_hash(connection: AsyncConnection, chain_id: str, head: Head) -> ChainBreak | None:
+    stored = (
+        await connection.execute(
+            select(DecisionRow.row_hash).where(DecisionRow.chain_id == chain_id, DecisionRow.seq == head.seq)
+        )
+    ).scalar_one_or_none()
     if stored != head.row_hash:
         return ChainBreak(head.decision_id, head.seq, "row hash differs from the checkpointed head (chain rewritten)")
     return None
