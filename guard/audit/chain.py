@@ -8,18 +8,28 @@ PostgreSQL JSONB (which reorders keys); ``created_at`` is ISO 8601 in UTC.
 
 Admin events: ``row_hash = sha256(prev_hash || JSON of the event with sorted keys)`` (:func:`event_hash`).
 
+The hash functions themselves live in :mod:`guard.audit.bundle_verify` (standard library only, so the offline bundle
+verifier is one file) and are re-exported here.
+
 Text is cleaned of NUL characters and lone surrogates (:func:`clean`) before it is hashed and stored, since
 PostgreSQL rejects them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
+
+from guard.audit.bundle_verify import (
+    CONTENT_FIELDS,
+    GENESIS_HASH,
+    HEADER_FIELDS,
+    canonical,
+    content_digest,
+    event_hash,
+    header_hash,
+)
 
 __all__ = [
     "CONTENT_FIELDS",
@@ -33,80 +43,7 @@ __all__ = [
     "seal",
 ]
 
-GENESIS_HASH = "0" * 64
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-HEADER_FIELDS = (
-    "chain_id",
-    "seq",
-    "decision_id",
-    "created_at",
-    "route",
-    "kind",
-    "parent_id",
-    "outcome",
-    "http_status",
-    "decision",
-    "key_id",
-    "tenant",
-    "policy_name",
-    "policy_version",
-    "policy_sha256",
-    "content_digest",
-)
-CONTENT_FIELDS = (
-    "input_redacted",
-    "output_redacted",
-    "findings",
-    "scores",
-    "latency_ms",
-    "subject_hmacs",
-    "prompt_hmac",
-    "shadow",
-    "tokens_in",
-    "tokens_out",
-    "coverage",
-    "engine",
-    "model",
-    "model_revision",
-)
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
-
-
-def _numbers(value: Any) -> Any:
-    """Integral floats as ints: JSONB may hand ``5.0`` back as ``5`` and ``1e+16`` as ``10000000000000000``."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [_numbers(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _numbers(item) for key, item in value.items()}
-    return value
-
-
-def canonical(value: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8, integral floats as ints; datetimes as ISO 8601 UTC. NaN is refused."""
-    return json.dumps(
-        _numbers(value),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=lambda v: _iso(v) if isinstance(v, datetime) else str(v),
-    ).encode("utf-8")
-
-
-def content_digest(row: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical({name: row.get(name) for name in CONTENT_FIELDS})).hexdigest()
-
-
-def header_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
-    header = {name: row.get(name) for name in HEADER_FIELDS}
-    header["created_at"] = _iso(row["created_at"])
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical(header)).hexdigest()
 
 
 def seal(content: Mapping[str, Any], *, chain_id: str, seq: int, prev_hash: str) -> dict[str, Any]:
@@ -126,10 +63,3 @@ def clean(value: Any) -> Any:
     if isinstance(value, dict):
         return {clean(key): clean(item) for key, item in value.items()}
     return value
-
-
-def event_hash(prev_hash: str, content: dict[str, Any]) -> str:
-    """``sha256(prev_hash || JSON of content)``: an admin event's row hash (sorted keys, no spaces, ``str()`` for
-    anything JSON has no form for)."""
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(prev_hash.encode("ascii") + text.encode("utf-8")).hexdigest()

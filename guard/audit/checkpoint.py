@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from guard.audit.admin_events import record_admin_event
+from guard.audit.bundle_verify import ROTATE_ACTION, rotation_statement
 from guard.audit.chain import canonical
 from guard.audit.models import DecisionRow
 from guard.errors import GuardError
@@ -37,6 +39,7 @@ __all__ = [
     "load_or_create_signing_key",
     "make_checkpoint",
     "public_key_hex",
+    "rotate_signing_key",
     "signing_key_path",
 ]
 
@@ -67,6 +70,14 @@ def signing_key_path(settings: Settings) -> Path:
     return settings.keys.audit_signing_key or settings.home / "audit-signing.key"
 
 
+def _write_key(path: Path, key: Ed25519PrivateKey) -> None:
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+
+
 def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     """The PEM key at ``path``, or a new one written there with mode 0600."""
     if path.is_file():
@@ -75,12 +86,34 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
             raise InvalidCheckpoint(f"{path} does not hold an Ed25519 private key")
         return key
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
+    _write_key(path, key)
     return key
+
+
+async def rotate_signing_key(engine: AsyncEngine, path: Path, *, actor: str) -> tuple[str, str]:
+    """Replace the signing key at ``path`` with a new one; ``(old, new)`` public keys (hex).
+
+    The hand-over is an ``audit.signing_key_rotate`` admin event whose details carry both public keys and the
+    outgoing key's signature over :func:`~guard.audit.bundle_verify.rotation_statement`, so a verifier that trusts
+    only the first key follows the chain of keys. The new key is written beside the old one first, the event is
+    committed, then the new key takes the old one's place (the old one is kept as ``<name>.retired-<old key>``)."""
+    old = load_or_create_signing_key(path)
+    new = Ed25519PrivateKey.generate()
+    old_hex, new_hex = public_key_hex(old), public_key_hex(new)
+    staged = path.with_name(f"{path.name}.new-{new_hex[:16]}")
+    _write_key(staged, new)
+    signature = base64.b64encode(old.sign(rotation_statement(old_hex, new_hex))).decode("ascii")
+    async with engine.begin() as connection:
+        await record_admin_event(
+            connection,
+            actor=actor,
+            action=ROTATE_ACTION,
+            subject=new_hex[:16],
+            details={"old_public_key": old_hex, "new_public_key": new_hex, "signature": signature},
+        )
+    os.replace(path, path.with_name(f"{path.name}.retired-{old_hex[:16]}"))
+    os.replace(staged, path)
+    return old_hex, new_hex
 
 
 def public_key_hex(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:

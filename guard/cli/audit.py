@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import click
 
-from guard.cli.audit_chain import audit_checkpoint, audit_purge, audit_subject, audit_verify
+from guard.cli.audit_chain import (
+    audit_checkpoint,
+    audit_purge,
+    audit_rotate_signing_key,
+    audit_subject,
+    audit_verify,
+)
 from guard.cli.audit_review import audit_export, audit_query, audit_show, audit_stats
 
 __all__ = ["audit"]
@@ -24,6 +30,7 @@ for _command in (
     audit_verify,
     audit_checkpoint,
     audit_purge,
+    audit_rotate_signing_key,
     audit_subject,
 ):
     audit.add_command(_command)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
 
@@ -18,6 +19,7 @@ from guard.audit.checkpoint import (
     load_or_create_signing_key,
     make_checkpoint,
     public_key_hex,
+    rotate_signing_key,
     signing_key_path,
 )
 from guard.audit.retention import erase_subject, find_subject, purge
@@ -26,7 +28,14 @@ from guard.audit.verify import VerifyReport, verify_audit
 from guard.cli.common import fail, run_db, settings
 from guard.policy.schema import PII_ENTITIES
 
-__all__ = ["audit_checkpoint", "audit_purge", "audit_subject", "audit_verify"]
+__all__ = [
+    "audit_checkpoint",
+    "audit_purge",
+    "audit_rotate_signing_key",
+    "audit_subject",
+    "audit_verify",
+    "write_bundle",
+]
 
 _console = Console(width=200)
 
@@ -63,6 +72,46 @@ def _print_report(report: VerifyReport) -> None:
     _console.print("[bold green]audit log verified[/]" if report.ok else "[bold red]audit log verification FAILED[/]")
 
 
+def _signing_key() -> Ed25519PrivateKey:
+    key_path = signing_key_path(settings())
+    try:
+        return load_or_create_signing_key(key_path)
+    except (InvalidCheckpoint, ValueError) as exc:
+        fail(f"signing key {key_path}: {exc}", code=1)
+
+
+def write_bundle(directory: Path, *, since: datetime | None, until: datetime | None) -> None:
+    """``guard audit export --bundle DIR``: the records of ``[since, until)``, signed with the audit signing key."""
+    from guard.audit.bundle import BundleError, export_bundle
+
+    key = _signing_key()
+    try:
+        summary = run_db(lambda engine: export_bundle(engine, directory, key, since=since, until=until))
+    except BundleError as exc:
+        fail(str(exc), code=1)
+    _console.print(
+        f"bundle of {summary.records} records in {summary.chains} chains and {summary.admin_events} admin events"
+        f" written to {directory}, signed by {summary.public_key}"
+    )
+
+
+def _verify_bundle(directory: Path, public_key: str | None) -> None:
+    from guard.audit.bundle_verify import verify_bundle
+
+    if not public_key:
+        fail("--bundle needs --public-key: the first signing key's public key, obtained out of band", code=1)
+    report = verify_bundle(directory, public_key.strip())
+    _console.print(
+        f"{report.records} records, {report.admin_events} admin events, {len(report.key_chain)} keys in the chain"
+    )
+    for problem in report.problems:
+        _console.print(f"[red]BROKEN {problem}[/]", highlight=False)
+    if not report.ok:
+        _console.print("[bold red]bundle verification FAILED[/]")
+        raise SystemExit(1)
+    _console.print("[bold green]bundle verified[/]")
+
+
 @click.command("verify")
 @click.option(
     "--checkpoint",
@@ -70,8 +119,17 @@ def _print_report(report: VerifyReport) -> None:
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="A signed checkpoint (guard audit checkpoint): its heads must still be there.",
 )
-def audit_verify(checkpoint_file: Path | None) -> None:
+@click.option(
+    "--bundle",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Check an exported bundle instead of the database (no database access).",
+)
+@click.option("--public-key", help="With --bundle: the first signing key's public key (hex), obtained out of band.")
+def audit_verify(checkpoint_file: Path | None, bundle: Path | None, public_key: str | None) -> None:
     """Walk every chain and report the first broken link; exit 1 on any break."""
+    if bundle is not None:
+        _verify_bundle(bundle, public_key)
+        return
     checkpoint = None
     if checkpoint_file is not None:
         try:
@@ -97,16 +155,23 @@ def audit_verify(checkpoint_file: Path | None) -> None:
 )
 def audit_checkpoint(out: Path) -> None:
     """Export the chain heads, signed with the Ed25519 key in GUARD_AUDIT_SIGNING_KEY (or $GUARD_HOME)."""
-    key_path = signing_key_path(settings())
-    try:
-        key = load_or_create_signing_key(key_path)
-    except (InvalidCheckpoint, ValueError) as exc:
-        fail(f"signing key {key_path}: {exc}", code=1)
+    key = _signing_key()
     heads = run_db(chain_heads)
     document = make_checkpoint(heads, key)
     out.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     _console.print(f"checkpoint of {len(heads)} chains written to {out}")
     _console.print(f"public key (record it elsewhere): {document['public_key']}")
+
+
+@click.command("rotate-signing-key")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def audit_rotate_signing_key(yes: bool) -> None:
+    """Replace the audit signing key; the hand-over is an admin event signed by the outgoing key."""
+    key_path = signing_key_path(settings())
+    if not yes:
+        click.confirm(f"Replace the audit signing key in {key_path}?", abort=True)
+    old, new = run_db(lambda engine: rotate_signing_key(engine, key_path, actor=process_actor()))
+    _console.print(f"signing key rotated: {old} -> {new} (recorded as an audit.signing_key_rotate admin event)")
 
 
 def _date(_: click.Context, __: click.Parameter, value: str) -> datetime:

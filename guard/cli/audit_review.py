@@ -16,6 +16,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard.audit.queries import DECISIONS, KINDS, STAGES, AuditFilters
+from guard.cli.audit_chain import write_bundle
 from guard.cli.common import fail, run_db
 
 if TYPE_CHECKING:
@@ -152,19 +153,34 @@ def audit_show(decision_id: str) -> None:
 @click.command("export")
 @_filter_options
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="jsonl", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), required=True)
-def audit_export(fmt: ExportFormat, out: Path, **options: Any) -> None:
-    """Write every matching decision (newest first) to a CSV or JSON Lines file, with a progress bar."""
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.option(
+    "--bundle",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write a signed, offline-verifiable bundle of --since/--until into this (new or empty) directory instead.",
+)
+def audit_export(fmt: ExportFormat, out: Path | None, bundle: Path | None, **options: Any) -> None:
+    """Write every matching decision (newest first) to a CSV or JSON Lines file, with a progress bar; or, with
+    --bundle, the records of a time range with their chain links, the admin events and a signed manifest."""
     from guard.audit.export import export_chunks
     from guard.audit.queries import count_decisions
 
+    if bundle is not None:
+        extra = sorted(name for name, value in options.items() if value is not None and name not in {"since", "until"})
+        if out is not None or extra:
+            fail("--bundle takes only --since and --until (a bundle holds whole chain spans)")
+        write_bundle(bundle, since=options["since"], until=options["until"])
+        return
+    if out is None:
+        fail("give --out FILE (or --bundle DIR)")
+    target: Path = out
     filters = _filters(options)
 
     async def write(engine: AsyncEngine) -> int:
         total = await count_decisions(engine, filters)
         written = 0
         columns = [TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-        with out.open("wb") as sink, Progress(*columns, console=Console(stderr=True)) as progress:
+        with target.open("wb") as sink, Progress(*columns, console=Console(stderr=True)) as progress:
             task = progress.add_task("export", total=total)
             async for rows, chunk in export_chunks(engine, filters, fmt):
                 sink.write(chunk)
@@ -172,7 +188,7 @@ def audit_export(fmt: ExportFormat, out: Path, **options: Any) -> None:
                 progress.advance(task, rows)
         return written
 
-    click.echo(f"{run_db(write)} decisions written to {out}")
+    click.echo(f"{run_db(write)} decisions written to {target}")
 
 
 @click.command("stats")
