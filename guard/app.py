@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from guard import __version__, metrics
 from guard.api import EXCEPTION_HANDLERS, PolicyReloader, RequestIdMiddleware, hash_key, route_handlers
 from guard.api.policy_poll import poll_policies
-from guard.audit import AuditWriter, SubjectHasher, create_engine, load_or_create_key
+from guard.audit import AuditWriter, SubjectHasher, create_engine, load_keyring
 from guard.errors import GuardError
 from guard.models import Models, load_models
 from guard.pipeline import Pipeline
@@ -138,7 +138,7 @@ def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
             logger.warning("DEV MODELS IN USE (not for production): %s", "; ".join(loaded.dev_models))
         db_engine = create_engine(settings.database.url)
         await _record_startup_policies(db_engine, policies)
-        hasher = SubjectHasher(load_or_create_key(settings.home / "audit-hmac.key", settings.keys.audit_hmac))
+        hasher = SubjectHasher(load_keyring(settings.home / "audit-hmac.key", settings.keys.audit_hmac))
         writer = AuditWriter(db_engine)
         pipeline = Pipeline(
             policies,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from guard.audit.db import create_engine, ping
 from guard.audit.queries import AuditFilters, InvalidCursor, get_decision, list_decisions
 from guard.audit.record import AuditRecord
-from guard.audit.subjects import SubjectHasher, load_or_create_key
+from guard.audit.subjects import SubjectHasher, load_keyring, load_or_create_key
 from guard.audit.writer import AuditUnavailable, AuditWriter
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "create_engine",
     "get_decision",
     "list_decisions",
+    "load_keyring",
     "load_or_create_key",
     "ping",
 ]

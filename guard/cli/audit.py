@@ -8,6 +8,7 @@ import click
 from guard.cli.audit_chain import (
     audit_checkpoint,
     audit_purge,
+    audit_rotate_hmac_key,
     audit_rotate_signing_key,
     audit_subject,
     audit_verify,
@@ -31,6 +32,7 @@ for _command in (
     audit_checkpoint,
     audit_purge,
     audit_rotate_signing_key,
+    audit_rotate_hmac_key,
     audit_subject,
 ):
     audit.add_command(_command)

@@ -10,6 +10,7 @@ import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard.audit.admin_events import process_actor
 from guard.audit.checkpoint import (
@@ -23,7 +24,7 @@ from guard.audit.checkpoint import (
     signing_key_path,
 )
 from guard.audit.retention import erase_subject, find_subject, purge
-from guard.audit.subjects import SubjectHasher, load_or_create_key
+from guard.audit.subjects import SubjectHasher, add_key, load_keyring
 from guard.audit.verify import VerifyReport, verify_audit
 from guard.cli.common import fail, run_db, settings
 from guard.policy.schema import PII_ENTITIES
@@ -31,6 +32,7 @@ from guard.policy.schema import PII_ENTITIES
 __all__ = [
     "audit_checkpoint",
     "audit_purge",
+    "audit_rotate_hmac_key",
     "audit_rotate_signing_key",
     "audit_subject",
     "audit_verify",
@@ -174,6 +176,28 @@ def audit_rotate_signing_key(yes: bool) -> None:
     _console.print(f"signing key rotated: {old} -> {new} (recorded as an audit.signing_key_rotate admin event)")
 
 
+@click.command("rotate-hmac-key")
+def audit_rotate_hmac_key() -> None:
+    """Add a new subject-digest HMAC key ($GUARD_HOME/audit-hmac.key): new records use it, lookups use every key."""
+    from guard.audit.admin_events import record_admin_event
+
+    config = settings()
+    if config.keys.audit_hmac is not None:
+        fail("GUARD_AUDIT_HMAC_KEY is set: rotate the key where that secret is kept (see README)", code=1)
+    path = config.home / "audit-hmac.key"
+    key_id = add_key(path)
+
+    async def record(engine: AsyncEngine) -> None:
+        async with engine.begin() as connection:
+            details = {"key_id": key_id, "file": path.name}
+            await record_admin_event(
+                connection, actor=process_actor(), action="audit.hmac_key_rotate", subject=key_id, details=details
+            )
+
+    run_db(record)
+    _console.print(f"new HMAC key {key_id} in {path}: restart every replica so new records use it")
+
+
 def _date(_: click.Context, __: click.Parameter, value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
@@ -203,7 +227,7 @@ def subject_digests(hasher: SubjectHasher, value: str) -> list[str]:
     from guard.checks.normalize import normalize  # here: it loads the checks (and torch), which --help does not need
 
     forms = {value, normalize(value).text}
-    return sorted({hasher.digest(entity, form) for entity in PII_ENTITIES for form in forms})
+    return sorted({digest for entity in PII_ENTITIES for form in forms for digest in hasher.digests(entity, form)})
 
 
 @click.command("subject")
@@ -213,7 +237,7 @@ def subject_digests(hasher: SubjectHasher, value: str) -> list[str]:
 def audit_subject(value: str, erase: bool, yes: bool) -> None:
     """Find (and with --erase, blank) every record of one data subject."""
     config = settings()
-    hasher = SubjectHasher(load_or_create_key(config.home / "audit-hmac.key", config.keys.audit_hmac))
+    hasher = SubjectHasher(load_keyring(config.home / "audit-hmac.key", config.keys.audit_hmac))
     digests = subject_digests(hasher, value)
     rows = run_db(lambda engine: find_subject(engine, digests))
     table = Table(title=f"{len(rows)} records")

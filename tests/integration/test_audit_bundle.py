@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import guard.audit.bundle_verify as bundle_verify_module
-from guard.audit import AuditRecord, AuditWriter, SubjectHasher, create_engine
+from guard.audit import AuditRecord, AuditWriter, SubjectHasher, create_engine, load_keyring
+from guard.audit.admin_events import list_admin_events
 from guard.audit.bundle import BundleError, export_bundle
 from guard.audit.bundle_verify import (
     GENESIS_HASH,
@@ -298,3 +299,42 @@ def test_the_cli_exports_and_the_standalone_script_verifies(
     cli_broken = runner.invoke(main, ["audit", "verify", "--bundle", str(directory), "--public-key", first])
     assert cli_broken.exit_code == 1
     assert records[0]["decision_id"] in cli_broken.output
+
+
+def test_hmac_key_rotation_new_digests_use_the_newest_key_and_lookups_find_both(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    key_file = home / "audit-hmac.key"
+    monkeypatch.setenv("GUARD_DATABASE_URL", database_url)
+    monkeypatch.setenv("GUARD_HOME", str(home))
+    monkeypatch.delenv("GUARD_AUDIT_HMAC_KEY", raising=False)
+    before = SubjectHasher(load_keyring(key_file))
+    runner = CliRunner()
+    rotated = runner.invoke(main, ["audit", "rotate-hmac-key"])
+    assert rotated.exit_code == 0, rotated.output
+    after = SubjectHasher(load_keyring(key_file))
+    assert (before.key_id, after.key_id) == ("k1", "k2")
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    email = "maria.lopez@example.com"
+    old, new = before.digest("EMAIL_ADDRESS", email), after.digest("EMAIL_ADDRESS", email)
+    assert old != new
+    assert after.digests("EMAIL_ADDRESS", email) == [old, new]
+
+    async def fill() -> list[str]:
+        engine = create_engine(database_url)
+        writer = AuditWriter(engine)
+        for n, digest in enumerate((old, new)):
+            await writer.write(AuditRecord(**{**_fields(_record(n, n)), "subject_hmacs": [digest]}))
+        events = [e.action for e in await list_admin_events(engine)]
+        await engine.dispose()
+        return events
+
+    assert "audit.hmac_key_rotate" in asyncio.run(fill())
+    found = runner.invoke(main, ["audit", "subject", "--value", email])
+    assert found.exit_code == 0, found.output
+    assert "2 records" in found.output
+
+
+def _fields(record: AuditRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__struct_fields__}
