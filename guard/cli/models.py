@@ -118,6 +118,30 @@ def train_ngram(data: Path, out: Path | None) -> None:
     click.echo(f"trained in {manifest['seconds']:.0f} s into {target} (dev harmful/benign blocked: {dev})")
 
 
+@models.command("refit-injection")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("../shared/data"),
+    show_default=True,
+    help="The shared corpora (injection/, prohibited/): read there, never copied into the repository.",
+)
+@click.option("--threshold", default=0.9, show_default=True, help="Where the manifest's dev figures are taken.")
+def refit_injection(data: Path, threshold: float) -> None:
+    """Refit the injection head on the shipped prohibited-use encoder (minutes; deterministic).
+
+    Rewrites the head in policies/prohibited/minilm-safety.safetensors and records the refit in its manifest.
+    """
+    import logging
+
+    from guard.checks.semantic import default_weights_path
+    from guard.training.injection_head import refit_injection_head
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    report = refit_injection_head(default_weights_path(), data, threshold)["injection_head_refit"]
+    click.echo(f"refit in {report['seconds']:.0f} s; dev flagged at {threshold}: {report['dev']}")
+
+
 @models.command("pull")
 @click.option("--model", default=lambda: os.environ.get("GUARD_MODEL") or DEFAULT_GENERATOR, show_default=True)
 def pull(model: str) -> None:
