@@ -77,7 +77,8 @@ async def test_litellm_blocks_a_prohibited_request_with_guards_reason(
     assert answer["action"] == "BLOCKED"
     reason = answer["blocked_reason"]
     assert reason.startswith("I'm sorry, but I can't help with that request.")
-    assert "prohibited_use:" in reason and answer["guard"]["decision_id"] in reason
+    assert "prohibited_use:" in reason
+    assert answer["guard"]["decision_id"] in reason
     assert "texts" not in answer
     row = await _row(database_url, answer["guard"]["decision_id"])
     assert (row["client_ref"], row["decision"]) == (body["litellm_call_id"], "block")
@@ -154,11 +155,14 @@ async def test_analyze_prompt_sanitizes_and_scores_pii_and_injection(
     assert set(body) == {"is_valid", "scanners", "sanitized_prompt"}
     assert body["is_valid"] is False
     assert set(body["scanners"]) == {"Anonymize", "Secrets", "PromptInjection", "BanTopics"}
-    assert body["scanners"]["Anonymize"] > 0 and body["scanners"]["PromptInjection"] > 0
+    assert body["scanners"]["Anonymize"] > 0
+    assert body["scanners"]["PromptInjection"] > 0
     assert body["scanners"]["Secrets"] == 0.0
-    assert EMAIL not in body["sanitized_prompt"] and "<EMAIL_ADDRESS_1>" in body["sanitized_prompt"]
+    assert EMAIL not in body["sanitized_prompt"]
+    assert "<EMAIL_ADDRESS_1>" in body["sanitized_prompt"]
     clean = (await client.post("/analyze/prompt", json={"prompt": "Write a haiku about autumn."}, headers=AUTH)).json()
-    assert clean["is_valid"] is True and set(clean["scanners"].values()) == {0.0}
+    assert clean["is_valid"] is True
+    assert set(clean["scanners"].values()) == {0.0}
     assert clean["sanitized_prompt"] == "Write a haiku about autumn."
     row = await _row(database_url, response.headers["x-guard-decision-id"])
     assert (row["route"], row["client_ref"]) == ("/analyze/prompt", None)
@@ -168,9 +172,11 @@ async def test_scan_prompt_scores_secrets_without_sanitizing(client: AsyncTestCl
     response = await client.post("/scan/prompt", json={"prompt": f"Deploy with GITHUB_TOKEN={TOKEN}"}, headers=AUTH)
     body = response.json()
     assert set(body) == {"is_valid", "scanners"}
-    assert body["is_valid"] is False and body["scanners"]["Secrets"] > 0
+    assert body["is_valid"] is False
+    assert body["scanners"]["Secrets"] > 0
     row = await _row(database_url, response.headers["x-guard-decision-id"])
-    assert row["route"] == "/scan/prompt" and TOKEN not in str(row)
+    assert row["route"] == "/scan/prompt"
+    assert TOKEN not in str(row)
 
 
 async def test_analyze_output_scores_toxicity_reading_the_prompt(
@@ -180,7 +186,8 @@ async def test_analyze_output_scores_toxicity_reading_the_prompt(
     response = await client.post("/analyze/output", json=request, headers=AUTH)
     body = response.json()
     assert set(body) == {"is_valid", "scanners", "sanitized_output"}
-    assert body["is_valid"] is False and body["scanners"]["Toxicity"] > 0.5
+    assert body["is_valid"] is False
+    assert body["scanners"]["Toxicity"] > 0.5
     assert set(body["scanners"]) == {"Sensitive", "Secrets", "BanTopics", "Toxicity"}
     row = await _row(database_url, response.headers["x-guard-decision-id"])
     assert (row["route"], row["decision"]) == ("/analyze/output", "block")
@@ -191,11 +198,14 @@ async def test_scan_output_scores_pii_and_suppressed_scanners_still_run(
 ) -> None:
     request: dict[str, Any] = {"prompt": "Who do I write to?", "output": f"Write to {EMAIL}."}
     body = (await client.post("/scan/output", json=request, headers=AUTH)).json()
-    assert body["is_valid"] is False and body["scanners"]["Sensitive"] > 0
+    assert body["is_valid"] is False
+    assert body["scanners"]["Sensitive"] > 0
     response = await client.post("/scan/output", json=request | {"scanners_suppress": ["Sensitive"]}, headers=AUTH)
     suppressed = response.json()
-    assert suppressed["is_valid"] is True and "Sensitive" not in suppressed["scanners"]
+    assert suppressed["is_valid"] is True
+    assert "Sensitive" not in suppressed["scanners"]
     row = await _row(database_url, response.headers["x-guard-decision-id"])
     assert row["decision"] == "redact"  # the policy ran the check all the same, and audited it
     unknown = await client.post("/scan/output", json=request | {"scanners_suppress": ["Sentiment"]}, headers=AUTH)
-    assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "scanners_suppress"
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["param"] == "scanners_suppress"
