@@ -29,7 +29,7 @@ def test_cleaning_happens_before_hashing() -> None:
 
 
 def test_a_row_without_a_client_ref_keeps_the_content_digest_it_was_sealed_with() -> None:
-    row = {name: None for name in CONTENT_FIELDS} | {"findings": [], "latency_ms": {"total": 1.5}}
+    row = dict.fromkeys(CONTENT_FIELDS) | {"findings": [], "latency_ms": {"total": 1.5}}
     before = hashlib.sha256(canonical({name: row[name] for name in CONTENT_FIELDS})).hexdigest()
     assert content_digest(row) == content_digest(row | {"client_ref": None}) == before
     assert content_digest(row | {"client_ref": "call-1"}) not in {before, content_digest(row | {"client_ref": "2"})}
