@@ -22,7 +22,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guard import __version__, metrics
-from guard.api import EXCEPTION_HANDLERS, PolicyReloader, RequestIdMiddleware, hash_key, route_handlers
+from guard.api import (
+    EXCEPTION_HANDLERS,
+    CallerMap,
+    CallerMapError,
+    PolicyReloader,
+    RequestIdMiddleware,
+    hash_key,
+    route_handlers,
+)
 from guard.api.policy_poll import poll_policies
 from guard.audit import AuditWriter, SubjectHasher, create_engine, load_keyring
 from guard.errors import GuardError
@@ -104,6 +112,16 @@ def _metrics_probe(pipeline: Pipeline, writer: AuditWriter) -> metrics.Probe:
 
 
 _background: set[asyncio.Task[object]] = set()
+
+
+def _configure_gateways(app: Litestar, settings: Settings) -> None:
+    """What the other gateways' routes choose policies by: the LiteLLM caller rules (``GUARD_LITELLM_CALLERS``; a
+    file that cannot be used stops the start) and the LLM Guard routes' policy."""
+    try:
+        app.state.litellm_callers = CallerMap.load(settings.integrations.litellm_callers)
+    except CallerMapError as exc:
+        raise StartupError(str(exc)) from None
+    app.state.llm_guard_policy = settings.integrations.llm_guard_policy
 
 
 def _install_sighup(reloader: PolicyReloader) -> bool:
@@ -194,6 +212,7 @@ def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
         debug=False,
     )
     app.state.policies = policies
+    _configure_gateways(app, settings)
     app.state.profile = settings.profile.value
     app.state.api_key_hash = hash_key(api_key)
     app.state.started_at = time.time()

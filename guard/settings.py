@@ -30,6 +30,7 @@ __all__ = [
     "DatabaseSettings",
     "EngineSettings",
     "Env",
+    "IntegrationSettings",
     "JudgeSettings",
     "KeySettings",
     "LocalEngineSettings",
@@ -181,6 +182,17 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IntegrationSettings:
+    """How the routes for other gateways' protocols (LiteLLM's guardrail API, LLM Guard's API) choose a policy."""
+
+    litellm_callers: Annotated[Path | None, Env("GUARD_LITELLM_CALLERS")] = None
+    """A YAML file mapping LiteLLM callers (virtual key, team, user, org, guardrail params) to a policy and tenant;
+    unset, a call runs its guardrail's ``policy`` param or the key's policy."""
+    llm_guard_policy: Annotated[str | None, Env("GUARD_LLM_GUARD_POLICY")] = None
+    """The policy the LLM Guard-compatible routes run (unset: the key's policy, else the default)."""
+
+
+@dataclass(frozen=True, slots=True)
 class KeySettings:
     """Key material kept out of the database; an unset key lives in a 0600 file in ``GUARD_HOME`` (made when first
     used)."""
@@ -216,6 +228,7 @@ class Settings:
     policy: PolicySettings = field(default_factory=PolicySettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     keys: KeySettings = field(default_factory=KeySettings)
+    integrations: IntegrationSettings = field(default_factory=IntegrationSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     @property

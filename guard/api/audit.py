@@ -51,6 +51,7 @@ def audit_filters(
     finding_type: str | None = None,
     stage: StageName | None = None,
     prompt_hmac: str | None = None,
+    client_ref: str | None = None,
 ) -> AuditFilters:
     """The query's filters (a Litestar dependency, so every endpoint takes and validates the same ones)."""
     return AuditFilters(
@@ -67,6 +68,7 @@ def audit_filters(
         finding_type=finding_type,
         stage=stage,
         prompt_hmac=prompt_hmac,
+        client_ref=client_ref,
         tenant=principal_of(request).tenant,
     )
 

@@ -52,6 +52,7 @@ class AuditDecision(msgspec.Struct, kw_only=True):
     latency_ms: dict[str, float]
     subject_hmacs: list[str]
     prompt_hmac: str | None
+    client_ref: str | None
     chain_id: str
     seq: int | None
     prev_hash: str

@@ -65,10 +65,12 @@ def hash_key(key: str) -> bytes:
 
 
 async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Litestar guard: ``Authorization: Bearer <key>`` must be the bootstrap key or a live scoped key."""
+    """Litestar guard: ``Authorization: Bearer <key>`` (or ``x-api-key: <key>``, as LiteLLM's guardrail client
+    sends its ``api_key``) must be the bootstrap key or a live scoped key."""
     scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    token = token or connection.headers.get("x-api-key", "").strip()
+    if not token:
         raise NotAuthorizedException("missing bearer token (Authorization: Bearer <key>)")
     principal = await principal_for_key(connection, token)
     if principal is None:

@@ -198,15 +198,17 @@ def _validation_error(exc: ValidationException) -> ParameterError:
 # Refusals of /v1 requests get a compact audit row (route template, status, key) written after the answer. (The
 # pipeline audits its own refusals and failures: the engine's 429 and every 503 go through other handlers.)
 _AUDITED_REFUSALS = frozenset({400, 401, 403, 404, 405, 413, 415, 422, 429})
+_AUDITED_PATHS = ("/v1/", "/beta/litellm_basic_guardrail_api", "/analyze/", "/scan/")
+"""The keyed routes: /v1 and the other gateways' protocols (LiteLLM's guardrail API, LLM Guard's API)."""
 
 
 def _audited(request: Request[Any, Any, Any], response: Response[ErrorBody]) -> Response[ErrorBody]:
-    """Attach the compact audit row of a refused /v1 request (auth, validation, limits) as a background task: the
+    """Attach the compact audit row of a refused keyed request (auth, validation, limits) as a background task: the
     refusal carries no answer to hold back, and a client flooding bad requests must not wait on the database."""
     state = request.scope.get("state", {})
     pipeline = getattr(request.app.state, "pipeline", None)
     status = response.status_code
-    if pipeline is None or status not in _AUDITED_REFUSALS or not request.url.path.startswith("/v1/"):
+    if pipeline is None or status not in _AUDITED_REFUSALS or not request.url.path.startswith(_AUDITED_PATHS):
         return response
     if status == 404 and request.method == "GET":  # a reader's miss (no such decision) refuses nothing
         return response

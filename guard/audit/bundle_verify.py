@@ -46,6 +46,7 @@ __all__ = [
     "GENESIS_HASH",
     "HEADER_FIELDS",
     "MANIFEST_FILE",
+    "OPTIONAL_CONTENT_FIELDS",
     "RECORDS_FILE",
     "ROTATE_ACTION",
     "BundleReport",
@@ -100,6 +101,8 @@ CONTENT_FIELDS = (
     "model",
     "model_revision",
 )
+OPTIONAL_CONTENT_FIELDS = ("client_ref",)
+"""Content fields added after rows were first sealed: in the digest only when set, so older rows still verify."""
 
 
 def _iso(value: datetime) -> str:
@@ -130,7 +133,9 @@ def canonical(value: Any) -> bytes:
 
 
 def content_digest(row: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical({name: row.get(name) for name in CONTENT_FIELDS})).hexdigest()
+    content = {name: row.get(name) for name in CONTENT_FIELDS}
+    content.update({name: row[name] for name in OPTIONAL_CONTENT_FIELDS if row.get(name) is not None})
+    return hashlib.sha256(canonical(content)).hexdigest()
 
 
 def header_hash(prev_hash: str, row: Mapping[str, Any]) -> str:

@@ -58,6 +58,8 @@ class DecisionRow(Base):
     latency_ms: Mapped[dict[str, float]] = mapped_column(JsonB, nullable=False)
     subject_hmacs: Mapped[list[str]] = mapped_column(JsonB, nullable=False)
     prompt_hmac: Mapped[str | None] = mapped_column(String(64))
+    client_ref: Mapped[str | None] = mapped_column(String(128))
+    """The calling gateway's own id for the call (LiteLLM's ``litellm_call_id``)."""
     """Keyed digest of the last user message as sent (HMAC key outside the DB): finds the same prompt elsewhere."""
     chain_id: Mapped[str] = mapped_column(String(36), nullable=False)
     seq: Mapped[int | None] = mapped_column(BigInteger)
@@ -78,6 +80,7 @@ class DecisionRow(Base):
         Index("ux_audit_decisions_chain_seq", "chain_id", "seq", unique=True),
         Index("ix_audit_decisions_tenant", "tenant", "created_at"),
         Index("ix_audit_decisions_prompt_hmac", "prompt_hmac"),
+        Index("ix_audit_decisions_client_ref", "client_ref"),
     )
 
 

@@ -66,6 +66,8 @@ class AuditFilters:
     """The stage (``input``/``output``) a finding was made in."""
     prompt_hmac: str | None = None
     """Decisions on the same prompt (the ``prompt_hmac`` of one decision finds the others)."""
+    client_ref: str | None = None
+    """Decisions on one call of a calling gateway (LiteLLM's ``litellm_call_id``)."""
     tenant: str | None = None
     """A reviewer key with a tenant sees only that tenant's records (set from the key, never from the request)."""
 
@@ -113,6 +115,7 @@ def filter_conditions(filters: AuditFilters, dialect: str) -> list[ColumnElement
         (DecisionRow.kind, filters.kind),
         (DecisionRow.tenant, filters.tenant),
         (DecisionRow.prompt_hmac, filters.prompt_hmac),
+        (DecisionRow.client_ref, filters.client_ref),
     ):
         if value is not None:
             conditions.append(column == value)

@@ -42,3 +42,5 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
     subject_hmacs: list[str] = msgspec.field(default_factory=list)
     prompt_hmac: str | None = None
     """Keyed digest of the last user message (or the scanned input) as sent: the same prompt elsewhere has the same."""
+    client_ref: str | None = None
+    """The calling gateway's own id for the call (LiteLLM's ``litellm_call_id``), to join its logs with guard's."""

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["OutputSegmenter"]
+__all__ = ["OutputSegmenter", "finished_length"]
 
 # A sentence end: Latin punctuation followed by whitespace, CJK full stops (no space follows them), or a newline.
 _CLOSERS = "\"')\\]\u201d\u2019\u300d\u300f"  # quotes and brackets that may follow the stop
 _SENTENCE_END = re.compile(f"[.!?\u2026][{_CLOSERS}]*\\s+|[\u3002\uff01\uff1f][{_CLOSERS}]*\\s*|\n+")
 _WHITESPACE = re.compile(r"\s+")
+
+
+def finished_length(text: str) -> int:
+    """How much of ``text`` ends at its last sentence end (0 when no sentence has ended yet): the part a streamed
+    text may release, since what follows may still change how it is judged or redacted."""
+    ends = [match.end() for match in _SENTENCE_END.finditer(text)]
+    return ends[-1] if ends else 0
 
 
 class OutputSegmenter:

@@ -55,6 +55,7 @@ def _filter_options(command: F) -> F:
         click.option("--finding-type", help="A finding's type: PII entity, toxicity label, category."),
         click.option("--stage", type=click.Choice(STAGES), help="The stage a finding was made in."),
         click.option("--prompt-hmac", help="Decisions on the same prompt (a decision's prompt_hmac)."),
+        click.option("--client-ref", help="Decisions on one call of a calling gateway (LiteLLM's litellm_call_id)."),
         click.option("--tenant"),
     ]
     for option in reversed(options):

@@ -28,7 +28,7 @@ from guard.pipeline.records import NOT_STORED, TEXT_NOT_KEPT
 from guard.pipeline.service import Pipeline
 from guard.pipeline.stage import INPUT_CHECKS, OUTPUT_CHECKS, Checked, CheckStage, Shadow
 from guard.pipeline.streaming import Closed, Failed, Finished, Opened, StreamEvent, Text
-from guard.pipeline.turn import Caller, ChatOutcome, ScanOutcome, Turn
+from guard.pipeline.turn import Caller, ChatOutcome, ScanOutcome, ScreenOutcome, Turn
 
 __all__ = [
     "INPUT_CHECKS",
@@ -52,6 +52,7 @@ __all__ = [
     "Pipeline",
     "PolicyNotFound",
     "ScanOutcome",
+    "ScreenOutcome",
     "ServiceUnavailable",
     "Shadow",
     "StreamEvent",

@@ -186,6 +186,7 @@ def bare_record(
     decision_id: str | None = None,
     policy: LoadedPolicy | None = None,
     latency_ms: dict[str, float] | None = None,
+    client_ref: str | None = None,
 ) -> AuditRecord:
     """The record of a request refused or failed with no turn to describe it (nothing of its text is kept)."""
     return _record(
@@ -201,6 +202,7 @@ def bare_record(
         policy_version=policy.version if policy else None,
         policy_sha256=policy.sha256 if policy else None,
         latency_ms=latency_ms or {},
+        client_ref=client_ref,
     )
 
 
@@ -214,14 +216,18 @@ def scan_record(
     *,
     prompt_hmac: str | None,
     started: float,
+    route: str = "/v1/scan",
+    roles: list[str] | None = None,
+    client_ref: str | None = None,
 ) -> AuditRecord:
-    """A scan's record: the text's stored form (or the not-stored marker), its findings and scores."""
+    """A scan's record (one text, or a gateway's several texts of one call): each text's stored form (or the
+    not-stored marker) under its role (else the stage), the findings and scores."""
     decision = strongest([f.action for f in checked.findings])
-    stored = checked.audit_texts[0] if checked.audit_texts[0] is not None else NOT_STORED
+    stored = [text if text is not None else NOT_STORED for text in checked.audit_texts]
     return _record(
         policy,
         decision_id=decision_id,
-        route="/v1/scan",
+        route=route,
         outcome="ok",
         http_status=200,
         decision=decision,
@@ -233,9 +239,12 @@ def scan_record(
         shadow=shadow_field(shadow, decision),
         findings=_findings(checked.findings),
         scores=checked.scores,
-        input_redacted=[{"role": stage, "content": stored}],
+        input_redacted=[
+            {"role": roles[index] if roles else stage, "content": text} for index, text in enumerate(stored)
+        ],
         latency_ms={"checks": elapsed_ms(started), "total": elapsed_ms(started)},
         subject_hmacs=sorted(checked.subjects),
         prompt_hmac=prompt_hmac,
         coverage=1.0,
+        client_ref=client_ref,
     )

@@ -24,10 +24,10 @@ from guard.pipeline.errors import InputTooLarge, InvalidParameter, ServiceUnavai
 from guard.pipeline.generation import Turns
 from guard.pipeline.health import Health, probe_items
 from guard.pipeline.records import AuditLog, bare_record, closing_record, opening_record, scan_record
-from guard.pipeline.stage import CheckStage, Shadow
+from guard.pipeline.stage import CheckStage, Shadow, configured_checks
 from guard.pipeline.streaming import StreamEvent, Streams
-from guard.pipeline.turn import Caller, ChatOutcome, ScanOutcome, Turn, elapsed_ms
-from guard.policy import LoadedPolicy, PolicyRegistry, strongest
+from guard.pipeline.turn import Caller, ChatOutcome, ScanOutcome, ScreenOutcome, Turn, elapsed_ms
+from guard.policy import LoadedPolicy, PolicyRegistry
 
 __all__ = ["Pipeline"]
 
@@ -152,37 +152,83 @@ class Pipeline:
     ) -> ScanOutcome:
         """Run the policy's ``stage`` checks on ``text`` (an output read beside ``context``, the request it answers);
         the record is committed before this returns."""
+        screened = await self.screen([text], stage, policy_name=policy_name, caller=caller, context=context)
+        return ScanOutcome(
+            decision_id=screened.decision_id,
+            decision=screened.decision,
+            redacted_text=screened.texts[0],
+            policy=screened.policy,
+            findings=screened.findings,
+        )
+
+    async def screen(
+        self,
+        texts: list[str],
+        stage: Stage,
+        *,
+        policy_name: str | None,
+        caller: Caller,
+        route: str = "/v1/scan",
+        roles: list[str] | None = None,
+        context: str | None = None,
+        client_ref: str | None = None,
+    ) -> ScreenOutcome:
+        """Run the policy's ``stage`` checks on several texts of one call at once (one placeholder numbering across
+        them; ``roles``: whose each text is, as in a chat, else every text is judged as the caller's), with one
+        decision and one record, committed before this returns. ``client_ref`` is the calling gateway's id for the
+        call, kept on the record."""
         started = time.perf_counter()
         policy = self.policy(policy_name)
         if context is not None and stage != "output":
             raise InvalidParameter("context is the request an output answers: it needs stage 'output'", param="context")
-        if len(text) + len(context or "") > policy.policy.limits.max_input_chars:
+        if sum(map(len, texts)) + len(context or "") > policy.policy.limits.max_input_chars:
             raise InputTooLarge(f"the text exceeds {policy.policy.limits.max_input_chars} characters", param="text")
         decision_id = str(uuid.uuid4())
         decision_id_var.set(decision_id)  # for this request's log lines
         shadow = Shadow.of(policy, self.policies)
         try:
             async with asyncio.timeout(self._turns.request_timeout_s):
-                checked = await self.stage.run(policy, stage, [text], RequestScope(), shadow=shadow, prompt=context)
+                checked = await self.stage.run(
+                    policy, stage, texts, RequestScope(), shadow=shadow, roles=roles, prompt=context
+                )
         except (ServiceUnavailable, TimeoutError) as exc:
             latency = {"total": elapsed_ms(started)}
             failed = bare_record(
-                "/v1/scan", caller, "error", 503, decision_id=decision_id, policy=policy, latency_ms=latency
+                route,
+                caller,
+                "error",
+                503,
+                decision_id=decision_id,
+                policy=policy,
+                latency_ms=latency,
+                client_ref=client_ref,
             )
             await self.audit.write_best_effort(failed)
             if isinstance(exc, TimeoutError):
                 raise ServiceUnavailable("the request timed out") from None
             raise
-        prompt_hmac = self._turns.prompt_hmac(text) if stage == "input" else None
-        await self.audit.commit(
-            scan_record(decision_id, caller, policy, stage, checked, shadow, prompt_hmac=prompt_hmac, started=started)
+        prompt_hmac = self._turns.prompt_hmac(texts[-1]) if stage == "input" and texts else None
+        record = scan_record(
+            decision_id,
+            caller,
+            policy,
+            stage,
+            checked,
+            shadow,
+            prompt_hmac=prompt_hmac,
+            started=started,
+            route=route,
+            roles=roles,
+            client_ref=client_ref,
         )
-        return ScanOutcome(
+        await self.audit.commit(record)
+        return ScreenOutcome(
             decision_id=decision_id,
-            decision=strongest([f.action for f in checked.findings]),
-            redacted_text=checked.texts[0],
+            decision=record.decision,
+            texts=checked.texts,
             policy=policy,
             findings=checked.findings,
+            checks=configured_checks(policy, stage),
         )
 
     async def record_rejection(self, route: str, caller: Caller, status: int) -> None:

@@ -27,7 +27,7 @@ from guard.checks.injection import neutralize_control_tokens
 from guard.pipeline.errors import ServiceUnavailable
 from guard.policy import LoadedPolicy, PolicyRegistry
 
-__all__ = ["INPUT_CHECKS", "OUTPUT_CHECKS", "RULE_ROLES", "CheckStage", "Checked", "Shadow"]
+__all__ = ["INPUT_CHECKS", "OUTPUT_CHECKS", "RULE_ROLES", "CheckStage", "Checked", "Shadow", "configured_checks"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,16 @@ def section_of(policy: LoadedPolicy, stage: Stage) -> Any:
     return policy.policy.input if stage == "input" else policy.policy.output
 
 
+def _configured(names: Sequence[str], section: Any) -> list[str]:
+    """The checks of ``names`` that ``section`` configures and has not disabled, in order."""
+    return [n for n in names if (c := getattr(section, n, None)) is not None and getattr(c, "enabled", True)]
+
+
+def configured_checks(policy: LoadedPolicy, stage: Stage) -> tuple[str, ...]:
+    """The checks ``policy``'s section for ``stage`` runs, in the order they run."""
+    return tuple(_configured(checks_of(stage), section_of(policy, stage)))
+
+
 class CheckStage:
     """The checks, each behind its micro-batcher; ``check_timeout_s`` bounds each check call (queueing included),
     ``None`` (offline tools replaying many texts at once) leaves it unbounded. Without a ``hasher`` no subject
@@ -146,7 +156,7 @@ class CheckStage:
         without redacting it (the injection check neutralising spelled control tokens), the neutralisation is made
         again on the redacted text, so that both apply."""
         result = Checked(texts=list(texts), audit_texts=[None] * len(texts))
-        configured = [n for n in names if (c := getattr(section, n, None)) is not None and getattr(c, "enabled", True)]
+        configured = _configured(names, section)
         everything = list(range(len(texts)))
         ruled = [i for i in everything if roles is None or roles[i] in RULE_ROLES]
         judged = [context + text for text in texts] if context else texts

@@ -13,7 +13,7 @@ from guard.engine import DeltaStream, SamplingParams, TokenLogprob
 from guard.pipeline.stage import Shadow
 from guard.policy import LoadedPolicy
 
-__all__ = ["Caller", "ChatOutcome", "ScanOutcome", "Turn", "elapsed_ms"]
+__all__ = ["Caller", "ChatOutcome", "ScanOutcome", "ScreenOutcome", "Turn", "elapsed_ms"]
 
 
 def elapsed_ms(start: float) -> float:
@@ -54,6 +54,20 @@ class ScanOutcome:
     redacted_text: str
     policy: LoadedPolicy
     findings: list[Finding]
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenOutcome:
+    """Several texts of one call checked together (a gateway's guardrail call): one decision and one record."""
+
+    decision_id: str
+    decision: str
+    texts: list[str]
+    """Each text with the policy's rewrites, in the order sent."""
+    policy: LoadedPolicy
+    findings: list[Finding]
+    checks: tuple[str, ...]
+    """The checks the policy's section ran (its configured, enabled ones), in the order they run."""
 
 
 @dataclass(slots=True)

@@ -10,7 +10,6 @@ import contextlib
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from guard.devmodels import TOXIC_TRIGGER_WORD, scripted
 from guard.engine import EngineError, RemoteEngine, SamplingParams
 from guard.pipeline.health import PROBE_TTL_S
 from guard.settings import EngineSettings, RemoteEngineSettings
+from tests.e2e.recording import RecordingProxy
 from tests.e2e.serving import Server, free_port, running_server
 from tests.integration.dbdump import audit_rows
 
@@ -32,59 +31,6 @@ pytestmark = pytest.mark.e2e
 CHAT = "/v1/chat/completions"
 JSON = {"content-type": "application/json"}
 TRANSFORMERS = str(Path(sys.executable).parent / "transformers")
-
-
-class RecordingProxy:
-    """A minimal ASGI reverse proxy that records each request body and streams the upstream's answer back."""
-
-    def __init__(self, upstream: str, port: int) -> None:
-        self.upstream = upstream
-        self.port = port
-        self.base = f"http://127.0.0.1:{port}"
-        self.received: list[dict[str, Any]] = []
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        assert scope["type"] == "http"
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        if body:
-            self.received.append(json.loads(body))
-        async with (
-            httpx.AsyncClient(timeout=120) as client,
-            client.stream(
-                scope["method"],
-                self.upstream + scope["path"],
-                content=body,
-                headers={"content-type": "application/json"},
-            ) as response,
-        ):
-            headers = [(b"content-type", response.headers.get("content-type", "application/json").encode())]
-            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-
-    def start(self) -> None:
-        config = uvicorn.Config(self, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert time.monotonic() < deadline, "the proxy did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        assert self._server is not None
-        assert self._thread is not None
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
