@@ -238,14 +238,22 @@ arng = random.Random(SEED + 3)
 afakes = {locale: Faker(locale) for locale in FORM_LOCALES}
 for index, other in enumerate(afakes.values()):
     other.seed_instance(SEED + 30 + index)
-THOROUGHFARES = """Street Road Avenue Lane Drive Close Crescent Grove Rise Parade Terrace Mews Gardens Walk Way Place Row
-    Square Hill Vale View Meadows Meadow Green Park Court Heights Ridge Circuit Esplanade Promenade Wynd Brae Chase
-    Croft Fields Hollow Glen Dale Bank Brow Approach Boulevard Highway Loop Trail Track Quay Wharf Orchard Manor Mount
-    Crest Point Landing Pass Path Spur Cove Creek Valley Glade Retreat Outlook Link Grange Fold Garth Mead Lea""".split()
-BUILDINGS = "Court House Mansions Lodge Tower Point Heights Place".split()
+
+
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+THOROUGHFARES = words(
+    """Street Road Avenue Lane Drive Close Crescent Grove Rise Parade Terrace Mews Gardens Walk Way Place Row Square
+    Hill Vale View Meadows Meadow Green Park Court Heights Ridge Circuit Esplanade Promenade Wynd Brae Chase Croft
+    Fields Hollow Glen Dale Bank Brow Approach Boulevard Highway Loop Trail Track Quay Wharf Orchard Manor Mount Crest
+    Point Landing Pass Path Spur Cove Creek Valley Glade Retreat Outlook Link Grange Fold Garth Mead Lea"""
+)
+BUILDINGS = words("Court House Mansions Lodge Tower Point Heights Place")
 UNITS = ["Flat", "Flat", "Apartment", "Unit", "Studio", "Suite", "Apt", "Unit"]
-AU_STATES = "NSW VIC QLD WA SA TAS ACT NT".split()
-CA_PROVINCES = "ON QC BC AB MB SK NS NB NL PE".split()
+AU_STATES = words("NSW VIC QLD WA SA TAS ACT NT")
+CA_PROVINCES = words("ON QC BC AB MB SK NS NB NL PE")
 LETTERS = "ABCDEFGHJKLMNPRSTUVWXY"
 EIRCODE_CHARS = "0123456789ACDEFHKNPRTVWXY"
 
@@ -338,7 +346,7 @@ ADDRESS_VALUES: dict[str, Callable[[], str]] = {
     "STREET_LINE": street_line,
     "UNIT_STREET": unit_street,
     "SAINT_TOWN": saint_town,
-    "NAME": lambda: afakes[arng.choice(FORM_LOCALES)].name(),
+    "NAME": lambda: afakes[arng.choice(FORM_LOCALES)].name(),  # noqa: PLW0108  # the locale is drawn per call
 }
 ADDRESS_TEMPLATES = [
     "Please post the replacement card to {INTL_ADDRESS}.",

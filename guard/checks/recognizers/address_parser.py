@@ -95,9 +95,7 @@ _BUILDINGS = word_set(
 """Words that end a building's name on the line after a flat or unit ("Flat 12\nMorris Mansions")."""
 _PLACE_PARTICLES = word_set("am an im upon sur sous ob bei")
 """Small words inside town names ("Frankfurt am Main", "Newcastle upon Tyne", "Saint-Amand sur Fion")."""
-_SECONDARY = word_set(
-    "apt apartment suite ste unit flat floor fl room rm bldg building lot studio maisonette"
-)
+_SECONDARY = word_set("apt apartment suite ste unit flat floor fl room rm bldg building lot studio maisonette")
 _ABBREVIATIONS = word_set(
     """st str rd ave av avda ln dr ct pl blvd bd ter tce cres sq pkwy hwy cir trl ctra ul r c apt ste fl rm bldg
     p.o po no nr mt ft n s e w co pde cct crt gdns hts esp prom rdg"""
@@ -342,26 +340,11 @@ class _AddressParser:
                 j += 1
                 continue
             if _POSTCODE.fullmatch(token.bare):
-                nxt = tokens[j + 1] if j + 1 < n else None
-                if token.bare.isdigit():
-                    if nxt is not None and not self.line_break_before(j + 1) and nxt.text[:1].isdigit():
-                        break  # "085 185 1604": a phone number, not a postcode
-                    j += 1
-                    postcode = True
-                    continue
-                # UK, Irish and Canadian postcodes come in two halves: "PH2 5HL", "D02 X285", "K1A 0B1".
-                if (
-                    nxt is not None
-                    and not self.line_break_before(j + 1)
-                    and (
-                        _INWARD_CODE.fullmatch(nxt.bare)
-                        or (_EIRCODE.fullmatch(token.bare) and _EIRCODE_UNIQUE.fullmatch(nxt.bare))
-                    )
-                ):
-                    j += 2
-                    postcode = True
-                    continue
-                break
+                if not (length := self.postcode(j)):
+                    break
+                j += length
+                postcode = True
+                continue
             if _is_name_word(token) or (token.text.startswith("(") and is_capitalised(token.bare)):
                 if place_words >= 4 or token.text.endswith(":"):
                     break
@@ -369,20 +352,28 @@ class _AddressParser:
                 postcode = False  # "00100 Roma\nItaly": a town after the postcode, then the country
                 j += 1
                 continue
-            if (
-                _word(token) in PARTICLES | _PLACE_PARTICLES
-                and place_words
-                and j + 1 < n
-                and _is_name_word(tokens[j + 1])
-            ):
-                j += 1
-                continue
-            if place_words and not postcode and token.text == token.bare and _word(token) in _ALL_TYPES:
-                # a street type written small after a name: "Sullivan ridge"
+            # A particle inside a town's name ("Frankfurt am Main"), a street type written small ("Sullivan ridge").
+            particle = _word(token) in PARTICLES | _PLACE_PARTICLES and j + 1 < n and _is_name_word(tokens[j + 1])
+            small_type = not postcode and token.text == token.bare and _word(token) in _ALL_TYPES
+            if place_words and (particle or small_type):
                 j += 1
                 continue
             break
         return j
+
+    def postcode(self, j: int) -> int:
+        """Tokens the postcode at token ``j`` takes: 1 for digits, 2 for the two halves of a UK, Irish or Canadian
+        postcode ("PH2 5HL", "D02 X285", "K1A 0B1"); 0 where the digits run on into a phone number ("085 185 1604")
+        or a first half has no second."""
+        token, n = self.tokens[j], len(self.tokens)
+        nxt = self.tokens[j + 1] if j + 1 < n and not self.line_break_before(j + 1) else None
+        if token.bare.isdigit():
+            return 0 if nxt is not None and nxt.text[:1].isdigit() else 1
+        if nxt is not None and (
+            _INWARD_CODE.fullmatch(nxt.bare) or (_EIRCODE.fullmatch(token.bare) and _EIRCODE_UNIQUE.fullmatch(nxt.bare))
+        ):
+            return 2
+        return 0
 
     def extend_back(self, first: int) -> int:
         """Take in a unit written before the street (``Suite 482 070 Kooli 83``) and a crossing (``Main and 5 Elm
