@@ -20,10 +20,11 @@ Tuned on ``benchmarks/data/pii_ko/dev.jsonl`` (``make_dev.py``), never on the ev
 
 from __future__ import annotations
 
-import itertools
 import re
 from functools import cache
 from typing import Any
+
+from guard.checks.segmented_pipeline import Entity, segmented_pipeline
 
 __all__ = ["KIWI_PIPELINE", "korean_pipeline"]
 
@@ -366,45 +367,21 @@ def _places(text: str, morphemes: list[tuple[str, str, int, int]]) -> list[tuple
     return found
 
 
-def korean_entities(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, label) of the people (``PERSON``) and places (``LOC``) in ``text``; where they overlap, the
-    place (a run ending in a unit) wins."""
+def korean_entities(text: str) -> list[Entity]:
+    """(start, end, label) of the people (``PERSON``) and places (``LOC``) in ``text``."""
+    return _analyse(text)[1]
+
+
+def _analyse(text: str) -> tuple[list[int], list[Entity]]:
+    """Kiwi's morpheme boundaries and the entities read from them; where a person and a place overlap, the place
+    (a run ending in a unit) wins."""
     morphemes = _morphemes(text)
     places = _places(text, morphemes)
     people = [p for p in _people(text, morphemes) if all(p[1] <= s or p[0] >= e for s, e, _ in places)]
-    return sorted(places + people)
+    return [p for _, _, s, e in morphemes for p in (s, e)], sorted(places + people)
 
 
 def korean_pipeline() -> Any:
     """A blank spaCy pipeline whose tokenizer cuts at Kiwi's morphemes and whose entities are Kiwi's people and
     places (labels ``PERSON`` and ``LOC``, which presidio's default mapping knows)."""
-    import spacy
-    from spacy.language import Language
-    from spacy.tokens import Doc
-
-    def tokenize(text: str) -> Doc:
-        cuts = sorted({0, len(text)} | {p for _, _, s, e in _morphemes(text) for p in (s, e)})
-        words, spaces = [], []
-        for left, right in itertools.pairwise(cuts):
-            piece = text[left:right]
-            for match in re.finditer(r"\S+", piece):
-                words.append(match.group())
-                spaces.append(left + match.end() < len(text) and text[left + match.end()].isspace())
-        doc = Doc(nlp.vocab, words=words, spaces=spaces)
-        if doc.text != text:  # whitespace runs the simple cut cannot rebuild: no entities rather than wrong ones
-            return Doc(nlp.vocab, words=[text], spaces=[False]) if text else doc
-        return doc
-
-    def entities(doc: Doc) -> Doc:
-        spans = [doc.char_span(s, e, label=label, alignment_mode="expand") for s, e, label in korean_entities(doc.text)]
-        doc.ents = spacy.util.filter_spans([span for span in spans if span is not None])
-        for token in doc:
-            token.lemma_ = token.lower_
-        return doc
-
-    if not Language.has_factory("guard_korean_entities"):
-        Language.component("guard_korean_entities", func=entities)
-    nlp = spacy.blank("xx")
-    nlp.tokenizer = tokenize
-    nlp.add_pipe("guard_korean_entities")
-    return nlp
+    return segmented_pipeline("guard_korean_entities", _analyse)
