@@ -384,4 +384,5 @@ def _analyse(text: str) -> tuple[list[int], list[Entity]]:
 def korean_pipeline() -> Any:
     """A blank spaCy pipeline whose tokenizer cuts at Kiwi's morphemes and whose entities are Kiwi's people and
     places (labels ``PERSON`` and ``LOC``, which presidio's default mapping knows)."""
+    _kiwi()  # loads Kiwi's model now, at PiiCheck.load, not on the first request
     return segmented_pipeline("guard_korean_entities", _analyse)

@@ -3,9 +3,12 @@
 country and postcode, on one line or several.
 
 The parser reads whitespace/comma tokens. A street line is a house number and a street name (``12 Elm Street``,
-``Via Roma 12``, ``Vallerstrasse 150``, ``12 Akti Kanari`` before a line break) or a PO box; what follows it (units,
-towns, state codes, postcodes, countries) extends the span, and a unit or crossing written before it extends it
-backwards. The street-type and secondary-unit words are general English/European address conventions.
+``Via Roma 12``, ``Vallerstrasse 150``, ``12 Akti Kanari`` before a line break, ``4/27 Wattle Parade``), a PO box, or
+a flat or unit line above a street or a named building (``Flat 12\nRose Court``); what follows it (units, a building's
+street line, towns, state codes, postcodes — UK, Canadian and Irish ones in two halves — countries) extends the span,
+and a unit or crossing written before it extends it backwards. The street-type and secondary-unit words are general
+English/European address conventions (the US Postal Service's Publication 28, Royal Mail's and Australia Post's street
+types); numbers that count things ("Chapter 3", "1.") are no house numbers.
 """
 
 from __future__ import annotations
