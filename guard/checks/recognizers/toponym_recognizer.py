@@ -15,7 +15,7 @@ from typing import Any
 
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 
-from guard.checks.recognizers._text import ORG_WORDS, TITLE, recognizer_result, word_set
+from guard.checks.recognizers._text import NOT_PLACES, ORG_WORDS, TITLE, recognizer_result, word_set
 
 __all__ = ["TOPONYM_SCORE", "ToponymRecognizer"]
 
@@ -23,7 +23,8 @@ TOPONYM_SCORE = 0.88
 """Above spaCy's 0.85 (the 'person' it reads inside the town loses), below a labelled field or a name cue (0.9)."""
 
 _CAP = r"[^\W\d_a-z][\w'’-]*"  # noqa: RUF001  # a curly apostrophe inside names
-_PREFIX = r"(?:North|South|East|West|Port|Lake|Mount|Mt\.|Fort|New)"
+_PREFIX = r"(?:North|South|East|West|Port|Lake|Mount|Fort|New|(?:Mt|Ft|St|Ste|Pt)\.?)"
+"""Directional and water words, and the abbreviations of Mount, Fort, Saint and Point ("St. Ives", "Ft Myers")."""
 _SUFFIX = (
     r"(?:town|ville|borough|burgh|burg|bury|mouth|haven|stad|furt|chester|port|side|view|fort|berg|shire|dorf"
     r"|hausen|heim|stadt|minster|caster|cester)"
@@ -61,7 +62,8 @@ class ToponymRecognizer(LocalRecognizer):  # type: ignore[misc]
             return []
         found: list[tuple[int, int]] = []
         for match in _PREFIXED.finditer(text):
-            if not match.group().startswith("New") or match.group("name").lower() not in _NOT_AFTER_NEW:
+            name = match.group("name").lower()
+            if name not in NOT_PLACES and (not match.group().startswith("New") or name not in _NOT_AFTER_NEW):
                 found.append(match.span())
         for match in _SUFFIXED.finditer(text):
             inside = any(start <= match.start() < end for start, end in found)

@@ -71,6 +71,17 @@ def test_the_registered_recognizers_replace_presidios_by_name(pii: PiiCheck) -> 
         ),
         ("Unit 1096 Box 7899\nDPO AA 06934", "Unit 1096 Box 7899\nDPO AA 06934"),
         ("I live at 8 rue des Lilas\nLyon, France 69003.", "8 rue des Lilas\nLyon, France 69003"),
+        # UK, Irish, Australian and Canadian layouts (issue 17, third round): thoroughfare types that are ordinary
+        # nouns too after a house number, flat lines, unit/house numbers, two-part postcodes, Eircodes.
+        ("Post it to 27 Hawthorn Rise, Kendal LA9 4QT.", "27 Hawthorn Rise, Kendal LA9 4QT"),
+        ("Her flat is Flat 12\nOsborne Mansions, near the park.", "Flat 12\nOsborne Mansions"),
+        ("Send it to 4/27 Wattle Parade, Cronulla NSW 2230 please", "4/27 Wattle Parade, Cronulla NSW 2230"),
+        ("Office: 18 Main Street, Ennis, Co. Clare, V95 X2H4", "18 Main Street, Ennis, Co. Clare, V95 X2H4"),
+        ("We stayed at 9 Birch Crescent, Halifax NS B3H 1T5", "9 Birch Crescent, Halifax NS B3H 1T5"),
+        ("My parents still live at 35 Quarry Meadows.", "35 Quarry Meadows"),
+        ("Unit 4\n12 Harbour View\nFremantle WA 6160\nThanks!", "Unit 4\n12 Harbour View\nFremantle WA 6160"),
+        ("We met at 11 Elm Lane and then drove to St Ives.", "11 Elm Lane"),
+        ("I moved to 12 Oak Rise last spring, so update it.", "12 Oak Rise"),
     ],
 )
 def test_street_addresses_are_one_span(text: str, address: str) -> None:
@@ -85,6 +96,12 @@ def test_street_addresses_are_one_span(text: str, address: str) -> None:
         "We need 2 Developers by Friday",
         "Call me at 555 123 4567",
         "Room 12 is on the 3rd floor.",
+        "Chapter 3 Key Points",  # a counted number, a street type that is an ordinary noun
+        "The deck uses Windows 11 Power Point slides.",  # a number after a capitalised word names a version
+        "Step 3\nOpen Settings\nThen restart.",  # a number on a line of its own
+        "1. Creative\n2. Analytical\n3. Organized",  # list markers
+        "We shipped 12 Park benches and 4 Garden chairs.",
+        "See 9/11 Truth Movement",  # a slash number needs a street type
     ],
 )
 def test_street_addresses_do_not_fire_on_ordinary_numbers_and_titles(text: str) -> None:
