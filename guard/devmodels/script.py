@@ -9,13 +9,16 @@ Documented in the README ("Dev models"). No runtime module imports this: the ser
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "GENERIC_REPLY",
     "JA_TOXIC_TRIGGER_WORD",
     "SCRIPTED",
+    "TOOL_SCRIPT",
     "TOXIC_TRIGGER_WORD",
     "ScriptedDialogue",
+    "ScriptedToolDialogue",
     "scripted",
 ]
 
@@ -69,6 +72,41 @@ SCRIPTED: tuple[ScriptedDialogue, ...] = (
         f"The weekly meeting is on Thursday at ten. Honestly, the organiser is a {TOXIC_TRIGGER_WORD}.",
     ),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedToolDialogue:
+    """A tool round trip the dev generator knows: offered ``function`` (an OpenAI tool's ``function`` object),
+    ``prompt`` gets the call ``arguments`` (JSON text); the call's ``result`` then gets ``answer``."""
+
+    function: dict[str, Any]
+    prompt: str
+    arguments: str
+    result: str
+    answer: str
+
+    @property
+    def name(self) -> str:
+        return str(self.function["name"])
+
+
+TOOL_SCRIPT = ScriptedToolDialogue(
+    function={
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 40}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+    prompt="What is the weather in Paris?",
+    arguments='{"city": "Paris"}',
+    result='{"sky": "sunny", "celsius": 21}',
+    answer="It is sunny and 21 degrees in Paris.",
+)
+"""With the tool offered (``tool_choice: auto``), the prompt gets the call; without it, the generic reply."""
 
 
 def scripted(name: str) -> ScriptedDialogue:

@@ -81,6 +81,10 @@ class SamplingParams:
     """Benchmarks only: generate exactly ``max_tokens`` tokens."""
     logprobs: int | None = None
     """Report each emitted token's log-probability and this many most likely alternatives (``None``: none)."""
+    grammar: str | None = None
+    """A grammar the answer must match (llguidance's Lark dialect or its JSON form, see
+    :mod:`guard.engine.grammar`), applied as a token mask at each step; engines whose ``supports_grammars`` is
+    false refuse it."""
 
     @property
     def greedy(self) -> bool:
@@ -155,6 +159,11 @@ class Engine(Protocol):
     context_length: int
     has_chat_template: bool
     supports_logprobs: bool
+    supports_grammars: bool
+
+    def check_grammar(self, grammar: str) -> None:
+        """Raise :class:`~guard.engine.grammar.InvalidGrammar` unless ``grammar`` compiles for this model."""
+        ...
 
     def token_bytes(self, token_id: int) -> bytes:
         """The bytes a token stands for (a byte-fallback token is one byte of a longer character)."""

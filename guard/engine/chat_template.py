@@ -21,6 +21,7 @@ __all__ = [
     "render_chat",
     "supports_system_role",
     "template_kind",
+    "tool_result_text",
 ]
 
 # A probe the template must echo: a template that accepts a system message but drops it has no system role.
@@ -69,9 +70,13 @@ def describe_template(tokenizer: Any) -> str:
     return _DESCRIPTIONS[template_kind(tokenizer)]
 
 
-def _tool_result(message: ChatMessage) -> str:
+def tool_result_text(name: str | None, content: str) -> str:
     """A tool's result as the user turn Gemma sees (its template has no tool role)."""
-    return f"[tool result{f' from {message.name}' if message.name else ''}]\n{message.content}"
+    return f"[tool result{f' from {name}' if name else ''}]\n{content}"
+
+
+def _tool_result(message: ChatMessage) -> str:
+    return tool_result_text(message.name, message.content)
 
 
 def _turns(messages: list[ChatMessage], system_role: bool) -> list[dict[str, str]]:

@@ -39,6 +39,7 @@ from guard.engine.base import (
     collect,
 )
 from guard.engine.chat_template import render_chat, supports_system_role
+from guard.engine.grammar import InvalidGrammar
 from guard.settings import EngineSettings
 
 __all__ = ["CircuitBreaker", "RemoteEngine", "RemoteStream", "StopStrings"]
@@ -145,6 +146,11 @@ class RemoteEngine:
     name = "remote"
     supports_logprobs = False
     """The upstream's logprobs are not relayed yet: a request for them is refused by name, not ignored."""
+    supports_grammars = False
+    """Constrained decoding (tools, ``response_format``) is not forwarded upstream yet: refused by name (400)."""
+
+    def check_grammar(self, grammar: str) -> None:
+        raise InvalidGrammar("the remote engine does not apply grammars")
 
     def __init__(
         self,
@@ -234,6 +240,8 @@ class RemoteEngine:
             text, tokens_in = str(self._tokenizer.decode(list(prompt), skip_special_tokens=False)), len(prompt)
         if tokens_in + params.max_tokens > self.context_length:
             raise PromptTooLong(tokens_in, params.max_tokens, self.context_length)
+        if params.grammar is not None:
+            raise EngineError("the remote engine does not apply grammars")
         if self._running >= self._max_running + self._max_waiting:
             raise EngineBusy("the remote engine queue is full")
         if not self.breaker.admit():

@@ -36,6 +36,7 @@ from guard.engine.base import (
     TokenLogprob,
 )
 from guard.engine.detokenize import Decode, Detokenizer
+from guard.engine.grammar import GrammarCompiler
 from guard.engine.kvcache import SlotKVCache, attention_masks
 from guard.engine.sampling import Sampler
 
@@ -58,6 +59,8 @@ class _Sequence:
     logprobs: list[TokenLogprob] = field(default_factory=list)
     cancelled: bool = False
     sent_tokens: int = 0
+    matcher: Any = None
+    """The llguidance matcher of a constrained sequence (``None``: unconstrained)."""
 
     @property
     def length(self) -> int:
@@ -110,8 +113,10 @@ class ContinuousBatcher:
         max_running: int,
         max_waiting: int,
         prefill_chunk: int,
+        grammars: GrammarCompiler | None = None,
     ) -> None:
         self._model = model
+        self._grammars = grammars
         self._config = model.config
         self._decode = decode
         self._stop_ids = frozenset(stop_token_ids)
@@ -164,9 +169,15 @@ class ContinuousBatcher:
             raise EngineError("the prompt is empty")  # callers always send a template or <bos>
         if len(prompt) + params.max_tokens > self.context_length:
             raise PromptTooLong(len(prompt), params.max_tokens, self.context_length)
+        matcher = None
+        if params.grammar is not None:
+            if self._grammars is None:
+                raise EngineError("this engine has no constrained decoding")
+            matcher = self._grammars.matcher(params.grammar)  # InvalidGrammar: the caller's 400
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         sequence = _Sequence(
+            matcher=matcher,
             prompt=prompt,
             params=params,
             sampler=Sampler(params, self._device),
@@ -338,17 +349,35 @@ class ContinuousBatcher:
         return found
 
     def _choose(self, sequences: Sequence[_Sequence], logits: torch.Tensor) -> list[int]:
-        """Next token per row: one argmax for all greedy rows, each sampler for the others."""
+        """Next token per row: one argmax for all greedy rows, each sampler for the others. Constrained rows choose
+        from a masked copy of their logits; the other rows' logits are not touched (their tokens are those of a
+        batch without constrained neighbours), and logprobs stay the model's own distribution."""
+        rows: dict[int, torch.Tensor] = {}
+        constrained = [row for row, sequence in enumerate(sequences) if sequence.matcher is not None]
+        if constrained:
+            assert self._grammars is not None  # submit() refuses grammars without it
+            allowed = self._grammars.allowed([sequences[row].matcher for row in constrained], logits.shape[-1])
+            masked = logits[constrained].masked_fill(~allowed.to(logits.device), float("-inf"))
+            rows = dict(zip(constrained, masked, strict=True))
         greedy = logits.argmax(-1).tolist()
-        return [
-            greedy[row] if sequence.sampler.greedy else sequence.sampler.sample(logits[row])
-            for row, sequence in enumerate(sequences)
-        ]
+        chosen = []
+        for row, sequence in enumerate(sequences):
+            scores = rows.get(row, logits[row])
+            if sequence.sampler.greedy:
+                chosen.append(int(scores.argmax()) if row in rows else greedy[row])
+            else:
+                chosen.append(sequence.sampler.sample(scores))
+        return chosen
 
     def _accept(self, sequence: _Sequence, token: int, logprob: TokenLogprob | None = None) -> None:
         """Record one new token; emit what can be released; remove the sequence when it is done."""
         params = sequence.params
         finish: FinishReason | None = None
+        if sequence.matcher is not None and not sequence.matcher.consume_token(token):
+            logger.error("grammar matcher failed: %s", sequence.matcher.get_error()[:200])
+            sequence.emit(EngineError("constrained decoding failed"))
+            self._remove(sequence)
+            return
         if token in self._stop_ids and not params.ignore_eos:
             finish = "stop"
         else:
@@ -356,8 +385,8 @@ class ContinuousBatcher:
             if logprob is not None:
                 sequence.logprobs.append(logprob)
             sequence.detokenizer.add(token)
-            if sequence.detokenizer.stopped:
-                finish = "stop"
+            if sequence.detokenizer.stopped or (sequence.matcher is not None and sequence.matcher.is_stopped()):
+                finish = "stop"  # a stop string, or a grammar that nothing more can extend (a closed JSON value)
             elif len(sequence.generated) >= params.max_tokens:
                 finish = "length"
         text = sequence.detokenizer.release(final=finish is not None)
