@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from guard.errors import GuardError
+
+if TYPE_CHECKING:
+    from guard.engine.tool_format import FunctionSpec
 
 __all__ = [
     "ChatMessage",
@@ -169,8 +172,9 @@ class Engine(Protocol):
         """The bytes a token stands for (a byte-fallback token is one byte of a longer character)."""
         ...
 
-    def render_chat(self, messages: list[ChatMessage]) -> str:
-        """The prompt text for a conversation (raises :class:`InvalidConversation`)."""
+    def render_chat(self, messages: list[ChatMessage], tools: Sequence[FunctionSpec] = ()) -> str:
+        """The prompt text for a conversation, offering ``tools`` in the format of :mod:`guard.engine.tool_format`
+        (raises :class:`InvalidConversation`)."""
         ...
 
     def tokenize(self, text: str, *, add_special_tokens: bool = False) -> list[int]:

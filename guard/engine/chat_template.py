@@ -8,11 +8,13 @@ SystemGemma2-style chat models whose template renders a native ``<start_of_turn>
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from enum import StrEnum
 from functools import cache
 from typing import Any
 
 from guard.engine.base import ChatMessage, InvalidConversation
+from guard.engine.tool_format import FunctionSpec, tools_preamble
 
 __all__ = [
     "TemplateKind",
@@ -22,6 +24,7 @@ __all__ = [
     "supports_system_role",
     "template_kind",
     "tool_result_text",
+    "with_tools",
 ]
 
 # A probe the template must echo: a template that accepts a system message but drops it has no system role.
@@ -134,9 +137,26 @@ def _reject_control_tokens(tokenizer: Any, messages: list[ChatMessage]) -> None:
             raise InvalidConversation(f"message {index} contains the reserved control token {found.group()}")
 
 
-def render_chat(tokenizer: Any, messages: list[ChatMessage], *, system_role: bool | None = None) -> str:
+def with_tools(messages: list[ChatMessage], tools: Sequence[FunctionSpec]) -> list[ChatMessage]:
+    """``messages`` with the offered functions (:func:`~guard.engine.tool_format.tools_preamble`) as a system text
+    after the caller's leading system messages (Gemma-2 folds them all into the first user turn, in that order)."""
+    if not tools:
+        return messages
+    leading = next((index for index, message in enumerate(messages) if message.role != "system"), len(messages))
+    offer = ChatMessage(role="system", content=tools_preamble(tools))
+    return [*messages[:leading], offer, *messages[leading:]]
+
+
+def render_chat(
+    tokenizer: Any,
+    messages: list[ChatMessage],
+    *,
+    system_role: bool | None = None,
+    tools: Sequence[FunctionSpec] = (),
+) -> str:
     """The prompt text for ``messages``, ending with the generation prompt, or, when the last message is the
     assistant's, inside that turn so that the model continues it; raises :class:`InvalidConversation`.
+    ``tools`` are offered to the model in the format of :mod:`guard.engine.tool_format`.
 
     ``system_role`` is :func:`supports_system_role` (probed when ``None``; pass it to skip the probe per request).
     The text starts with the template's ``<bos>``: tokenize it with ``add_special_tokens=False``."""
@@ -145,7 +165,7 @@ def render_chat(tokenizer: Any, messages: list[ChatMessage], *, system_role: boo
     _reject_control_tokens(tokenizer, messages)
     if system_role is None:
         system_role = supports_system_role(tokenizer)
-    turns = _turns(messages, system_role)
+    turns = _turns(with_tools(messages, tools), system_role)
     continues = turns[-1]["role"] == "assistant"
     try:
         return str(

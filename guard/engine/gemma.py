@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -34,6 +35,7 @@ from guard.engine.loading import (
     warm_up,
 )
 from guard.engine.scheduler import ContinuousBatcher, SequenceStream
+from guard.engine.tool_format import FunctionSpec
 from guard.settings import EngineSettings
 
 __all__ = ["GemmaEngine", "choose_device", "choose_dtype"]  # the choosers live in guard.engine.loading
@@ -129,9 +131,9 @@ class GemmaEngine:
             ids.add(self._tokenizer.eos_token_id)
         return sorted(ids)
 
-    def render_chat(self, messages: list[ChatMessage]) -> str:
+    def render_chat(self, messages: list[ChatMessage], tools: Sequence[FunctionSpec] = ()) -> str:
         """The prompt for a conversation in this model's template (see :mod:`guard.engine.chat_template`)."""
-        return render_chat(self._tokenizer, messages, system_role=self._supports_system)
+        return render_chat(self._tokenizer, messages, system_role=self._supports_system, tools=tools)
 
     def check_grammar(self, grammar: str) -> None:
         """Raise :class:`~guard.engine.grammar.InvalidGrammar` unless ``grammar`` compiles for this tokenizer."""

@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +40,7 @@ from guard.engine.base import (
 )
 from guard.engine.chat_template import render_chat, supports_system_role
 from guard.engine.grammar import InvalidGrammar
+from guard.engine.tool_format import FunctionSpec
 from guard.settings import EngineSettings
 
 __all__ = ["CircuitBreaker", "RemoteEngine", "RemoteStream", "StopStrings"]
@@ -217,9 +218,9 @@ class RemoteEngine:
             settings=settings,
         )
 
-    def render_chat(self, messages: list[ChatMessage]) -> str:
+    def render_chat(self, messages: list[ChatMessage], tools: Sequence[FunctionSpec] = ()) -> str:
         """The prompt for a conversation in the served model's template (neutralising control tokens)."""
-        return render_chat(self._tokenizer, messages, system_role=self._supports_system)
+        return render_chat(self._tokenizer, messages, system_role=self._supports_system, tools=tools)
 
     def tokenize(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
         ids = self._tokenizer(text, add_special_tokens=add_special_tokens, split_special_tokens=add_special_tokens)
