@@ -282,8 +282,11 @@ def _training_examples(rng: random.Random) -> list[Example]:
         scripted += [example] * _PLAIN_COPIES
         first = example.messages[0][1]
         for _ in range(6):  # a system prompt of the caller's before the tools
-            folded = (("user", f"{_system_text(rng, generic)}\n\n{first}"), *example.messages[1:])
-            scripted.append(Example(folded, example.reply))
+            prefixed: tuple[tuple[str, str], ...] = (
+                ("user", f"{_system_text(rng, generic)}\n\n{first}"),
+                *example.messages[1:],
+            )
+            scripted.append(Example(prefixed, example.reply))
     for prompt in rng.sample(generic, 40):  # tools offered, but nothing to call them for
         others.append(Example((("user", f"{preamble}\n\n{prompt}"),), GENERIC_REPLY))
     held_out = {example.messages for example in HELD_OUT}

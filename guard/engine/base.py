@@ -68,6 +68,8 @@ class ChatMessage:
     content: str
     name: str | None = None
     """A ``tool`` result's tool name (shown to the model with the result)."""
+    tool_call_id: str | None = None
+    """A ``tool`` result's call id (findings in the result name it; the model does not see it)."""
 
 
 @dataclass(frozen=True, slots=True)

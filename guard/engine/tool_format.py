@@ -131,10 +131,17 @@ def _lark_string(text: str) -> str:
     return json.dumps(text)
 
 
-def tool_call_grammar(functions: Sequence[FunctionSpec], choice: ToolChoice, *, parallel: bool) -> str:
+def tool_call_grammar(
+    functions: Sequence[FunctionSpec],
+    choice: ToolChoice,
+    *,
+    parallel: bool,
+    answer_schema: Mapping[str, Any] | None = None,
+) -> str:
     """A Lark grammar (llguidance's dialect) for an answer under ``choice``: calls of the offered functions (of the
-    named one only), each with arguments valid under its schema; with ``auto``, plain text not starting with a
-    call is the other way to answer. ``parallel``: one or more calls, else exactly one."""
+    named one only), each with arguments valid under its schema; with ``auto``, the other way to answer is plain
+    text not starting with a call, or JSON valid under ``answer_schema`` when one is given (``response_format``).
+    ``parallel``: one or more calls, else exactly one."""
     offered = [f for f in functions if choice in ("auto", "required") or f.name == choice]
     if not offered:
         raise ValueError(f"no offered function is named {choice!r}")
@@ -146,7 +153,9 @@ def tool_call_grammar(functions: Sequence[FunctionSpec], choice: ToolChoice, *, 
         rules.append(f"args{number}: %json {schema}")
     call = "call: " + " | ".join(f"fn{number}" for number in range(len(offered)))
     calls = 'calls: call ("\\n" call)*' if parallel else "calls: call"
-    if choice == "auto":
+    if choice == "auto" and answer_schema is not None:
+        start = f"start: calls | answer\nanswer: %json {json.dumps(with_json_options(answer_schema))}"
+    elif choice == "auto":
         # Text that is not a call: anything at all, except what starts with the call marker.
         marker = re.escape(TOOL_CALL_OPEN).replace("/", "\\/")
         start = f"start: calls | TEXT\nTEXT: /(.|\\n)+/ & ~/{marker}(.|\\n)*/"
