@@ -96,3 +96,11 @@ class GrammarCompiler:
             llguidance.numpy.fill_next_token_bitmask(matcher, bitmask, row)
         bits = np.unpackbits(bitmask.view(np.uint8), axis=1, bitorder="little")[:, :width]
         return torch.from_numpy(bits.astype(np.bool_))
+
+    def masked(self, matchers: Mapping[int, Any], logits: torch.Tensor) -> dict[int, torch.Tensor]:
+        """For each row of ``matchers``, a copy of its ``logits`` row with the tokens its matcher forbids at
+        ``-inf`` (the other rows, and ``logits`` itself, are not touched)."""
+        rows = list(matchers)
+        allowed = self.allowed([matchers[row] for row in rows], logits.shape[-1]).to(logits.device)
+        masked = logits[rows].masked_fill(~allowed, float("-inf"))
+        return dict(zip(rows, masked, strict=True))

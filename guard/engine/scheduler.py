@@ -101,6 +101,23 @@ class SequenceStream:
         self._sequence.cancelled = True
 
 
+def _logprobs(sequences: Sequence[_Sequence], logits: torch.Tensor, tokens: list[int]) -> list[TokenLogprob | None]:
+    """The chosen token's log-probability (and the top alternatives) for the rows that asked for them: the
+    model's own distribution (log-softmax of these logits, after the final softcap), not the sampler's."""
+    asked = [row for row, s in enumerate(sequences) if s.params.logprobs is not None]
+    found: list[TokenLogprob | None] = [None] * len(sequences)
+    if not asked:
+        return found
+    rows = logits[asked].log_softmax(-1)
+    widest = max(sequences[row].params.logprobs or 0 for row in asked)
+    top_values, top_ids = rows.topk(widest, dim=-1) if widest else (rows[:, :0], rows[:, :0].long())
+    for index, row in enumerate(asked):
+        count = sequences[row].params.logprobs or 0
+        top = tuple(zip(top_ids[index, :count].tolist(), top_values[index, :count].tolist(), strict=True))
+        found[row] = TokenLogprob(tokens[row], float(rows[index, tokens[row]]), top)
+    return found
+
+
 class ContinuousBatcher:
     def __init__(
         self,
@@ -255,7 +272,7 @@ class ContinuousBatcher:
             metrics.ENGINE_BATCH_SIZE.observe(len(sequences))
             logits = self._servable(self._project(torch.cat(hidden)))
             tokens = self._choose(sequences, logits)
-            logprobs = self._logprobs(sequences, logits, tokens)
+            logprobs = _logprobs(sequences, logits, tokens)
             for sequence, token, logprob in zip(sequences, tokens, logprobs, strict=True):
                 self._accept(sequence, token, logprob)
         if not self._running:
@@ -331,34 +348,12 @@ class ContinuousBatcher:
             logits[:, self._servable_vocab :] = float("-inf")
         return logits
 
-    @staticmethod
-    def _logprobs(sequences: Sequence[_Sequence], logits: torch.Tensor, tokens: list[int]) -> list[TokenLogprob | None]:
-        """The chosen token's log-probability (and the top alternatives) for the rows that asked for them: the
-        model's own distribution (log-softmax of these logits, after the final softcap), not the sampler's."""
-        asked = [row for row, s in enumerate(sequences) if s.params.logprobs is not None]
-        found: list[TokenLogprob | None] = [None] * len(sequences)
-        if not asked:
-            return found
-        rows = logits[asked].log_softmax(-1)
-        widest = max(sequences[row].params.logprobs or 0 for row in asked)
-        top_values, top_ids = rows.topk(widest, dim=-1) if widest else (rows[:, :0], rows[:, :0].long())
-        for index, row in enumerate(asked):
-            count = sequences[row].params.logprobs or 0
-            top = tuple(zip(top_ids[index, :count].tolist(), top_values[index, :count].tolist(), strict=True))
-            found[row] = TokenLogprob(tokens[row], float(rows[index, tokens[row]]), top)
-        return found
-
     def _choose(self, sequences: Sequence[_Sequence], logits: torch.Tensor) -> list[int]:
         """Next token per row: one argmax for all greedy rows, each sampler for the others. Constrained rows choose
         from a masked copy of their logits; the other rows' logits are not touched (their tokens are those of a
         batch without constrained neighbours), and logprobs stay the model's own distribution."""
-        rows: dict[int, torch.Tensor] = {}
-        constrained = [row for row, sequence in enumerate(sequences) if sequence.matcher is not None]
-        if constrained:
-            assert self._grammars is not None  # submit() refuses grammars without it
-            allowed = self._grammars.allowed([sequences[row].matcher for row in constrained], logits.shape[-1])
-            masked = logits[constrained].masked_fill(~allowed.to(logits.device), float("-inf"))
-            rows = dict(zip(constrained, masked, strict=True))
+        matchers = {row: sequence.matcher for row, sequence in enumerate(sequences) if sequence.matcher is not None}
+        rows = self._grammars.masked(matchers, logits) if self._grammars is not None and matchers else {}
         greedy = logits.argmax(-1).tolist()
         chosen = []
         for row, sequence in enumerate(sequences):
