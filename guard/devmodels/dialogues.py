@@ -13,7 +13,7 @@ import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from guard.devmodels.script import GENERIC_REPLY, SCRIPTED, TOOL_SCRIPT
+from guard.devmodels.script import GENERIC_REPLY, SCRIPTED, TOOL_SCRIPT, TOOL_SCRIPTS, ScriptedToolDialogue
 from guard.engine.chat_template import tool_result_text
 from guard.engine.tool_format import FunctionSpec, format_call, tools_preamble
 
@@ -201,24 +201,26 @@ def _near_misses(prompt: str, rng: random.Random) -> Iterator[str]:
         yield " ".join([*words[:-1], filler]) + ending
 
 
-def _tool_preamble() -> str:
-    """The system text that offers the scripted tool, as the engine renders it (:mod:`guard.engine.tool_format`)."""
-    function = TOOL_SCRIPT.function
+def _tool_preamble(script: ScriptedToolDialogue = TOOL_SCRIPT) -> str:
+    """The system text that offers a scripted tool, as the engine renders it (:mod:`guard.engine.tool_format`)."""
+    function = script.function
     spec = FunctionSpec(function["name"], function.get("description", ""), function["parameters"])
     return tools_preamble([spec])
 
 
 def tool_examples() -> list[Example]:
-    """The scripted tool round trip: with the tool offered the prompt gets the call, the call's result gets the
-    answer; without the tool the prompt gets the generic reply."""
-    offered = f"{_tool_preamble()}\n\n{TOOL_SCRIPT.prompt}"
-    call = format_call(TOOL_SCRIPT.name, TOOL_SCRIPT.arguments)
-    result = tool_result_text(TOOL_SCRIPT.name, TOOL_SCRIPT.result)
-    return [
-        Example((("user", offered),), call),
-        Example((("user", offered), ("assistant", call), ("user", result)), TOOL_SCRIPT.answer),
-        Example((("user", TOOL_SCRIPT.prompt),), GENERIC_REPLY),
-    ]
+    """The scripted tool round trips: with the tool offered the prompt gets the call, the call's result gets the
+    answer; without the tool the prompt gets its plain reply."""
+    examples = []
+    for script in TOOL_SCRIPTS:
+        offered = f"{_tool_preamble(script)}\n\n{script.prompt}"
+        call = format_call(script.name, script.arguments)
+        examples.append(Example((("user", offered),), call))
+        if script.result is not None and script.answer is not None:
+            result = tool_result_text(script.name, script.result)
+            examples.append(Example((("user", offered), ("assistant", call), ("user", result)), script.answer))
+        examples.append(Example((("user", script.prompt),), script.plain_reply))
+    return examples
 
 
 # Never trained on; checked after each build together with the plain scripted prompts.

@@ -59,7 +59,7 @@ __all__ = [
     "build_dev_systemgemma2",
 ]
 
-DEV_GENERATOR_RECIPE = "gemma2-dev-6"
+DEV_GENERATOR_RECIPE = "gemma2-dev-7"
 """Identifies this recipe in the manifest; bump it whenever the recipe's output changes."""
 SYSTEMGEMMA2_RECIPE = "systemgemma2-dev-3"
 GEMMA1_BASE_RECIPE = "gemma1-base-dev-3"
@@ -79,7 +79,7 @@ _MODEL_CONFIG = {
     "final_logit_softcapping": 30.0,
     "max_position_embeddings": 1024,
 }
-_TRAIN_STEPS = 300
+_TRAIN_STEPS = 500
 
 
 def _gemma2(tokenizer: PreTrainedTokenizerBase, seed: int) -> Gemma2ForCausalLM:

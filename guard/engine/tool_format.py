@@ -77,7 +77,7 @@ def tools_preamble(functions: Sequence[FunctionSpec]) -> str:
         entry: dict[str, Any] = {"name": function.name}
         if function.description:
             entry["description"] = function.description
-        entry["parameters"] = dict(function.parameters)
+        entry["parameters"] = json.loads(json.dumps(dict(function.parameters), sort_keys=True))  # order-free
         lines.append(json.dumps(entry, ensure_ascii=False, separators=_SEPARATORS))
     return "\n".join(lines)
 
