@@ -13,6 +13,7 @@ from guard.api.completions import CompletionsController
 from guard.api.errors import EXCEPTION_HANDLERS, RequestIdMiddleware
 from guard.api.health import healthz, readyz
 from guard.api.policies import PoliciesController, PolicyReloader
+from guard.api.responses import ResponsesController
 from guard.api.scan import ScanController
 from guard.api.web import audit_page_router
 
@@ -27,6 +28,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
         route_handlers=[
             ChatController,
             CompletionsController,
+            ResponsesController,
             ScanController,
             AuditController,
             verify_audit_log,

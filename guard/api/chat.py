@@ -38,7 +38,7 @@ from guard.engine import ChatMessage, TokenLogprob
 from guard.engine.tool_format import format_calls
 from guard.pipeline import ChatOutcome, Pipeline
 
-__all__ = ["CHAT_CHUNKS", "ChatController"]
+__all__ = ["CHAT_CHUNKS", "ChatController", "to_conversation"]
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -82,7 +82,7 @@ def _calls_text(message: ChatMessageIn, index: int) -> str:
     return format_calls(calls)
 
 
-def _to_conversation(data: ChatCompletionRequest) -> list[ChatMessage]:
+def to_conversation(data: ChatCompletionRequest) -> list[ChatMessage]:
     """The messages as the pipeline takes them, one per message (findings' ``message_index`` is the caller's)."""
     conversation = []
     names: dict[str, str] = {}  # tool_call_id -> the function it called, to label its result
@@ -194,7 +194,7 @@ class ChatController(GenerationController):
         max_tokens = data.max_completion_tokens or data.max_tokens
         logprobs = (data.top_logprobs or 0) if data.logprobs else None
         run, conversation = read_generation(
-            request, state, data, max_tokens, lambda: _to_conversation(data), logprobs=logprobs
+            request, state, data, max_tokens, lambda: to_conversation(data), logprobs=logprobs
         )
         structure = read_structure(data, run.pipeline.engine)
         if data.stream and structure is None:

@@ -238,3 +238,44 @@ async def test_streamed_tool_call_is_sent_after_its_checks(client: AsyncTestClie
     assert json.loads("".join(c["function"].get("arguments", "") for c in calls)) == json.loads(TOOL_SCRIPT.arguments)
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
     assert chunks[-1]["guard"]["decision"] == "flag"  # the input names a place (LOCATION: flag)
+
+
+async def test_responses_api_plain_streamed_tools_and_stateless(
+    client: AsyncTestClient[Any], database_url: str
+) -> None:
+    body = {"model": "default", "input": "Say hello to the team.", "instructions": "Be brief.", "temperature": 0}
+    response = await client.post("/v1/responses", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    out = response.json()
+    assert (out["object"], out["status"]) == ("response", "completed")
+    assert out["output"][0]["content"][0]["text"] == "Hello team! Have a good day."
+    row = await _row(database_url, out["guard"]["decision_id"])
+    assert row["route"] == "/v1/responses"
+
+    async with client.stream("POST", "/v1/responses", json={**body, "stream": True}, headers=AUTH) as streamed:
+        events = [json.loads(line[6:]) async for line in streamed.aiter_lines() if line.startswith("data: {")]
+    assert events[0]["type"] == "response.created"
+    assert events[-1]["type"] == "response.completed"
+    assert (
+        "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+        == "Hello team! Have a good day."
+    )
+
+    tools = [{"type": "function", **TOOL_SCRIPT.function}]
+    called = await client.post(
+        "/v1/responses", json={"input": TOOL_SCRIPT.prompt, "tools": tools, "temperature": 0}, headers=AUTH
+    )
+    [item] = called.json()["output"]
+    assert (item["type"], item["name"]) == ("function_call", "get_weather")
+    loop = [
+        {"role": "user", "content": TOOL_SCRIPT.prompt},
+        {"type": "function_call", "call_id": item["call_id"], "name": item["name"], "arguments": item["arguments"]},
+        {"type": "function_call_output", "call_id": item["call_id"], "output": TOOL_SCRIPT.result},
+    ]
+    answered = await client.post("/v1/responses", json={"input": loop, "tools": tools, "temperature": 0}, headers=AUTH)
+    assert answered.json()["output"][0]["content"][0]["text"] == TOOL_SCRIPT.answer
+
+    for param, value in (("store", True), ("previous_response_id", "resp_1")):
+        refused = await client.post("/v1/responses", json={"input": "hi", param: value}, headers=AUTH)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["param"] == param
