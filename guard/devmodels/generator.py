@@ -59,7 +59,7 @@ __all__ = [
     "build_dev_systemgemma2",
 ]
 
-DEV_GENERATOR_RECIPE = "gemma2-dev-7"
+DEV_GENERATOR_RECIPE = "gemma2-dev-8"
 """Identifies this recipe in the manifest; bump it whenever the recipe's output changes."""
 SYSTEMGEMMA2_RECIPE = "systemgemma2-dev-3"
 GEMMA1_BASE_RECIPE = "gemma1-base-dev-3"

@@ -128,11 +128,11 @@ STRUCTURED_SCRIPT = ScriptedToolDialogue(
             "type": "object",
         },
     },
-    prompt="File a ticket for the broken printer.",
-    arguments='{"title": "Printer jam", "priority": 2}',
+    prompt="Create a support ticket: the printer is out of paper.",
+    arguments='{"title": "Printer out of paper", "priority": 2}',
     result=None,
     answer=None,
-    plain_reply='{"title": "Printer jam", "priority": 2}',
+    plain_reply='{"title": "Printer out of paper", "priority": 2}',
 )
 """Structured output: offered as a tool, the prompt gets the call; asked plainly (or under ``response_format``),
 the same object as the answer's JSON text."""
