@@ -100,31 +100,32 @@ def format_calls(calls: Sequence[tuple[str, str]]) -> str:
     return "\n".join(format_call(name, arguments) for name, arguments in calls)
 
 
-_CALL_LINE = re.compile(re.escape(TOOL_CALL_OPEN) + r"(.*?)" + re.escape(TOOL_CALL_CLOSE), re.DOTALL)
+_DECODER = json.JSONDecoder()
 
 
 def parse_calls(text: str) -> list[ParsedCall] | None:
-    """The calls an answer makes, or ``None`` when it is not (only) calls in the format above."""
+    """The calls an answer makes, or ``None`` when it is not (only) calls in the format above. Each call's JSON is
+    decoded as JSON (a string value may itself contain the closing marker)."""
     stripped = text.strip()
-    if not stripped.startswith(TOOL_CALL_OPEN):
-        return None
     calls: list[ParsedCall] = []
     position = 0
-    for match in _CALL_LINE.finditer(stripped):
-        if stripped[position : match.start()].strip():
+    while position < len(stripped):
+        if not stripped.startswith(TOOL_CALL_OPEN, position):
             return None
-        position = match.end()
         try:
-            body = json.loads(match.group(1))
+            body, end = _DECODER.raw_decode(stripped, position + len(TOOL_CALL_OPEN))
         except ValueError:
+            return None
+        if not stripped.startswith(TOOL_CALL_CLOSE, end):
             return None
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
             return None
         arguments = body.get("arguments", {})
         calls.append(ParsedCall(body["name"], json.dumps(arguments, ensure_ascii=False, separators=_SEPARATORS)))
-    if not calls or stripped[position:].strip():
-        return None
-    return calls
+        position = end + len(TOOL_CALL_CLOSE)
+        while position < len(stripped) and stripped[position] in " \n":
+            position += 1
+    return calls or None
 
 
 def _lark_string(text: str) -> str:
@@ -141,7 +142,7 @@ def tool_call_grammar(
     """A Lark grammar (llguidance's dialect) for an answer under ``choice``: calls of the offered functions (of the
     named one only), each with arguments valid under its schema; with ``auto``, the other way to answer is plain
     text not starting with a call, or JSON valid under ``answer_schema`` when one is given (``response_format``).
-    ``parallel``: one or more calls, else exactly one."""
+    ``parallel``: one or more calls, else exactly one; a named function is called exactly once (as vLLM does)."""
     offered = [f for f in functions if choice in ("auto", "required") or f.name == choice]
     if not offered:
         raise ValueError(f"no offered function is named {choice!r}")
@@ -152,7 +153,8 @@ def tool_call_grammar(
         rules.append(f"fn{number}: {head} args{number} {_lark_string('}' + TOOL_CALL_CLOSE)}")
         rules.append(f"args{number}: %json {schema}")
     call = "call: " + " | ".join(f"fn{number}" for number in range(len(offered)))
-    calls = 'calls: call ("\\n" call)*' if parallel else "calls: call"
+    single = not parallel or choice not in ("auto", "required")
+    calls = "calls: call" if single else 'calls: call ("\\n" call)*'
     if choice == "auto" and answer_schema is not None:
         start = f"start: calls | answer\nanswer: %json {json.dumps(with_json_options(answer_schema))}"
     elif choice == "auto":
