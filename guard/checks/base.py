@@ -68,7 +68,8 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     """For a finding in a tool call the model generated, or in a tool's result: the call's id."""
     path: str | None = None
     """For a finding in a generated tool call: where (``function.name``, ``arguments.to``, ``arguments.cc[1]``);
-    ``start``/``end`` then index that argument's string value."""
+    ``start``/``end`` then index that argument's string value. For a function the policy denies: the request's
+    ``tools.<index>`` or ``tool_choice``."""
 
 
 class Rewrite(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,6 +15,7 @@ grammar accepts, and the sequence ends when the model picks one.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
@@ -30,7 +31,13 @@ JSON_OPTIONS: dict[str, Any] = {"whitespace_flexible": False, "item_separator": 
 """JSON as the grammars produce it: no free whitespace (a sampled answer cannot run on in blanks), and the
 spacing of Python's ``json.dumps``, which is how tool calls in the history are written."""
 
-_MAX_ERROR = 300
+_REASON = re.compile(r"[A-Za-z][A-Za-z ]{0,60}")
+
+
+def _reason(error: str) -> str:
+    """llguidance's reason without what follows its first colon: that part can quote the caller's schema."""
+    head = error.strip().split(":", 1)[0].strip()
+    return head if _REASON.fullmatch(head) else "invalid"
 
 
 class InvalidGrammar(GuardError, ValueError):
@@ -51,7 +58,7 @@ def json_schema_grammar(schema: Mapping[str, Any]) -> str:
     try:
         return str(LLMatcher.grammar_from_json_schema(json.dumps(dict(schema)), overrides=JSON_OPTIONS))  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:
-        raise InvalidGrammar(f"invalid JSON Schema: {str(exc)[:_MAX_ERROR]}") from None
+        raise InvalidGrammar(f"invalid JSON Schema ({_reason(str(exc))})") from None
 
 
 class GrammarCompiler:
@@ -74,7 +81,7 @@ class GrammarCompiler:
 
         error = LLMatcher.validate_grammar(grammar, self._ll_tokenizer)
         if error:
-            raise InvalidGrammar(f"the grammar cannot be compiled: {error.strip()[:_MAX_ERROR]}")
+            raise InvalidGrammar(f"the grammar or schema cannot be compiled ({_reason(error)})")
 
     def matcher(self, grammar: str) -> Any:
         """A fresh matcher for one sequence (raises :class:`InvalidGrammar` if the grammar does not compile)."""
@@ -82,7 +89,7 @@ class GrammarCompiler:
 
         matcher = LLMatcher(self._ll_tokenizer, grammar, log_level=0)
         if matcher.is_error():
-            raise InvalidGrammar(f"the grammar cannot be compiled: {matcher.get_error()[:_MAX_ERROR]}")
+            raise InvalidGrammar(f"the grammar or schema cannot be compiled ({_reason(matcher.get_error())})")
         return matcher
 
     def allowed(self, matchers: Sequence[Any], width: int) -> torch.Tensor:

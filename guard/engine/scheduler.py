@@ -369,7 +369,7 @@ class ContinuousBatcher:
         params = sequence.params
         finish: FinishReason | None = None
         if sequence.matcher is not None and not sequence.matcher.consume_token(token):
-            logger.error("grammar matcher failed: %s", sequence.matcher.get_error()[:200])
+            logger.error("a grammar matcher refused a token its own mask allowed")
             sequence.emit(EngineError("constrained decoding failed"))
             self._remove(sequence)
             return

@@ -68,7 +68,9 @@ class Offer:
     findings: list[Finding]
 
 
-def _finding(name_action: str, *, stage: str, detail: str, tool_call: str | None = None) -> Finding:
+def _finding(
+    name_action: str, *, stage: str, detail: str, tool_call: str | None = None, path: str | None = None
+) -> Finding:
     return Finding(
         check="tools",
         type="DENIED_FUNCTION",
@@ -80,7 +82,7 @@ def _finding(name_action: str, *, stage: str, detail: str, tool_call: str | None
         stage=stage,  # type: ignore[arg-type]
         detail=detail,
         tool_call=tool_call,
-        path="function.name" if tool_call else None,
+        path="function.name" if tool_call else path,
     )
 
 
@@ -93,13 +95,14 @@ def offer(policy: LoadedPolicy, structure: Structure) -> Offer:
         return Offer((), grammar, [])
     offered = tuple(f for f in tools.functions if rules.permits(f.name))
     findings = [
-        _finding("flag", stage="input", detail="not offered to the model")
-        for f in tools.functions
+        _finding("flag", stage="input", detail="not offered to the model", path=f"tools.{index}")
+        for index, f in enumerate(tools.functions)
         if not rules.permits(f.name)
     ]
     named = tools.choice not in ("auto", "required")
     if (named and not any(f.name == tools.choice for f in offered)) or (tools.choice == "required" and not offered):
-        findings.append(_finding("block", stage="input", detail="tool_choice needs a function the policy denies"))
+        why = "tool_choice needs a function the policy denies"
+        findings.append(_finding("block", stage="input", detail=why, path="tool_choice"))
         return Offer(offered, None, findings)
     if not offered:
         grammar = json_schema_grammar(structure.json_schema) if structure.json_schema is not None else None
