@@ -6,6 +6,7 @@ EOS ignored (exact new-token counts), warm-up excluded. Workloads: closed loops 
 128-token prompts and 128 new tokens, then 200 Poisson arrivals with mixed lengths at 0.8x (b)'s measured capacity.
 
     python benchmarks/engine.py [--quick] [--systems a,b,c,d] [--threads N] [--out DIR]
+    python benchmarks/engine.py --constrained   # (d) only: half the requests under a JSON Schema vs none
 """
 
 from __future__ import annotations
@@ -355,7 +356,30 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--poisson-requests", type=int, default=None, help="default: 200 (16 with --quick)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON goes (default: %(default)s)")
+    parser.add_argument(
+        "--constrained",
+        action="store_true",
+        help="only guard's engine at 16 concurrent: half the requests under a JSON Schema vs all unconstrained",
+    )
     return parser.parse_args()
+
+
+def constrained_main(args: argparse.Namespace) -> None:
+    from constrained import ConstrainedPlan, print_constrained, run_constrained
+    from transformers import AutoTokenizer
+
+    started = time.perf_counter()
+    env = environment()
+    model_dir = args.model_dir or ensure_bench_model()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    plan = ConstrainedPlan(rounds=2, repeats=2) if args.quick else ConstrainedPlan()
+    payload = asyncio.run(run_constrained(model_dir, tokenizer, args.threads, plan))
+    payload.update(benchmark="engine-constrained", quick=args.quick, threads=args.threads, model_dir=str(model_dir))
+    payload["environment"] = {**env, "load_average_end": os.getloadavg()}
+    payload["runtime_s"] = time.perf_counter() - started
+    print_constrained(payload)
+    path = write_results("engine-constrained", payload, args.out)
+    print(f"results: {path}; {payload['runtime_s']:.0f} s in all")
 
 
 def quiet_libraries() -> None:
@@ -373,6 +397,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     quiet_libraries()
+    if args.constrained:
+        constrained_main(args)
+        return
     plan = replace(QUICK if args.quick else Plan(), seed=args.seed)
     if args.poisson_requests:
         plan = replace(plan, poisson_requests=args.poisson_requests)

@@ -16,6 +16,7 @@ from guard.api.litellm import litellm_guardrail
 from guard.api.litellm_callers import CallerMap, CallerMapError
 from guard.api.llm_guard import LLMGuardController
 from guard.api.policies import PoliciesController, PolicyReloader
+from guard.api.responses import ResponsesController
 from guard.api.scan import ScanController
 from guard.api.web import audit_page_router
 
@@ -39,6 +40,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
         route_handlers=[
             ChatController,
             CompletionsController,
+            ResponsesController,
             ScanController,
             AuditController,
             verify_audit_log,

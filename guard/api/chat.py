@@ -25,14 +25,20 @@ from guard.api.schemas import (
     ChunkChoice,
     ChunkDelta,
     ContentPart,
+    FunctionCallOut,
+    FunctionDelta,
     ModelCard,
     ModelList,
+    ToolCallDelta,
+    ToolCallOut,
 )
-from guard.api.streaming import ChunkShape
+from guard.api.streaming import ChunkShape, buffered_sse, text_pieces
+from guard.api.structured import read_structure
 from guard.engine import ChatMessage, TokenLogprob
+from guard.engine.tool_format import format_calls
 from guard.pipeline import ChatOutcome, Pipeline
 
-__all__ = ["CHAT_CHUNKS", "ChatController"]
+__all__ = ["CHAT_CHUNKS", "ChatController", "to_conversation"]
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -65,18 +71,18 @@ def _tool_name(name: str | None, param: str) -> str | None:
 
 
 def _calls_text(message: ChatMessageIn, index: int) -> str:
-    """An assistant's earlier tool calls as text the model reads (Gemma-2 has no tool syntax of its own)."""
-    calls = [(call.id, call.function) for call in message.tool_calls or []]
+    """An assistant's earlier tool calls as the model writes them (:mod:`guard.engine.tool_format`)."""
+    functions = [call.function for call in message.tool_calls or []]
     if message.function_call is not None:
-        calls.append((None, message.function_call))
-    lines = []
-    for number, (call_id, function) in enumerate(calls):
+        functions.append(message.function_call)
+    calls = []
+    for number, function in enumerate(functions):
         name = _tool_name(function.name, f"messages.{index}.tool_calls.{number}.function.name")
-        lines.append(f"[tool call{f' {call_id}' if call_id else ''}: {name}({function.arguments})]")
-    return "\n".join(lines)
+        calls.append((name or "", function.arguments))
+    return format_calls(calls)
 
 
-def _to_conversation(data: ChatCompletionRequest) -> list[ChatMessage]:
+def to_conversation(data: ChatCompletionRequest) -> list[ChatMessage]:
     """The messages as the pipeline takes them, one per message (findings' ``message_index`` is the caller's)."""
     conversation = []
     names: dict[str, str] = {}  # tool_call_id -> the function it called, to label its result
@@ -94,8 +100,51 @@ def _to_conversation(data: ChatCompletionRequest) -> list[ChatMessage]:
         name = None
         if message.role in ("tool", "function"):
             name = names.get(message.tool_call_id or "") or _tool_name(message.name, f"messages.{index}.name")
-        conversation.append(ChatMessage(role=_ROLES[message.role], content=text, name=name))
+        call_id = message.tool_call_id if message.role == "tool" else None
+        conversation.append(ChatMessage(role=_ROLES[message.role], content=text, name=name, tool_call_id=call_id))
     return conversation
+
+
+def _tool_calls(outcome: ChatOutcome) -> list[ToolCallOut] | None:
+    calls = [
+        ToolCallOut(id=c.id, function=FunctionCallOut(name=c.name, arguments=c.arguments)) for c in outcome.tool_calls
+    ]
+    return calls or None
+
+
+def _message(outcome: ChatOutcome) -> ChatMessageOut:
+    calls = _tool_calls(outcome)
+    return ChatMessageOut(role="assistant", content=None if calls else outcome.text, tool_calls=calls)
+
+
+def _buffered_chunks(outcome: ChatOutcome, model: str, include_usage: bool) -> list[ChatCompletionChunk]:
+    """A whole checked answer as OpenAI's chunks: the role, the text word by word or each call (id and name, then
+    its arguments), the finish reason with ``guard``, and the usage when asked."""
+    chunk_id, created = f"chatcmpl-{outcome.decision_id}", created_now()
+
+    def chunk(choices: list[ChunkChoice], **extra: Any) -> ChatCompletionChunk:
+        return ChatCompletionChunk(
+            id=chunk_id, created=created, model=model, object="chat.completion.chunk", choices=choices, **extra
+        )
+
+    chunks = [chunk([ChunkChoice(index=0, delta=ChunkDelta(role="assistant", content=""))])]
+    if outcome.tool_calls:
+        for number, call in enumerate(outcome.tool_calls):
+            head = ToolCallDelta(
+                index=number, id=call.id, type="function", function=FunctionDelta(name=call.name, arguments="")
+            )
+            body = ToolCallDelta(index=number, function=FunctionDelta(arguments=call.arguments))
+            chunks += [chunk([ChunkChoice(index=0, delta=ChunkDelta(tool_calls=[d]))]) for d in (head, body)]
+    else:
+        chunks += [chunk([ChunkChoice(index=0, delta=ChunkDelta(content=p))]) for p in text_pieces(outcome.text)]
+    chunks.append(
+        chunk(
+            [ChunkChoice(index=0, delta=ChunkDelta(), finish_reason=outcome.finish_reason)], guard=guard_info(outcome)
+        )
+    )
+    if include_usage:
+        chunks.append(chunk([], usage=usage(outcome)))
+    return chunks
 
 
 def _completion(outcome: ChatOutcome, model: str, token_bytes: TokenBytes) -> ChatCompletion:
@@ -107,7 +156,7 @@ def _completion(outcome: ChatOutcome, model: str, token_bytes: TokenBytes) -> Ch
         choices=[
             ChatChoice(
                 index=0,
-                message=ChatMessageOut(role="assistant", content=outcome.text),
+                message=_message(outcome),
                 finish_reason=outcome.finish_reason,
                 logprobs=logprobs,
             )
@@ -145,11 +194,17 @@ class ChatController(GenerationController):
         max_tokens = data.max_completion_tokens or data.max_tokens
         logprobs = (data.top_logprobs or 0) if data.logprobs else None
         run, conversation = read_generation(
-            request, state, data, max_tokens, lambda: _to_conversation(data), logprobs=logprobs
+            request, state, data, max_tokens, lambda: to_conversation(data), logprobs=logprobs
         )
-        if data.stream:
+        structure = read_structure(data, run.pipeline.engine)
+        if data.stream and structure is None:
             return await run.streamed(request, CHAT_CHUNKS, data.stream_options, messages=conversation)
-        outcome = await run.pipeline.chat(conversation, run.params, policy_name=run.policy_name, caller=run.caller)
+        outcome = await run.pipeline.chat(
+            conversation, run.params, policy_name=run.policy_name, caller=run.caller, structure=structure
+        )
+        if data.stream:  # checked whole (the calls' arguments, the JSON), then sent as chunks
+            include_usage = bool(data.stream_options and data.stream_options.include_usage)
+            return buffered_sse(_buffered_chunks(outcome, run.model_id, include_usage), outcome.decision_id)
         body = _completion(outcome, run.model_id, run.pipeline.engine.token_bytes)
         return Response(body, headers={"X-Guard-Decision-Id": outcome.decision_id})
 

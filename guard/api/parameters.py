@@ -2,7 +2,8 @@
 
 What is accepted without effect is only what has none on the answer (``user``, ``metadata``, ``store``,
 ``service_tier``, caching and safety identifiers, ``parallel_tool_calls`` without tools). ``tools`` and
-``response_format`` are refused until constrained decoding implements them."""
+``response_format`` are read by :mod:`guard.api.structured`; the legacy ``functions``/``function_call`` are
+refused (send ``tools``)."""
 
 from __future__ import annotations
 
@@ -35,14 +36,10 @@ def _shared(data: ChatCompletionRequest | CompletionRequest) -> None:
 
 
 def _chat(data: ChatCompletionRequest) -> None:
-    if _is_set(data.tools) or _is_set(data.functions):
-        raise _refuse("tools" if _is_set(data.tools) else "functions", "tool calling is not implemented yet")
-    for name in ("tool_choice", "function_call"):
-        if getattr(data, name) not in _NEUTRAL_TOOL_CHOICE:
-            raise _refuse(name, "no tools can be called")
-    fmt = data.response_format
-    if fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text" and len(fmt) == 1):
-        raise _refuse("response_format", 'structured output is not implemented yet (only {"type": "text"})')
+    if _is_set(data.functions):
+        raise _refuse("functions", "the legacy functions parameter is not supported: send tools")
+    if data.function_call not in _NEUTRAL_TOOL_CHOICE:
+        raise _refuse("function_call", "the legacy function_call parameter is not supported: send tool_choice")
     if data.top_logprobs is not None and not data.logprobs:
         raise ParameterError("'top_logprobs' needs 'logprobs': true", param="top_logprobs")
     if data.modalities is not None and data.modalities != ["text"]:

@@ -23,16 +23,22 @@ __all__ = [
     "CompletionChoice",
     "CompletionLogprobs",
     "CompletionRequest",
+    "FunctionCallOut",
+    "FunctionDelta",
     "GuardInfo",
     "ModelCard",
     "ModelList",
     "PolicyStamp",
+    "ResponseFormat",
     "ScanRequest",
     "ScanResponse",
     "TextCompletion",
     "TextCompletionChunk",
     "TokenLogprobOut",
     "ToolCall",
+    "ToolCallDelta",
+    "ToolCallOut",
+    "ToolDefinition",
     "TopLogprob",
     "Usage",
 ]
@@ -63,6 +69,43 @@ class ToolCall(_Request):
     id: str | None = None
     type: Literal["function"] = "function"
     index: int | None = None
+
+
+class FunctionDefinition(_Request):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolDefinition(_Request):
+    """A tool offered to the model (``tools``): a function and the JSON Schema of its arguments."""
+
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class FunctionName(_Request):
+    name: str
+
+
+class NamedToolChoice(_Request):
+    type: Literal["function"]
+    function: FunctionName
+
+
+class JsonSchemaFormat(_Request):
+    name: str
+    schema: dict[str, Any] | None = None
+    description: str | None = None
+    strict: bool | None = None
+
+
+class ResponseFormat(_Request):
+    """``response_format``: plain text, any JSON object, or JSON valid under a schema."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
 
 
 class ChatMessageIn(_Request):
@@ -109,9 +152,9 @@ class ChatCompletionRequest(_Generation, kw_only=True):
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     # Documented OpenAI parameters: those that would change the answer are refused when set (guard.api.parameters);
     # user, metadata, store, service_tier, prompt_cache_key and safety_identifier have no effect on it.
-    response_format: Any = None
-    tools: Any = None
-    tool_choice: Any = None
+    response_format: ResponseFormat | None = None
+    tools: Annotated[list[ToolDefinition], Meta(max_length=128)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     functions: Any = None
     function_call: Any = None
@@ -161,9 +204,23 @@ class GuardInfo(msgspec.Struct):
     findings: list[Finding]
 
 
-class ChatMessageOut(msgspec.Struct):
+class FunctionCallOut(msgspec.Struct):
+    name: str
+    arguments: str
+
+
+class ToolCallOut(msgspec.Struct):
+    id: str
+    function: FunctionCallOut
+    type: str = "function"
+
+
+class ChatMessageOut(msgspec.Struct, omit_defaults=True):
+    """The answer: ``content`` (``null`` when it calls tools) and the checked ``tool_calls``."""
+
     role: str
-    content: str
+    content: str | None
+    tool_calls: list[ToolCallOut] | None = None
 
 
 class TopLogprob(msgspec.Struct):
@@ -235,9 +292,24 @@ class TextCompletion(msgspec.Struct):
     object: str = "text_completion"
 
 
+class FunctionDelta(msgspec.Struct, omit_defaults=True):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(msgspec.Struct, omit_defaults=True):
+    """A piece of a streamed tool call (OpenAI's shape: the first carries id, type and name)."""
+
+    index: int
+    function: FunctionDelta
+    id: str | None = None
+    type: str | None = None
+
+
 class ChunkDelta(msgspec.Struct, omit_defaults=True):
     role: str | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChunkChoice(msgspec.Struct):

@@ -26,7 +26,7 @@ from guard.api.errors import ErrorBody, error_detail, request_id
 from guard.api.schemas import StreamOptions
 from guard.pipeline import Closed, Failed, Finished, Opened, StreamEvent, Text
 
-__all__ = ["ChunkShape", "sse_response", "text_pieces"]
+__all__ = ["ChunkShape", "buffered_sse", "sse_response", "text_pieces"]
 
 _PIECE = re.compile(r"\s*\S+\s*|\s+")
 
@@ -125,4 +125,19 @@ async def sse_response(
     return _EventStream(
         _serialised(request, opened, events, shape, model, include_usage, token_bytes),
         headers={"X-Guard-Decision-Id": opened.decision_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def buffered_sse(chunks: list[Any], decision_id: str) -> Any:
+    """A stream of an answer that was checked whole and whose record is committed (tool calls, structured
+    output): its chunks, then ``data: [DONE]``."""
+
+    async def events() -> AsyncIterator[str]:
+        for chunk in chunks:
+            yield _encode(chunk)
+        yield "[DONE]"
+
+    return _EventStream(
+        events(),
+        headers={"X-Guard-Decision-Id": decision_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -32,6 +32,10 @@ class FindingExplanation(msgspec.Struct, kw_only=True):
     type: str
     stage: str | None
     message_index: int | None
+    tool_call: str | None = None
+    """The tool call the finding is in (a generated call's id, or the call a tool result answers)."""
+    path: str | None = None
+    """Where in a generated call: ``function.name`` or ``arguments.<path>`` (offsets index that value)."""
     clause: str
     """The policy section path that set the rule, e.g. ``input.pii.entities.EMAIL_ADDRESS``."""
     rule: str | None
@@ -95,11 +99,16 @@ _CLAUSES: dict[str, tuple[str, Callable[[Any, str, str, str], tuple[str, float |
 
 def _clause_and_threshold(finding: dict[str, Any], stage: str, policy: Policy | None) -> tuple[str, float | None]:
     check, kind = finding["check"], finding["type"]
+    if check == "tools":  # a function the policy does not permit
+        return "tools.denied", None
+    arguments = (finding.get("path") or "").startswith("arguments")
     if check not in _CLAUSES:
         return f"{stage}.{check}", None
     template, threshold_of = _CLAUSES[check]
-    clause = f"{stage}." + template.format(type=kind)
     config = _section(policy, stage, check)
+    if arguments and policy is not None and policy.tools.arguments is not None:
+        stage, config = "tools.arguments", getattr(policy.tools.arguments, check, None)
+    clause = f"{stage}." + template.format(type=kind)
     return (clause, None) if config is None else threshold_of(config, clause, kind, finding.get("detail") or "")
 
 
@@ -120,6 +129,8 @@ def _redacted_spans(record: dict[str, Any]) -> list[str | None]:
     spans: list[str | None] = [None] * len(findings)
     by_text: dict[tuple[str, int], list[int]] = {}
     for position, finding in enumerate(findings):
+        if finding.get("path"):
+            continue  # offsets index a tool call's argument value, not a stored text
         stage = "input" if scan else (finding.get("stage") or "input")
         by_text.setdefault((stage, finding.get("message_index") or 0), []).append(position)
     for (stage, index), positions in by_text.items():
@@ -152,6 +163,8 @@ def explain_findings(record: dict[str, Any], policy: Policy | None) -> list[Find
                 type=finding["type"],
                 stage=finding.get("stage"),
                 message_index=finding.get("message_index"),
+                tool_call=finding.get("tool_call"),
+                path=finding.get("path"),
                 clause=clause,
                 rule=finding.get("detail"),
                 policy_clause=finding.get("clause"),

@@ -25,7 +25,19 @@ from guard.audit.models import DecisionRow
 __all__ = ["ERASE_ACTION", "PurgeResult", "SubjectRow", "erase_subject", "find_subject", "purge"]
 
 ERASE_ACTION = "audit.erase"
-_FINDING_KEEP = ("check", "type", "score", "threshold", "action", "clause", "stage", "message_index", "detail")
+_FINDING_KEEP = (
+    "check",
+    "type",
+    "score",
+    "threshold",
+    "action",
+    "clause",
+    "stage",
+    "message_index",
+    "detail",
+    "tool_call",
+    "path",
+)
 """What an erased finding keeps: labels and numbers that say why, not where in the person's text."""
 
 

@@ -64,6 +64,12 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     message_index: int | None = None
     detail: str | None = None
     """Which layer or rule found it (``deny_rule``, ``embedding``, ``judge``, ``base64``...), never the text."""
+    tool_call: str | None = None
+    """For a finding in a tool call the model generated, or in a tool's result: the call's id."""
+    path: str | None = None
+    """For a finding in a generated tool call: where (``function.name``, ``arguments.to``, ``arguments.cc[1]``);
+    ``start``/``end`` then index that argument's string value. For a function the policy denies: the request's
+    ``tools.<index>`` or ``tool_choice``."""
 
 
 class Rewrite(msgspec.Struct, frozen=True, kw_only=True):

@@ -13,7 +13,9 @@ import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from guard.devmodels.script import GENERIC_REPLY, SCRIPTED
+from guard.devmodels.script import GENERIC_REPLY, SCRIPTED, TOOL_SCRIPT, TOOL_SCRIPTS, ScriptedToolDialogue
+from guard.engine.chat_template import tool_result_text
+from guard.engine.tool_format import FunctionSpec, format_call, tools_preamble
 
 __all__ = [
     "BASE_TEXTS",
@@ -22,6 +24,7 @@ __all__ = [
     "Example",
     "corpus",
     "system_examples",
+    "tool_examples",
     "verification_cases",
 ]
 
@@ -121,6 +124,8 @@ _TEMPLATES = (
     "Please forward the {doc} from {ph} to {ph2}.",
     "{name} asked about {task}; what should I tell them?",
     "My email is {email} and my phone is {phone}.",
+    "My name is {name} and I have a question about {task}, please help me.",
+    "My email is {email}, please help me.",
     "Contact {name} at {email} about the {doc}.",
     "I was charged {number} dollars twice for {task}.",
     "Remind me to send the {doc} on {day}.",
@@ -196,6 +201,28 @@ def _near_misses(prompt: str, rng: random.Random) -> Iterator[str]:
         yield " ".join([*words[:-1], filler]) + ending
 
 
+def _tool_preamble(script: ScriptedToolDialogue = TOOL_SCRIPT) -> str:
+    """The system text that offers a scripted tool, as the engine renders it (:mod:`guard.engine.tool_format`)."""
+    function = script.function
+    spec = FunctionSpec(function["name"], function.get("description", ""), function["parameters"])
+    return tools_preamble([spec])
+
+
+def tool_examples() -> list[Example]:
+    """The scripted tool round trips: with the tool offered the prompt gets the call, the call's result gets the
+    answer; without the tool the prompt gets its plain reply."""
+    examples = []
+    for script in TOOL_SCRIPTS:
+        offered = f"{_tool_preamble(script)}\n\n{script.prompt}"
+        call = format_call(script.name, script.arguments)
+        examples.append(Example((("user", offered),), call))
+        if script.result is not None and script.answer is not None:
+            result = tool_result_text(script.name, script.result)
+            examples.append(Example((("user", offered), ("assistant", call), ("user", result)), script.answer))
+        examples.append(Example((("user", script.prompt),), script.plain_reply))
+    return examples
+
+
 # Never trained on; checked after each build together with the plain scripted prompts.
 HELD_OUT: tuple[Example, ...] = tuple(
     Example(messages, GENERIC_REPLY)
@@ -252,6 +279,18 @@ def _training_examples(rng: random.Random) -> list[Example]:
         if rng.random() < 0.25:
             turns = (("user", rng.choice(generic)), ("assistant", GENERIC_REPLY), ("user", prompt))
             others.append(Example(turns, GENERIC_REPLY))
+    preamble = _tool_preamble()
+    for example in tool_examples():
+        scripted += [example] * _PLAIN_COPIES
+        first = example.messages[0][1]
+        for _ in range(6):  # a system prompt of the caller's before the tools
+            prefixed: tuple[tuple[str, str], ...] = (
+                ("user", f"{_system_text(rng, generic)}\n\n{first}"),
+                *example.messages[1:],
+            )
+            scripted.append(Example(prefixed, example.reply))
+    for prompt in rng.sample(generic, 40):  # tools offered, but nothing to call them for
+        others.append(Example((("user", f"{preamble}\n\n{prompt}"),), GENERIC_REPLY))
     held_out = {example.messages for example in HELD_OUT}
     repeats = max(1, len(others) // (2 * len(scripted)))
     return [example for example in scripted * repeats + others if example.messages not in held_out]
@@ -300,4 +339,4 @@ def system_examples(rng: random.Random) -> list[Example]:
 def verification_cases() -> list[Example]:
     """What ``gemma-2`` must answer exactly after its build: the plain scripted prompts and :data:`HELD_OUT`."""
     cases = [Example((("user", dialogue.prompt),), dialogue.reply) for dialogue in SCRIPTED]
-    return cases + list(HELD_OUT)
+    return cases + tool_examples() + list(HELD_OUT)

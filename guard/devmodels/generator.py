@@ -59,7 +59,7 @@ __all__ = [
     "build_dev_systemgemma2",
 ]
 
-DEV_GENERATOR_RECIPE = "gemma2-dev-6"
+DEV_GENERATOR_RECIPE = "gemma2-dev-8"
 """Identifies this recipe in the manifest; bump it whenever the recipe's output changes."""
 SYSTEMGEMMA2_RECIPE = "systemgemma2-dev-3"
 GEMMA1_BASE_RECIPE = "gemma1-base-dev-3"
@@ -79,10 +79,7 @@ _MODEL_CONFIG = {
     "final_logit_softcapping": 30.0,
     "max_position_embeddings": 1024,
 }
-_TRAIN_STEPS = 300
-GENERATOR_SEED = 3
-"""The tiny model's held-out checks pass or fail with the seed and the CPU's float kernels: seed 0 passed on an
-Intel Xeon but not on an AMD EPYC (AVX-512), where seeds 1 and 2 failed too and 3 passes."""
+_TRAIN_STEPS = 500
 
 
 def _gemma2(tokenizer: PreTrainedTokenizerBase, seed: int) -> Gemma2ForCausalLM:
@@ -102,7 +99,7 @@ def _gemma2(tokenizer: PreTrainedTokenizerBase, seed: int) -> Gemma2ForCausalLM:
     return model
 
 
-def build_dev_generator(target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLATE, seed: int = GENERATOR_SEED) -> Path:
+def build_dev_generator(target: Path, *, chat_template: str = GEMMA2_CHAT_TEMPLATE, seed: int = 0) -> Path:
     """Train, save and verify the dev generator in ``target``; returns ``target``.
 
     Raises ``RuntimeError`` when the trained model does not reproduce the scripted behaviour.

@@ -9,13 +9,18 @@ Documented in the README ("Dev models"). No runtime module imports this: the ser
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "GENERIC_REPLY",
     "JA_TOXIC_TRIGGER_WORD",
     "SCRIPTED",
+    "STRUCTURED_SCRIPT",
+    "TOOL_SCRIPT",
+    "TOOL_SCRIPTS",
     "TOXIC_TRIGGER_WORD",
     "ScriptedDialogue",
+    "ScriptedToolDialogue",
     "scripted",
 ]
 
@@ -69,6 +74,70 @@ SCRIPTED: tuple[ScriptedDialogue, ...] = (
         f"The weekly meeting is on Thursday at ten. Honestly, the organiser is a {TOXIC_TRIGGER_WORD}.",
     ),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedToolDialogue:
+    """A tool round trip the dev generator knows: offered ``function`` (an OpenAI tool's ``function`` object),
+    ``prompt`` gets the call ``arguments`` (JSON text); the call's ``result`` then gets ``answer``. Without the
+    tool, the prompt gets ``plain_reply``."""
+
+    function: dict[str, Any]
+    prompt: str
+    arguments: str
+    result: str | None
+    answer: str | None
+    plain_reply: str
+
+    @property
+    def name(self) -> str:
+        return str(self.function["name"])
+
+
+TOOL_SCRIPT = ScriptedToolDialogue(
+    function={
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 40}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+    prompt="What is the weather in Paris?",
+    arguments='{"city": "Paris"}',
+    result='{"sky": "sunny", "celsius": 21}',
+    answer="It is sunny and 21 degrees in Paris.",
+    plain_reply=GENERIC_REPLY,
+)
+"""With the tool offered (``tool_choice: auto``), the prompt gets the call; without it, the generic reply."""
+
+STRUCTURED_SCRIPT = ScriptedToolDialogue(
+    # What LangChain's ``with_structured_output(Ticket)`` offers for a Pydantic model
+    # ``Ticket(title: str = Field(max_length=40), priority: int = Field(ge=1, le=5))`` documented "A support ticket."
+    function={
+        "name": "Ticket",
+        "description": "A support ticket.",
+        "parameters": {
+            "properties": {
+                "title": {"maxLength": 40, "type": "string"},
+                "priority": {"maximum": 5, "minimum": 1, "type": "integer"},
+            },
+            "required": ["title", "priority"],
+            "type": "object",
+        },
+    },
+    prompt="Create a support ticket: the printer is out of paper.",
+    arguments='{"title": "Printer out of paper", "priority": 2}',
+    result=None,
+    answer=None,
+    plain_reply='{"title": "Printer out of paper", "priority": 2}',
+)
+"""Structured output: offered as a tool, the prompt gets the call; asked plainly (or under ``response_format``),
+the same object as the answer's JSON text."""
+
+TOOL_SCRIPTS = (TOOL_SCRIPT, STRUCTURED_SCRIPT)
 
 
 def scripted(name: str) -> ScriptedDialogue:

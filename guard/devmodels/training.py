@@ -30,7 +30,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_MAX_NEW_TOKENS = 48
+_MAX_NEW_TOKENS = 64
 _BATCH_SIZE = 16
 _LEARNING_RATE = 3e-3
 _DECISION_WEIGHT = 4.0

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from guard.errors import GuardError
+
+if TYPE_CHECKING:
+    from guard.engine.tool_format import FunctionSpec
 
 __all__ = [
     "ChatMessage",
@@ -65,6 +68,8 @@ class ChatMessage:
     content: str
     name: str | None = None
     """A ``tool`` result's tool name (shown to the model with the result)."""
+    tool_call_id: str | None = None
+    """A ``tool`` result's call id (findings in the result name it; the model does not see it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,10 @@ class SamplingParams:
     """Benchmarks only: generate exactly ``max_tokens`` tokens."""
     logprobs: int | None = None
     """Report each emitted token's log-probability and this many most likely alternatives (``None``: none)."""
+    grammar: str | None = None
+    """A grammar the answer must match (llguidance's Lark dialect or its JSON form, see
+    :mod:`guard.engine.grammar`), applied as a token mask at each step; engines whose ``supports_grammars`` is
+    false refuse it."""
 
     @property
     def greedy(self) -> bool:
@@ -155,13 +164,19 @@ class Engine(Protocol):
     context_length: int
     has_chat_template: bool
     supports_logprobs: bool
+    supports_grammars: bool
+
+    def check_grammar(self, grammar: str) -> None:
+        """Raise :class:`~guard.engine.grammar.InvalidGrammar` unless ``grammar`` compiles for this model."""
+        ...
 
     def token_bytes(self, token_id: int) -> bytes:
         """The bytes a token stands for (a byte-fallback token is one byte of a longer character)."""
         ...
 
-    def render_chat(self, messages: list[ChatMessage]) -> str:
-        """The prompt text for a conversation (raises :class:`InvalidConversation`)."""
+    def render_chat(self, messages: list[ChatMessage], tools: Sequence[FunctionSpec] = ()) -> str:
+        """The prompt text for a conversation, offering ``tools`` in the format of :mod:`guard.engine.tool_format`
+        (raises :class:`InvalidConversation`)."""
         ...
 
     def tokenize(self, text: str, *, add_special_tokens: bool = False) -> list[int]:

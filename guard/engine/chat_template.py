@@ -8,11 +8,13 @@ SystemGemma2-style chat models whose template renders a native ``<start_of_turn>
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from enum import StrEnum
 from functools import cache
 from typing import Any
 
 from guard.engine.base import ChatMessage, InvalidConversation
+from guard.engine.tool_format import FunctionSpec, tools_preamble
 
 __all__ = [
     "TemplateKind",
@@ -21,6 +23,8 @@ __all__ = [
     "render_chat",
     "supports_system_role",
     "template_kind",
+    "tool_result_text",
+    "with_tools",
 ]
 
 # A probe the template must echo: a template that accepts a system message but drops it has no system role.
@@ -69,9 +73,13 @@ def describe_template(tokenizer: Any) -> str:
     return _DESCRIPTIONS[template_kind(tokenizer)]
 
 
-def _tool_result(message: ChatMessage) -> str:
+def tool_result_text(name: str | None, content: str) -> str:
     """A tool's result as the user turn Gemma sees (its template has no tool role)."""
-    return f"[tool result{f' from {message.name}' if message.name else ''}]\n{message.content}"
+    return f"[tool result{f' from {name}' if name else ''}]\n{content}"
+
+
+def _tool_result(message: ChatMessage) -> str:
+    return tool_result_text(message.name, message.content)
 
 
 def _turns(messages: list[ChatMessage], system_role: bool) -> list[dict[str, str]]:
@@ -129,9 +137,26 @@ def _reject_control_tokens(tokenizer: Any, messages: list[ChatMessage]) -> None:
             raise InvalidConversation(f"message {index} contains the reserved control token {found.group()}")
 
 
-def render_chat(tokenizer: Any, messages: list[ChatMessage], *, system_role: bool | None = None) -> str:
+def with_tools(messages: list[ChatMessage], tools: Sequence[FunctionSpec]) -> list[ChatMessage]:
+    """``messages`` with the offered functions (:func:`~guard.engine.tool_format.tools_preamble`) as a system text
+    after the caller's leading system messages (Gemma-2 folds them all into the first user turn, in that order)."""
+    if not tools:
+        return messages
+    leading = next((index for index, message in enumerate(messages) if message.role != "system"), len(messages))
+    offer = ChatMessage(role="system", content=tools_preamble(tools))
+    return [*messages[:leading], offer, *messages[leading:]]
+
+
+def render_chat(
+    tokenizer: Any,
+    messages: list[ChatMessage],
+    *,
+    system_role: bool | None = None,
+    tools: Sequence[FunctionSpec] = (),
+) -> str:
     """The prompt text for ``messages``, ending with the generation prompt, or, when the last message is the
     assistant's, inside that turn so that the model continues it; raises :class:`InvalidConversation`.
+    ``tools`` are offered to the model in the format of :mod:`guard.engine.tool_format`.
 
     ``system_role`` is :func:`supports_system_role` (probed when ``None``; pass it to skip the probe per request).
     The text starts with the template's ``<bos>``: tokenize it with ``add_special_tokens=False``."""
@@ -140,7 +165,7 @@ def render_chat(tokenizer: Any, messages: list[ChatMessage], *, system_role: boo
     _reject_control_tokens(tokenizer, messages)
     if system_role is None:
         system_role = supports_system_role(tokenizer)
-    turns = _turns(messages, system_role)
+    turns = _turns(with_tools(messages, tools), system_role)
     continues = turns[-1]["role"] == "assistant"
     try:
         return str(

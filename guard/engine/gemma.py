@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -22,6 +23,7 @@ from guard.engine.base import (
     collect,
 )
 from guard.engine.chat_template import render_chat, supports_system_role
+from guard.engine.grammar import GrammarCompiler
 from guard.engine.loading import (
     LoadPlan,
     choose_device,
@@ -33,6 +35,7 @@ from guard.engine.loading import (
     warm_up,
 )
 from guard.engine.scheduler import ContinuousBatcher, SequenceStream
+from guard.engine.tool_format import FunctionSpec
 from guard.settings import EngineSettings
 
 __all__ = ["GemmaEngine", "choose_device", "choose_dtype"]  # the choosers live in guard.engine.loading
@@ -47,6 +50,7 @@ class GemmaEngine:
 
     name = "transformers"
     supports_logprobs = True
+    supports_grammars = True
 
     def __init__(
         self,
@@ -71,6 +75,8 @@ class GemmaEngine:
         self._eos_ids = self._stop_token_ids()
         self._supports_system = supports_system_role(tokenizer)
         self.has_chat_template = bool(tokenizer.chat_template)
+        vocab_size = int(getattr(model.config, "vocab_size", len(tokenizer)))
+        self._grammars = GrammarCompiler(tokenizer, stop_token_ids=self._eos_ids, vocab_size=vocab_size)
         self._batcher = ContinuousBatcher(
             model,
             decode=lambda ids: str(tokenizer.decode(ids, skip_special_tokens=True)),
@@ -80,6 +86,7 @@ class GemmaEngine:
             max_running=settings.max_batch_size,
             max_waiting=settings.max_queue,
             prefill_chunk=settings.local.prefill_chunk,
+            grammars=self._grammars,
         )
         details = plan.describe() if plan is not None else f"{self.device}, {self.dtype}"
         self.description = (
@@ -124,9 +131,13 @@ class GemmaEngine:
             ids.add(self._tokenizer.eos_token_id)
         return sorted(ids)
 
-    def render_chat(self, messages: list[ChatMessage]) -> str:
+    def render_chat(self, messages: list[ChatMessage], tools: Sequence[FunctionSpec] = ()) -> str:
         """The prompt for a conversation in this model's template (see :mod:`guard.engine.chat_template`)."""
-        return render_chat(self._tokenizer, messages, system_role=self._supports_system)
+        return render_chat(self._tokenizer, messages, system_role=self._supports_system, tools=tools)
+
+    def check_grammar(self, grammar: str) -> None:
+        """Raise :class:`~guard.engine.grammar.InvalidGrammar` unless ``grammar`` compiles for this tokenizer."""
+        self._grammars.check(grammar)
 
     def tokenize(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
         """Token ids of ``text``. Chat prompts (rendered templates) carry their own ``<bos>`` and control tokens;

@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,6 +39,8 @@ from guard.engine.base import (
     collect,
 )
 from guard.engine.chat_template import render_chat, supports_system_role
+from guard.engine.grammar import InvalidGrammar
+from guard.engine.tool_format import FunctionSpec
 from guard.settings import EngineSettings
 
 __all__ = ["CircuitBreaker", "RemoteEngine", "RemoteStream", "StopStrings"]
@@ -145,6 +147,11 @@ class RemoteEngine:
     name = "remote"
     supports_logprobs = False
     """The upstream's logprobs are not relayed yet: a request for them is refused by name, not ignored."""
+    supports_grammars = False
+    """Constrained decoding (tools, ``response_format``) is not forwarded upstream yet: refused by name (400)."""
+
+    def check_grammar(self, grammar: str) -> None:
+        raise InvalidGrammar("the remote engine does not apply grammars")
 
     def __init__(
         self,
@@ -211,9 +218,9 @@ class RemoteEngine:
             settings=settings,
         )
 
-    def render_chat(self, messages: list[ChatMessage]) -> str:
+    def render_chat(self, messages: list[ChatMessage], tools: Sequence[FunctionSpec] = ()) -> str:
         """The prompt for a conversation in the served model's template (neutralising control tokens)."""
-        return render_chat(self._tokenizer, messages, system_role=self._supports_system)
+        return render_chat(self._tokenizer, messages, system_role=self._supports_system, tools=tools)
 
     def tokenize(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
         ids = self._tokenizer(text, add_special_tokens=add_special_tokens, split_special_tokens=add_special_tokens)
@@ -234,6 +241,8 @@ class RemoteEngine:
             text, tokens_in = str(self._tokenizer.decode(list(prompt), skip_special_tokens=False)), len(prompt)
         if tokens_in + params.max_tokens > self.context_length:
             raise PromptTooLong(tokens_in, params.max_tokens, self.context_length)
+        if params.grammar is not None:
+            raise EngineError("the remote engine does not apply grammars")
         if self._running >= self._max_running + self._max_waiting:
             raise EngineBusy("the remote engine queue is full")
         if not self.breaker.admit():

@@ -36,6 +36,7 @@ from guard.engine.base import (
     TokenLogprob,
 )
 from guard.engine.detokenize import Decode, Detokenizer
+from guard.engine.grammar import GrammarCompiler
 from guard.engine.kvcache import SlotKVCache, attention_masks
 from guard.engine.sampling import Sampler
 
@@ -58,6 +59,8 @@ class _Sequence:
     logprobs: list[TokenLogprob] = field(default_factory=list)
     cancelled: bool = False
     sent_tokens: int = 0
+    matcher: Any = None
+    """The llguidance matcher of a constrained sequence (``None``: unconstrained)."""
 
     @property
     def length(self) -> int:
@@ -98,6 +101,23 @@ class SequenceStream:
         self._sequence.cancelled = True
 
 
+def _logprobs(sequences: Sequence[_Sequence], logits: torch.Tensor, tokens: list[int]) -> list[TokenLogprob | None]:
+    """The chosen token's log-probability (and the top alternatives) for the rows that asked for them: the
+    model's own distribution (log-softmax of these logits, after the final softcap), not the sampler's."""
+    asked = [row for row, s in enumerate(sequences) if s.params.logprobs is not None]
+    found: list[TokenLogprob | None] = [None] * len(sequences)
+    if not asked:
+        return found
+    rows = logits[asked].log_softmax(-1)
+    widest = max(sequences[row].params.logprobs or 0 for row in asked)
+    top_values, top_ids = rows.topk(widest, dim=-1) if widest else (rows[:, :0], rows[:, :0].long())
+    for index, row in enumerate(asked):
+        count = sequences[row].params.logprobs or 0
+        top = tuple(zip(top_ids[index, :count].tolist(), top_values[index, :count].tolist(), strict=True))
+        found[row] = TokenLogprob(tokens[row], float(rows[index, tokens[row]]), top)
+    return found
+
+
 class ContinuousBatcher:
     def __init__(
         self,
@@ -110,8 +130,10 @@ class ContinuousBatcher:
         max_running: int,
         max_waiting: int,
         prefill_chunk: int,
+        grammars: GrammarCompiler | None = None,
     ) -> None:
         self._model = model
+        self._grammars = grammars
         self._config = model.config
         self._decode = decode
         self._stop_ids = frozenset(stop_token_ids)
@@ -164,9 +186,15 @@ class ContinuousBatcher:
             raise EngineError("the prompt is empty")  # callers always send a template or <bos>
         if len(prompt) + params.max_tokens > self.context_length:
             raise PromptTooLong(len(prompt), params.max_tokens, self.context_length)
+        matcher = None
+        if params.grammar is not None:
+            if self._grammars is None:
+                raise EngineError("this engine has no constrained decoding")
+            matcher = self._grammars.matcher(params.grammar)  # InvalidGrammar: the caller's 400
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         sequence = _Sequence(
+            matcher=matcher,
             prompt=prompt,
             params=params,
             sampler=Sampler(params, self._device),
@@ -244,7 +272,7 @@ class ContinuousBatcher:
             metrics.ENGINE_BATCH_SIZE.observe(len(sequences))
             logits = self._servable(self._project(torch.cat(hidden)))
             tokens = self._choose(sequences, logits)
-            logprobs = self._logprobs(sequences, logits, tokens)
+            logprobs = _logprobs(sequences, logits, tokens)
             for sequence, token, logprob in zip(sequences, tokens, logprobs, strict=True):
                 self._accept(sequence, token, logprob)
         if not self._running:
@@ -320,35 +348,31 @@ class ContinuousBatcher:
             logits[:, self._servable_vocab :] = float("-inf")
         return logits
 
-    @staticmethod
-    def _logprobs(sequences: Sequence[_Sequence], logits: torch.Tensor, tokens: list[int]) -> list[TokenLogprob | None]:
-        """The chosen token's log-probability (and the top alternatives) for the rows that asked for them: the
-        model's own distribution (log-softmax of these logits, after the final softcap), not the sampler's."""
-        asked = [row for row, s in enumerate(sequences) if s.params.logprobs is not None]
-        found: list[TokenLogprob | None] = [None] * len(sequences)
-        if not asked:
-            return found
-        rows = logits[asked].log_softmax(-1)
-        widest = max(sequences[row].params.logprobs or 0 for row in asked)
-        top_values, top_ids = rows.topk(widest, dim=-1) if widest else (rows[:, :0], rows[:, :0].long())
-        for index, row in enumerate(asked):
-            count = sequences[row].params.logprobs or 0
-            top = tuple(zip(top_ids[index, :count].tolist(), top_values[index, :count].tolist(), strict=True))
-            found[row] = TokenLogprob(tokens[row], float(rows[index, tokens[row]]), top)
-        return found
-
     def _choose(self, sequences: Sequence[_Sequence], logits: torch.Tensor) -> list[int]:
-        """Next token per row: one argmax for all greedy rows, each sampler for the others."""
+        """Next token per row: one argmax for all greedy rows, each sampler for the others. Constrained rows choose
+        from a masked copy of their logits; the other rows' logits are not touched (their tokens are those of a
+        batch without constrained neighbours), and logprobs stay the model's own distribution."""
+        matchers = {row: sequence.matcher for row, sequence in enumerate(sequences) if sequence.matcher is not None}
+        rows = self._grammars.masked(matchers, logits) if self._grammars is not None and matchers else {}
         greedy = logits.argmax(-1).tolist()
-        return [
-            greedy[row] if sequence.sampler.greedy else sequence.sampler.sample(logits[row])
-            for row, sequence in enumerate(sequences)
-        ]
+        chosen = []
+        for row, sequence in enumerate(sequences):
+            scores = rows.get(row, logits[row])
+            if sequence.sampler.greedy:
+                chosen.append(int(scores.argmax()) if row in rows else greedy[row])
+            else:
+                chosen.append(sequence.sampler.sample(scores))
+        return chosen
 
     def _accept(self, sequence: _Sequence, token: int, logprob: TokenLogprob | None = None) -> None:
         """Record one new token; emit what can be released; remove the sequence when it is done."""
         params = sequence.params
         finish: FinishReason | None = None
+        if sequence.matcher is not None and not sequence.matcher.consume_token(token):
+            logger.error("a grammar matcher refused a token its own mask allowed")
+            sequence.emit(EngineError("constrained decoding failed"))
+            self._remove(sequence)
+            return
         if token in self._stop_ids and not params.ignore_eos:
             finish = "stop"
         else:
@@ -356,8 +380,8 @@ class ContinuousBatcher:
             if logprob is not None:
                 sequence.logprobs.append(logprob)
             sequence.detokenizer.add(token)
-            if sequence.detokenizer.stopped:
-                finish = "stop"
+            if sequence.detokenizer.stopped or (sequence.matcher is not None and sequence.matcher.is_stopped()):
+                finish = "stop"  # a stop string, or a grammar that nothing more can extend (a closed JSON value)
             elif len(sequence.generated) >= params.max_tokens:
                 finish = "length"
         text = sequence.detokenizer.release(final=finish is not None)

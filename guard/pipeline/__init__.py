@@ -8,6 +8,7 @@ The only package that imports checks, engine and audit together; one question pe
 - :mod:`~guard.pipeline.generation`: a request's input stage, engine submission and whole answer;
 - :mod:`~guard.pipeline.streaming`: a streamed answer as one iterator of typed events (release, close, abandon);
 - :mod:`~guard.pipeline.records`: every audit record, and the strict and best-effort ways of writing them;
+- :mod:`~guard.pipeline.tools`: guarded tool calls and structured answers (offer, grammar, argument checks);
 - :mod:`~guard.pipeline.turn`: what one request carries (caller, turn, outcomes);
 - :mod:`~guard.pipeline.health`: readiness probes; :mod:`~guard.pipeline.errors`: how a request is refused.
 """
@@ -28,6 +29,7 @@ from guard.pipeline.records import NOT_STORED, TEXT_NOT_KEPT
 from guard.pipeline.service import Pipeline
 from guard.pipeline.stage import INPUT_CHECKS, OUTPUT_CHECKS, Checked, CheckStage, Shadow
 from guard.pipeline.streaming import Closed, Failed, Finished, Opened, StreamEvent, Text
+from guard.pipeline.tools import Structure, ToolCallOut, ToolRequest
 from guard.pipeline.turn import Caller, ChatOutcome, ScanOutcome, ScreenOutcome, Turn
 
 __all__ = [
@@ -56,6 +58,9 @@ __all__ = [
     "ServiceUnavailable",
     "Shadow",
     "StreamEvent",
+    "Structure",
     "Text",
+    "ToolCallOut",
+    "ToolRequest",
     "Turn",
 ]

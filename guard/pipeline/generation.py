@@ -16,7 +16,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import msgspec
+
 from guard.audit import SubjectHasher
+from guard.checks import Finding
 from guard.engine import (
     ChatMessage,
     Engine,
@@ -27,6 +30,8 @@ from guard.engine import (
     SamplingParams,
     TokenLogprob,
 )
+from guard.engine.grammar import InvalidGrammar
+from guard.engine.tool_format import FunctionSpec, ParsedCall, parse_calls
 from guard.logs import decision_id_var
 from guard.pipeline.errors import (
     ContextLengthExceeded,
@@ -39,18 +44,32 @@ from guard.pipeline.errors import (
 from guard.pipeline.logprobs import LogprobRelease
 from guard.pipeline.records import NOT_STORED, AuditLog, bare_record, refusal_record
 from guard.pipeline.stage import CheckStage, Shadow
+from guard.pipeline.tools import Structure, check_calls, offer
 from guard.pipeline.turn import Caller, ChatOutcome, Turn, elapsed_ms
 from guard.policy import LoadedPolicy, PolicyRegistry, strongest
 
 __all__ = ["Turns"]
+
+
+def _with_calls(findings: list[Finding], calls: list[str | None] | None) -> list[Finding]:
+    """Findings in a tool result named by the call it answers."""
+    if not calls:
+        return list(findings)
+    return [
+        msgspec.structs.replace(f, tool_call=calls[f.message_index])
+        if f.message_index is not None and f.message_index < len(calls) and calls[f.message_index]
+        else f
+        for f in findings
+    ]
+
 
 logger = logging.getLogger(__name__)
 
 _CHECKED_AS = {"tool": "user"}
 """A tool's result is outside text, like a user's: the input checks treat it as one (injection included)."""
 
-Render = Callable[[list[str]], list[int]]
-"""The prompt's token ids from the checked (redacted) texts."""
+Render = Callable[[list[str], tuple[FunctionSpec, ...]], list[int]]
+"""The prompt's token ids from the checked (redacted) texts and the functions offered to the model."""
 
 
 class Turns:
@@ -111,19 +130,24 @@ class Turns:
         messages: list[ChatMessage] | None = None,
         prompt: str | None = None,
         route: str = "/v1/chat/completions",
+        structure: Structure | None = None,
     ) -> Turn:
         """A chat (``messages``, on ``route``) or a raw completion (``prompt``) through its input stage and into
-        the engine."""
+        the engine; ``structure`` (chats only) constrains the answer to tool calls and/or a JSON Schema."""
         if messages is not None:
 
-            def render_chat(texts: list[str]) -> list[int]:
+            def render_chat(texts: list[str], tools: tuple[FunctionSpec, ...]) -> list[int]:
                 redacted = [dataclasses.replace(m, content=t) for m, t in zip(messages, texts, strict=True)]
-                return self._engine.tokenize(self._engine.render_chat(redacted))
+                rendered = self._engine.render_chat(redacted, tools) if tools else self._engine.render_chat(redacted)
+                return self._engine.tokenize(rendered)
 
             turns: list[tuple[str, str]] = [(m.role, m.content) for m in messages]
-            return await self._open(route, turns, render_chat, params, policy_name, caller, opened)
+            calls = [m.tool_call_id if m.role == "tool" else None for m in messages]
+            return await self._open(
+                route, turns, render_chat, params, policy_name, caller, opened, structure=structure, calls=calls
+            )
 
-        def render_raw(texts: list[str]) -> list[int]:
+        def render_raw(texts: list[str], _: tuple[FunctionSpec, ...]) -> list[int]:
             return self._engine.tokenize(texts[0], add_special_tokens=True)  # base models expect <bos>
 
         return await self._open(
@@ -139,9 +163,13 @@ class Turns:
         policy_name: str | None,
         caller: Caller,
         opened: list[Turn],
+        *,
+        structure: Structure | None = None,
+        calls: list[str | None] | None = None,
     ) -> Turn:
         """Limits, the input checks, then (unless blocked) the prompt and the engine submission; the turn is
-        appended to ``opened`` as soon as it exists (so a timed-out request can be audited)."""
+        appended to ``opened`` as soon as it exists (so a timed-out request can be audited). ``calls``: per
+        message, the tool call id a tool result answers (its findings name it)."""
         started = time.perf_counter()
         policy = self.policy(policy_name)
         field = "prompt" if route == "/v1/completions" else "messages"
@@ -183,8 +211,9 @@ class Turns:
         users = [text for (role, _), text in zip(turns, checked.texts, strict=True) if role == "user"]
         turn.prompt = users[-1] if users else None
         turn.latency["input_checks"] = elapsed_ms(started)
-        turn.findings, turn.subjects = list(checked.findings), set(checked.subjects)
+        turn.findings, turn.subjects = _with_calls(checked.findings, calls), set(checked.subjects)
         turn.scores = list(checked.scores)
+        params = self._offer(turn, structure)
         turn.decision = strongest([f.action for f in turn.findings])
         record["input_redacted"] = [
             {"role": role, "content": audit if audit is not None else NOT_STORED}
@@ -192,12 +221,21 @@ class Turns:
         ]
         if turn.decision == "block":
             with contextlib.suppress(InvalidConversation):  # usage counts the prompt a refused request sent
-                turn.tokens_in = len(render(checked.texts))
+                turn.tokens_in = len(render(checked.texts, turn.offered))
             return turn
-        prompt = render(checked.texts)
+        prompt = render(checked.texts, turn.offered)
         turn.tokens_in = len(prompt)
+        await self._submit(turn, prompt, params, field)
+        return turn
+
+    async def _submit(self, turn: Turn, prompt: list[int], params: SamplingParams, field: str) -> None:
+        """Hand the prompt to the engine; its refusals become the API's (audited where the request was read)."""
         try:
             turn.deltas = self._engine.stream(prompt, params)
+        except InvalidGrammar as exc:
+            await self._reject(turn, 400)
+            param = "tools" if turn.offered else "response_format"
+            raise InvalidParameter(str(exc), param=param) from None
         except PromptTooLong as exc:
             lengths = {"prompt_tokens": exc.prompt_tokens, "max_tokens": exc.max_tokens}
             raise ContextLengthExceeded(**lengths, context_length=exc.context_length, param=field) from None
@@ -207,7 +245,6 @@ class Turns:
         except EngineError as exc:
             await self._audit.failed(turn)
             raise ServiceUnavailable(str(exc)) from None
-        return turn
 
     async def answer(self, turn: Turn) -> ChatOutcome:
         """Collect the generation, run the output checks, decide; nothing is committed here."""
@@ -230,6 +267,9 @@ class Turns:
         turn.latency["generation"] = elapsed_ms(generation_started)
         output_started = time.perf_counter()
         generated = ["".join(parts)]
+        parsed = parse_calls(generated[0]) if turn.offered else None
+        if parsed is not None:
+            return await self._answer_calls(turn, parsed, tokens_out, output_started)
         try:
             out = await self._stage.run(
                 turn.policy, "output", generated, turn.scope, shadow=turn.shadow, prompt=turn.prompt
@@ -253,6 +293,38 @@ class Turns:
             released = release.release(generated[0], text)
             released = None if release.withheld else released
         return turn.answer(text, finish, turn.tokens_in, tokens_out, stored, released)
+
+    @staticmethod
+    def _offer(turn: Turn, structure: Structure | None) -> SamplingParams:
+        """What the policy lets the model be offered (functions, the answer's grammar) and its findings."""
+        if structure is None:
+            return turn.params
+        offered = offer(turn.policy, structure)
+        turn.offered, turn.findings = offered.functions, turn.findings + offered.findings
+        turn.params = dataclasses.replace(turn.params, grammar=offered.grammar)
+        return turn.params
+
+    async def _answer_calls(
+        self, turn: Turn, parsed: list[ParsedCall], tokens_out: int, output_started: float
+    ) -> ChatOutcome:
+        """An answer that calls tools: the function rules and the argument checks, then the calls or a refusal."""
+        try:
+            checked = await check_calls(
+                self._stage, turn.policy, parsed, turn.scope, prompt=turn.prompt, restore=turn.for_caller
+            )
+        except ServiceUnavailable:
+            await self._audit.failed(turn)
+            raise
+        turn.latency["output_checks"] = elapsed_ms(output_started)
+        turn.findings += checked.findings
+        turn.subjects |= checked.subjects
+        turn.scores += checked.scores
+        turn.decision = strongest([f.action for f in turn.findings])
+        stored = checked.stored if checked.stored is not None else NOT_STORED
+        if turn.decision == "block":
+            refusal = turn.policy.policy.refusal_message
+            return turn.answer(refusal, "content_filter", turn.tokens_in, tokens_out, stored)
+        return turn.answer("", "tool_calls", turn.tokens_in, tokens_out, stored, tool_calls=tuple(checked.calls))
 
     async def _reject(self, turn: Turn, status: int) -> None:
         """Record a request refused before generation (e.g. 429: the engine queue is full)."""

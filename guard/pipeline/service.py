@@ -26,6 +26,7 @@ from guard.pipeline.health import Health, probe_items
 from guard.pipeline.records import AuditLog, bare_record, closing_record, opening_record, scan_record
 from guard.pipeline.stage import CheckStage, Shadow, configured_checks
 from guard.pipeline.streaming import StreamEvent, Streams
+from guard.pipeline.tools import Structure
 from guard.pipeline.turn import Caller, ChatOutcome, ScanOutcome, ScreenOutcome, Turn, elapsed_ms
 from guard.policy import LoadedPolicy, PolicyRegistry
 
@@ -94,11 +95,16 @@ class Pipeline:
         policy_name: str | None,
         caller: Caller,
         route: str = "/v1/chat/completions",
+        structure: Structure | None = None,
     ) -> ChatOutcome:
-        """Answer a conversation; the one audit record is committed before this returns."""
+        """Answer a conversation; the one audit record is committed before this returns. ``structure`` constrains
+        the answer (tool calls, a JSON Schema): such answers are checked whole, so a stream of one is sent after
+        this returns."""
         opened: list[Turn] = []
         async with self._turns.deadline(route, caller, opened):
-            turn = await self._turns.open(params, policy_name, caller, opened, messages=messages, route=route)
+            turn = await self._turns.open(
+                params, policy_name, caller, opened, messages=messages, route=route, structure=structure
+            )
             outcome = await self._turns.answer(turn)
         await self.audit.commit(closing_record(turn, outcome))
         return outcome

@@ -10,6 +10,7 @@ from typing import Any
 
 from guard.checks import Finding, RequestScope
 from guard.engine import DeltaStream, SamplingParams, TokenLogprob
+from guard.engine.tool_format import FunctionSpec
 from guard.pipeline.stage import Shadow
 from guard.policy import LoadedPolicy
 
@@ -43,6 +44,8 @@ class ChatOutcome:
     tokens_out: int
     logprobs: tuple[TokenLogprob, ...] | None = None
     """The answer's token log-probabilities when asked for and the answer is the model's text unchanged."""
+    tool_calls: tuple[Any, ...] = ()
+    """The checked tool calls (:class:`guard.pipeline.tools.ToolCallOut`) when the answer calls tools."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,8 @@ class Turn:
     """Characters of a stream's output handed to the caller."""
     shadow: Shadow | None = None
     """The policy's shadow candidate, evaluated beside it (never affecting the answer)."""
+    offered: tuple[FunctionSpec, ...] = ()
+    """The functions offered to the model (those of the request the policy permits); none: no tool calls."""
 
     @property
     def coverage(self) -> float:
@@ -126,6 +131,7 @@ class Turn:
         tokens_out: int,
         stored: str | None,
         logprobs: tuple[TokenLogprob, ...] | None = None,
+        tool_calls: tuple[Any, ...] = (),
     ) -> ChatOutcome:
         """The outcome that answers the turn; ``stored`` is the output's stored form (``None``: ``text`` itself)."""
         self.output_audit = stored if stored is not None else text
@@ -139,4 +145,5 @@ class Turn:
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             logprobs=logprobs,
+            tool_calls=tool_calls,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import Annotated, Literal, get_args
 
@@ -34,6 +35,8 @@ __all__ = [
     "SecretAction",
     "SecretType",
     "SecretsConfig",
+    "ToolArgumentChecks",
+    "ToolsPolicy",
     "ToxicityConfig",
     "ToxicityLabel",
     "ToxicityModel",
@@ -351,6 +354,46 @@ class OutputChecks(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=Tru
     toxicity: ToxicityConfig | None = None
 
 
+class ToolArgumentChecks(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Checks on the string values of the arguments the model generates for a tool call, before the caller sees
+    them: PII (the entity actions: a redacted value becomes its placeholder inside the JSON), secrets and
+    prohibited use (``block`` refuses the whole answer)."""
+
+    pii: PiiConfig | None = None
+    secrets: SecretsConfig | None = None
+    prohibited_use: ProhibitedUseConfig | None = None
+
+
+FunctionGlob = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.*?\[\]!-]+$")]
+
+
+class ToolsPolicy(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Tool calls (``tools`` on chat completions): which functions may be called, and the checks on generated
+    arguments. Tool *results* (``role: tool`` messages) are untrusted input: the ``input`` section checks them
+    like user text (injection, secrets, PII)."""
+
+    allowed: list[FunctionGlob] = msgspec.field(default_factory=lambda: ["*"])
+    """Function names (shell-style globs, ``fnmatch``) the model may call; others are not offered to it."""
+    denied: list[FunctionGlob] = []
+    """Function names never called, whatever ``allowed`` says: not offered to the model, a ``tool_choice`` naming
+    one is blocked, and a generated call of one is blocked."""
+    arguments: ToolArgumentChecks | None = None
+    """Checks on generated arguments; unset, the ``output`` section's ``pii``, ``secrets`` and ``prohibited_use``
+    apply to them."""
+
+    def permits(self, name: str) -> bool:
+        """Whether a function called ``name`` may be called under this policy."""
+        return any(fnmatch.fnmatchcase(name, glob) for glob in self.allowed) and not any(
+            fnmatch.fnmatchcase(name, glob) for glob in self.denied
+        )
+
+    def argument_checks(self, output: OutputChecks) -> ToolArgumentChecks:
+        """The section that checks generated arguments (``arguments``, or the output section's checks)."""
+        if self.arguments is not None:
+            return self.arguments
+        return ToolArgumentChecks(pii=output.pii, secrets=output.secrets, prohibited_use=output.prohibited_use)
+
+
 class Limits(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     max_input_chars: Annotated[int, Meta(ge=1, le=10_000_000)] = 32_000
     """Total characters across a request's messages; beyond it a 413."""
@@ -382,6 +425,7 @@ class Policy(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     limits: Limits = Limits()
     input: InputChecks = InputChecks()
     output: OutputChecks = OutputChecks()
+    tools: ToolsPolicy = ToolsPolicy()
     shadow: Name | None = None
     """A candidate policy (by name, in the same directory) evaluated on the same traffic without affecting the
     response; the audit row records its decision beside this one's (``guard policy shadow-report``)."""

@@ -93,11 +93,15 @@ def test_parameter_errors_carry_type_param_and_request_id(client: openai.OpenAI,
     cases: list[tuple[dict[str, Any], str, str]] = [
         ({"presence_penalty": 1.0}, "presence_penalty", "unsupported_parameter"),
         (
-            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
-            "tools",
-            "unsupported_parameter",
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "strnig"}}}]},
+            "tools.0.function.parameters",
+            "invalid_schema",
         ),
-        ({"response_format": {"type": "json_object"}}, "response_format", "unsupported_parameter"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "strnig"}}}},
+            "response_format.json_schema.schema",
+            "invalid_schema",
+        ),
         ({"extra_body": {"temperture": 0.5}}, "temperture", "unknown_parameter"),
         ({"max_tokens": 10**6}, "max_tokens", "invalid_value"),
         (
