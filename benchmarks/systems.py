@@ -316,26 +316,31 @@ class GuardEngineSystem(System):
     key = "d"
     label = "(d) guard engine"
 
-    def __init__(self, model_dir: Path, threads: int) -> None:
+    def __init__(self, model_dir: Path, threads: int, **local: Any) -> None:
+        """``local``: further engine settings (``compile``, ``quantization``), passed only when given so the
+        same benchmark also drives older engine code that lacks them."""
         from guard.engine.gemma import GemmaEngine
         from guard.settings import EngineSettings, LocalEngineSettings
 
-        local = LocalEngineSettings(dtype="bfloat16", threads=threads)
-        settings = EngineSettings(max_batch_size=MAX_BATCH, max_queue=256, local=local)
-        self._engine = GemmaEngine.load(str(model_dir), settings, is_dev=False)
+        self._local = LocalEngineSettings(dtype="bfloat16", threads=threads, **local)
+        settings = EngineSettings(max_batch_size=MAX_BATCH, max_queue=256, local=self._local)
+        self.engine = GemmaEngine.load(str(model_dir), settings, is_dev=False)
+
+    def settings_summary(self) -> dict[str, Any]:
+        return {name: getattr(self._local, name) for name in ("dtype", "threads", "compile", "quantization")}
 
     async def start(self) -> None:
-        await self._engine.start()
+        await self.engine.start()
 
     async def stop(self) -> None:
-        await self._engine.stop()
+        await self.engine.stop()
 
     async def serve(self, request: Request) -> Timing:
         from guard.engine.base import SamplingParams
 
         timing = Timing()
         params = SamplingParams(max_tokens=request.max_new_tokens, temperature=0.0, ignore_eos=True)
-        async for delta in self._engine.stream(list(request.prompt), params):
+        async for delta in self.engine.stream(list(request.prompt), params):
             if delta.token_ids:
                 timing.mark_first()
             if delta.finish_reason is not None:

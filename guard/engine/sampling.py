@@ -28,18 +28,23 @@ class Sampler:
         return self._generator is None
 
     def sample(self, logits: torch.Tensor) -> int:
-        """One token from one row of float32 logits (already masked to the servable vocabulary)."""
+        """One token from one row of float32 logits (already masked to the servable vocabulary).
+
+        With top-k the softmax (and top-p's sort) runs over the ``k`` best scores only, never the whole
+        vocabulary: the tokens outside them have probability 0 either way."""
         if self._generator is None:
             return int(logits.argmax())
         params = self.params
         scores = logits / params.temperature
+        ids: torch.Tensor | None = None
         if 0 < params.top_k < scores.shape[-1]:
-            kth = torch.topk(scores, params.top_k).values[-1]
-            scores = scores.masked_fill(scores < kth, float("-inf"))
+            scores, ids = torch.topk(scores, params.top_k)  # sorted, best first
         if params.top_p < 1.0:
-            ordered, order = torch.sort(scores, descending=True)
-            cumulative = ordered.softmax(-1).cumsum(-1)
-            drop = cumulative - ordered.softmax(-1) >= params.top_p  # keep the smallest prefix reaching top_p
-            scores = scores.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
-        probabilities = scores.softmax(-1)
-        return int(torch.multinomial(probabilities, 1, generator=self._generator))
+            ordered, order = (scores, None) if ids is not None else torch.sort(scores, descending=True)
+            probabilities = ordered.softmax(-1)
+            drop = probabilities.cumsum(-1) - probabilities >= params.top_p  # keep the smallest prefix reaching top_p
+            if order is not None:
+                drop = torch.zeros_like(drop).scatter(0, order, drop)
+            scores = scores.masked_fill(drop, float("-inf"))
+        choice = int(torch.multinomial(scores.softmax(-1), 1, generator=self._generator))
+        return int(ids[choice]) if ids is not None else choice

@@ -37,6 +37,7 @@ from guard.engine.base import (
 )
 from guard.engine.detokenize import Decode, Detokenizer
 from guard.engine.grammar import GrammarCompiler
+from guard.engine.head import VocabularyHead
 from guard.engine.kvcache import SlotKVCache, attention_masks
 from guard.engine.sampling import Sampler
 
@@ -101,23 +102,6 @@ class SequenceStream:
         self._sequence.cancelled = True
 
 
-def _logprobs(sequences: Sequence[_Sequence], logits: torch.Tensor, tokens: list[int]) -> list[TokenLogprob | None]:
-    """The chosen token's log-probability (and the top alternatives) for the rows that asked for them: the
-    model's own distribution (log-softmax of these logits, after the final softcap), not the sampler's."""
-    asked = [row for row, s in enumerate(sequences) if s.params.logprobs is not None]
-    found: list[TokenLogprob | None] = [None] * len(sequences)
-    if not asked:
-        return found
-    rows = logits[asked].log_softmax(-1)
-    widest = max(sequences[row].params.logprobs or 0 for row in asked)
-    top_values, top_ids = rows.topk(widest, dim=-1) if widest else (rows[:, :0], rows[:, :0].long())
-    for index, row in enumerate(asked):
-        count = sequences[row].params.logprobs or 0
-        top = tuple(zip(top_ids[index, :count].tolist(), top_values[index, :count].tolist(), strict=True))
-        found[row] = TokenLogprob(tokens[row], float(rows[index, tokens[row]]), top)
-    return found
-
-
 class ContinuousBatcher:
     def __init__(
         self,
@@ -137,13 +121,13 @@ class ContinuousBatcher:
         self._config = model.config
         self._decode = decode
         self._stop_ids = frozenset(stop_token_ids)
-        self._servable_vocab = servable_vocab
         self.context_length = context_length
         self.max_running = max_running
         self.max_waiting = max_waiting
         self._prefill_chunk = max(1, prefill_chunk)
         self._device = model.device
         self._decoder = model.get_decoder()
+        self._head = VocabularyHead(model.config, servable_vocab=servable_vocab, grammars=grammars)
         self._cache = SlotKVCache(model.config, slots=max_running, dtype=model.dtype, device=model.device)
         self._waiting: deque[_Sequence] = deque()
         self._running: list[_Sequence] = []
@@ -219,7 +203,7 @@ class ContinuousBatcher:
             positions = torch.full((rows, 1), len(prompt), device=self._device)
             self._cache.bind_decode(positions[:, 0], len(prompt) + 1)
             tokens = torch.zeros((rows, 1), dtype=torch.long, device=self._device)
-            self._project(torch.cat([self._hidden(tokens, positions, len(prompt) + 1), *states]))
+            self._model.lm_head(torch.cat([self._hidden(tokens, positions, len(prompt) + 1), *states]))
             self._cache.release()
 
     # -- worker thread --------------------------------------------------------------------------------------------
@@ -270,9 +254,7 @@ class ContinuousBatcher:
         sequences = decoding + [sequence for sequence, _ in admitted]
         if sequences:
             metrics.ENGINE_BATCH_SIZE.observe(len(sequences))
-            logits = self._servable(self._project(torch.cat(hidden)))
-            tokens = self._choose(sequences, logits)
-            logprobs = _logprobs(sequences, logits, tokens)
+            tokens, logprobs = self._head.choose(sequences, self._model.lm_head(torch.cat(hidden)))
             for sequence, token, logprob in zip(sequences, tokens, logprobs, strict=True):
                 self._accept(sequence, token, logprob)
         if not self._running:
@@ -333,36 +315,6 @@ class ContinuousBatcher:
             use_cache=True,
         )
         return output.last_hidden_state[:, -1]
-
-    def _project(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The model's head: vocabulary projection, then Gemma-2's final-logit softcap (as its forward does)."""
-        logits = self._model.lm_head(hidden)
-        if cap := getattr(self._config, "final_logit_softcapping", None):
-            logits = torch.tanh(logits / cap) * cap
-        return logits
-
-    def _servable(self, logits: torch.Tensor) -> torch.Tensor:
-        """float32 logits with the ids the tokenizer cannot decode masked out."""
-        logits = logits.float()
-        if self._servable_vocab < logits.shape[-1]:
-            logits[:, self._servable_vocab :] = float("-inf")
-        return logits
-
-    def _choose(self, sequences: Sequence[_Sequence], logits: torch.Tensor) -> list[int]:
-        """Next token per row: one argmax for all greedy rows, each sampler for the others. Constrained rows choose
-        from a masked copy of their logits; the other rows' logits are not touched (their tokens are those of a
-        batch without constrained neighbours), and logprobs stay the model's own distribution."""
-        matchers = {row: sequence.matcher for row, sequence in enumerate(sequences) if sequence.matcher is not None}
-        rows = self._grammars.masked(matchers, logits) if self._grammars is not None and matchers else {}
-        greedy = logits.argmax(-1).tolist()
-        chosen = []
-        for row, sequence in enumerate(sequences):
-            scores = rows.get(row, logits[row])
-            if sequence.sampler.greedy:
-                chosen.append(int(scores.argmax()) if row in rows else greedy[row])
-            else:
-                chosen.append(sequence.sampler.sample(scores))
-        return chosen
 
     def _accept(self, sequence: _Sequence, token: int, logprob: TokenLogprob | None = None) -> None:
         """Record one new token; emit what can be released; remove the sequence when it is done."""
