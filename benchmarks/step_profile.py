@@ -70,10 +70,10 @@ class _StepTimer:
     def steady(self, rows: int) -> list[dict[str, float]]:
         """Steps that decoded ``rows`` rows and admitted nobody (their admission check alone is bookkeeping)."""
         found = []
-        for step in self.steps:
-            if step["rows"] != rows or "body" not in step:
+        for recorded in self.steps:
+            if recorded["rows"] != rows or "body" not in recorded:
                 continue
-            step = dict(step)
+            step = dict(recorded)
             step["bookkeeping"] = step.get("bookkeeping", 0.0) + step.pop("admit", 0.0)
             step["head"] = step["total"] - step["body"] - step.get("projection", 0.0) - step["bookkeeping"]
             found.append(step)
@@ -171,10 +171,11 @@ def main() -> None:
 
 
 async def _main(model_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    import guard
     from engine import PromptMaker
     from systems import GuardEngineSystem
     from transformers import AutoTokenizer
+
+    import guard
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     maker = PromptMaker(tokenizer, seed=0)

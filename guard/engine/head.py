@@ -63,7 +63,8 @@ class VocabularyHead:
         if not special:
             return tokens, logprobs
         scores = self.scores(raw[special])
-        matchers = {local: rows[index].matcher for local, index in enumerate(special) if rows[index].matcher is not None}
+        constrained = [(local, rows[index].matcher) for local, index in enumerate(special)]
+        matchers = {local: matcher for local, matcher in constrained if matcher is not None}
         masked = self._grammars.masked(matchers, scores) if self._grammars is not None and matchers else {}
         for local, index in enumerate(special):
             row_scores = masked.get(local, scores[local])

@@ -37,6 +37,7 @@ class SlotKVCache:
         self._positions: torch.Tensor | None = None
         self._width = 0
         self._slot = 0
+        self._count = 1
         self._start = 0
         self._length = 0
 
@@ -72,10 +73,11 @@ class SlotKVCache:
         self._rows = torch.arange(positions.shape[0], device=self.device)
         self._positions, self._width = positions, width
 
-    def bind_prefill(self, slot: int, start: int, length: int) -> None:
-        """Slot ``slot`` writes ``length`` prompt tokens at positions ``start..start+length-1``."""
+    def bind_prefill(self, slot: int, start: int, length: int, count: int = 1) -> None:
+        """Slots ``slot..slot+count-1`` each write ``length`` prompt tokens at positions ``start..start+length-1``
+        (a batched prefill: shorter prompts are right-padded, see :mod:`guard.engine.prefill`)."""
         self._rows, self._positions = None, None
-        self._slot, self._start, self._length = slot, start, length
+        self._slot, self._start, self._length, self._count = slot, start, length, count
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
@@ -86,10 +88,10 @@ class SlotKVCache:
             values[self._rows, :, self._positions] = value_states[:, :, 0]
             count = len(self._rows)
             return keys[:count, :, : self._width], values[:count, :, : self._width]
-        end = self._start + self._length
-        keys[self._slot, :, self._start : end] = key_states[0]
-        values[self._slot, :, self._start : end] = value_states[0]
-        return keys[self._slot : self._slot + 1, :, :end], values[self._slot : self._slot + 1, :, :end]
+        end, slots = self._start + self._length, slice(self._slot, self._slot + self._count)
+        keys[slots, :, self._start : end] = key_states
+        values[slots, :, self._start : end] = value_states
+        return keys[slots, :, :end], values[slots, :, :end]
 
 
 def attention_masks(

@@ -39,6 +39,7 @@ from guard.engine.detokenize import Decode, Detokenizer
 from guard.engine.grammar import GrammarCompiler
 from guard.engine.head import VocabularyHead
 from guard.engine.kvcache import SlotKVCache, attention_masks
+from guard.engine.prefill import prefill_groups
 from guard.engine.sampling import Sampler
 
 __all__ = ["ContinuousBatcher", "SequenceStream"]
@@ -199,11 +200,12 @@ class ContinuousBatcher:
         prompt = [0] * 8
         with torch.inference_mode():
             self._cache.reserve(len(prompt) + 1)
-            states = [self._prefill(prompt, slot) for slot in range(rows)]
+            states = self._prefill([prompt] * rows, 0)
             positions = torch.full((rows, 1), len(prompt), device=self._device)
             self._cache.bind_decode(positions[:, 0], len(prompt) + 1)
             tokens = torch.zeros((rows, 1), dtype=torch.long, device=self._device)
-            self._model.lm_head(torch.cat([self._hidden(tokens, positions, len(prompt) + 1), *states]))
+            decoded = self._hidden(tokens, positions, len(prompt) + 1)[:, -1]
+            self._model.lm_head(torch.cat([decoded, torch.stack(states)]))
             self._cache.release()
 
     # -- worker thread --------------------------------------------------------------------------------------------
@@ -250,7 +252,7 @@ class ContinuousBatcher:
         decoding = list(self._running)
         hidden = [self._decode_hidden(decoding)] if decoding else []
         admitted = self._admit()
-        hidden += [state for _, state in admitted]
+        hidden += [torch.stack([state for _, state in admitted])] if admitted else []
         sequences = decoding + [sequence for sequence, _ in admitted]
         if sequences:
             metrics.ENGINE_BATCH_SIZE.observe(len(sequences))
@@ -268,34 +270,47 @@ class ContinuousBatcher:
             self._remove(sequence)
 
     def _admit(self) -> list[tuple[_Sequence, torch.Tensor]]:
-        """Prefill waiting sequences into free slots; returns each one's last hidden state ``[1, hidden]``.
+        """Prefill waiting sequences into free slots; returns each one's last hidden state ``[hidden]``.
 
         While sequences are decoding, admission stops once a chunk's worth of prompt tokens has been prefilled
         this step (a burst of long prompts delays running streams by about one chunk per step); with nothing
-        decoding there is nothing to delay and every free slot is filled at once."""
-        admitted: list[tuple[_Sequence, torch.Tensor]] = []
+        decoding there is nothing to delay and every free slot is filled at once. Admitted prompts are prefilled
+        together, longest first (:mod:`guard.engine.prefill`)."""
+        admitted: list[_Sequence] = []
         budget = self._prefill_chunk if self._running else sys.maxsize
-        while len(self._running) < self.max_running and budget > 0:
+        while len(self._running) + len(admitted) < self.max_running and budget > 0:
             with self._wake:
                 if not self._waiting:
                     break
                 sequence = self._waiting.popleft()
             budget -= len(sequence.prompt)
-            slot = len(self._running)
-            self._cache.reserve(len(sequence.prompt) + sequence.params.max_tokens)
-            self._running.append(sequence)
-            admitted.append((sequence, self._prefill(sequence.prompt, slot)))
-        return admitted
+            admitted.append(sequence)
+        if not admitted:
+            return []
+        admitted.sort(key=lambda s: len(s.prompt), reverse=True)  # a group's rows that finish early are its tail
+        self._cache.reserve(max(len(s.prompt) + s.params.max_tokens for s in admitted))
+        first = len(self._running)
+        self._running.extend(admitted)
+        states: list[torch.Tensor] = []
+        for group in prefill_groups([len(s.prompt) for s in admitted], self._prefill_chunk):
+            states += self._prefill([admitted[index].prompt for index in group], first + group.start)
+        return list(zip(admitted, states, strict=True))
 
-    def _prefill(self, prompt: list[int], slot: int) -> torch.Tensor:
-        """Run the prompt through the decoder in chunks, unpadded, into its cache row; the last hidden state."""
-        state = torch.empty(0)
-        for start in range(0, len(prompt), self._prefill_chunk):
-            chunk = prompt[start : start + self._prefill_chunk]
-            positions = torch.arange(start, start + len(chunk), device=self._device)[None, :]
-            self._cache.bind_prefill(slot, start, len(chunk))
-            state = self._hidden(torch.tensor([chunk], device=self._device), positions, start + len(chunk))
-        return state
+    def _prefill(self, prompts: list[list[int]], slot: int) -> list[torch.Tensor]:
+        """Run prompts (longest first) through the decoder together, in chunks and right-padded, into cache rows
+        ``slot..``; each prompt's last hidden state."""
+        states: list[torch.Tensor] = [torch.empty(0)] * len(prompts)
+        for start in range(0, len(prompts[0]), self._prefill_chunk):
+            rows = sum(len(p) > start for p in prompts)  # longest first: the rows still prefilling are a prefix
+            width = min(self._prefill_chunk, len(prompts[0]) - start)
+            chunk = [p[start : start + width] + [0] * (width - len(p[start : start + width])) for p in prompts[:rows]]
+            positions = torch.arange(start, start + width, device=self._device)[None, :].repeat(rows, 1)
+            self._cache.bind_prefill(slot, start, width, rows)
+            hidden = self._hidden(torch.tensor(chunk, device=self._device), positions, start + width)
+            for row, prompt in enumerate(prompts[:rows]):
+                if len(prompt) <= start + width:
+                    states[row] = hidden[row, len(prompt) - 1 - start]
+        return states
 
     def _decode_hidden(self, sequences: list[_Sequence]) -> torch.Tensor:
         """One decoder forward for rows ``0..n-1``, each at its own position; ``[n, hidden]``."""
@@ -303,10 +318,10 @@ class ContinuousBatcher:
         lengths = [s.length for s in sequences]
         positions = torch.tensor([[n - 1] for n in lengths], device=self._device)
         self._cache.bind_decode(positions[:, 0], max(lengths))
-        return self._hidden(tokens, positions, max(lengths))
+        return self._hidden(tokens, positions, max(lengths))[:, -1]
 
     def _hidden(self, input_ids: torch.Tensor, positions: torch.Tensor, width: int) -> torch.Tensor:
-        """The decoder (the model without its vocabulary head) on our cache; the last position per row."""
+        """The decoder (the model without its vocabulary head) on our cache: ``[rows, positions, hidden]``."""
         output = self._decoder(
             input_ids=input_ids,
             position_ids=positions,
@@ -314,7 +329,7 @@ class ContinuousBatcher:
             past_key_values=self._cache,
             use_cache=True,
         )
-        return output.last_hidden_state[:, -1]
+        return output.last_hidden_state
 
     def _accept(self, sequence: _Sequence, token: int, logprob: TokenLogprob | None = None) -> None:
         """Record one new token; emit what can be released; remove the sequence when it is done."""

@@ -123,6 +123,35 @@ async def test_continuous_batching_is_token_identical_to_unpadded_generate(model
     assert _differences(_references(_without_window(model), prompts, stop_ids), expected) >= 1
 
 
+async def test_prompts_arriving_together_are_prefilled_together_and_stay_exact(model: Any, tokenizer: Any) -> None:
+    # Lengths within 2x of each other form one right-padded prefill group; chunks of 8 make rows drop out early.
+    engine = _engine(model, tokenizer, max_batch_size=8, local=LocalEngineSettings(prefill_chunk=8))
+    stop_ids = sorted(engine._batcher._stop_ids)
+    rng = random.Random(5)
+    first = len(tokenizer.all_special_ids) + 5
+    lengths = (11, 23, 13, 17)
+    prompts = [[tokenizer.bos_token_id] + [rng.randrange(first, len(tokenizer)) for _ in range(n)] for n in lengths]
+    expected = [_reference(model, prompt, 10, stop_ids) for prompt in prompts]
+    batcher = engine._batcher
+    prefilled: list[int] = []
+    original = batcher._prefill
+    batcher._prefill = lambda group, slot: prefilled.append(len(group)) or original(group, slot)  # type: ignore[method-assign]
+    await engine.start()
+    try:
+        with batcher._wake:  # the worker cannot admit anything until all four are queued
+            streams = [engine.stream(p, SamplingParams(max_tokens=10, temperature=0.0)) for p in prompts]
+        got = []
+        for stream in streams:
+            tokens: list[int] = []
+            async for delta in stream:
+                tokens += delta.token_ids
+            got.append(tokens)
+    finally:
+        await engine.stop()
+    assert prefilled == [4]  # one batched prefill for all four
+    assert got == expected
+
+
 async def test_queue_bound_and_context_limit(model: Any, tokenizer: Any) -> None:
     engine = _engine(model, tokenizer, max_batch_size=1, max_queue=1)
     await engine.start()
