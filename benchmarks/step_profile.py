@@ -157,6 +157,8 @@ def main() -> None:
     parser.add_argument("--rows", default="1,32", help="batch sizes, comma-separated (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=64, help="decode steps per batch size (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--compile", action="store_true", help="GUARD_COMPILE=1 (torch.compile the decode step)")
+    parser.add_argument("--quantization", default=None, help="GUARD_QUANTIZATION (e.g. int8; default: the engine's)")
     parser.add_argument("--label", default="", help="a name for this code version (goes into the JSON)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
@@ -179,7 +181,10 @@ async def _main(model_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     maker = PromptMaker(tokenizer, seed=0)
-    system = GuardEngineSystem(model_dir, args.threads)
+    local: dict[str, Any] = {"compile": True} if args.compile else {}
+    if args.quantization:
+        local["quantization"] = args.quantization
+    system = GuardEngineSystem(model_dir, args.threads, **local)
     await system.start()
     try:
         rows = [int(r) for r in args.rows.split(",")]

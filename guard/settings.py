@@ -94,7 +94,7 @@ class LocalEngineSettings:
     prefill_chunk: Annotated[Positive, Env("GUARD_PREFILL_CHUNK")] = 1024
     """Prompt tokens prefilled per step, so long prompts don't stall running streams."""
     quantization: Annotated[str, Env("GUARD_QUANTIZATION")] = "none"
-    """``none``, ``8bit`` or ``4bit`` (bitsandbytes nf4; CUDA only, ``guard[gpu]``)."""
+    """``none``; ``8bit``/``4bit`` (bitsandbytes nf4; CUDA, ``guard[gpu]``); ``int8`` (torchao, ``guard[quant]``)."""
     device_map: Annotated[str | None, Env("GUARD_DEVICE_MAP")] = None
     """e.g. ``auto`` to spread one model over several GPUs (CUDA only, ``guard[gpu]``)."""
     compile: Annotated[bool, Env("GUARD_COMPILE")] = False

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from guard.engine.base import EngineUnavailable
+from guard.engine.quantize import quantize_int8, require_torchao
 from guard.settings import LocalEngineSettings
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Quantization = Literal["none", "8bit", "4bit"]
+Quantization = Literal["none", "8bit", "4bit", "int8"]
 
 ATTN_IMPLEMENTATIONS = ("auto", "eager", "flash_attention_2", "flex_attention", "sdpa")
 DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
@@ -68,7 +69,8 @@ class LoadPlan:
         """One line for logs and /readyz, e.g. ``cpu, bfloat16, eager, 2 threads, OMP_WAIT_POLICY=PASSIVE``."""
         parts = [self.device, str(self.dtype).removeprefix("torch."), self.attn_implementation]
         if self.quantization != "none":
-            parts.append("4bit nf4" if self.quantization == "4bit" else "8bit")
+            names = {"4bit": "4bit nf4", "8bit": "8bit", "int8": "int8 weight-only (torchao)"}
+            parts.append(names[self.quantization])
         if self.device_map is not None:
             parts.append(f"device_map={self.device_map}")
         if self.device == "cpu":
@@ -189,10 +191,13 @@ def _check_flash_attn(device: str, half: bool) -> None:
 
 
 def _check_quantization(setting: str, device: str) -> Quantization:
-    if setting not in ("none", "8bit", "4bit"):
-        raise EngineUnavailable(f"GUARD_QUANTIZATION={setting!r} is not one of none, 8bit, 4bit.")
+    if setting not in ("none", "8bit", "4bit", "int8"):
+        raise EngineUnavailable(f"GUARD_QUANTIZATION={setting!r} is not one of none, 8bit, 4bit, int8.")
     if setting == "none":
         return "none"
+    if setting == "int8":  # torchao weight-only int8: CPU or CUDA
+        require_torchao()
+        return "int8"
     if not device.startswith("cuda"):
         raise EngineUnavailable(
             f"GUARD_QUANTIZATION={setting} (bitsandbytes) needs a CUDA device (this one is {device}): "
@@ -303,7 +308,7 @@ def _quantization_config(plan: LoadPlan) -> Any:
 
 def _from_pretrained_options(plan: LoadPlan) -> dict[str, Any]:
     options: dict[str, Any] = {"dtype": plan.dtype, "attn_implementation": plan.attn_implementation}
-    if plan.quantization != "none":
+    if plan.quantization in ("8bit", "4bit"):
         options["quantization_config"] = _quantization_config(plan)
         # bitsandbytes quantizes while placing weights: name the device rather than let transformers guess.
         options["device_map"] = plan.device_map or plan.device
@@ -326,9 +331,11 @@ def load_model(ref: str, plan: LoadPlan) -> tuple[Any, Any]:
     except ImportError as exc:  # a GPU package that plan_load saw but that fails to import
         raise EngineUnavailable(f"cannot load {ref!r} with {plan.describe()}: {str(exc).splitlines()[0]}") from None
     tokenizer.padding_side = "left"  # batched prompts end together, where generation starts
-    if plan.device_map is None and plan.quantization == "none":
+    if plan.device_map is None and plan.quantization in ("none", "int8"):
         model.to(plan.device)  # accelerate/bitsandbytes already placed the other kinds
     model.eval()
+    if plan.quantization == "int8":
+        quantize_int8(model)
     logger.info("loaded %s: %s", ref, plan.describe())
     return model, tokenizer
 

@@ -118,7 +118,7 @@ def test_quantization_needs_bitsandbytes_and_accelerate(cuda: dict[str, str]) ->
 
 
 def test_unknown_quantization_is_refused() -> None:
-    assert "not one of none, 8bit, 4bit" in _refusal(quantization="gptq")
+    assert "not one of none, 8bit, 4bit, int8" in _refusal(quantization="gptq")
 
 
 def test_device_map_on_cpu_is_refused() -> None:

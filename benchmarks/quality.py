@@ -1,0 +1,121 @@
+"""How far a changed generator (int8 weights) is from the bf16 one, teacher-forced on fixed prompts.
+
+For each model (the dev generator and the bench model) the bf16 model greedily continues fixed prompts; then both
+the bf16 model and the candidate read the same prompt + continuation in one forward, and at every continuation
+position we compare their final (softcapped) logits over the servable ids (the tokenizer's): top-1 agreement, the
+largest absolute logit difference, and the mean KL(bf16 || candidate) of the softmax distributions. Teacher forcing
+scores every position against the same history, so one early near-tie does not derail the rest.
+
+    python benchmarks/quality.py [--prompts 8] [--new-tokens 64] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from model import dev_generator_dir, ensure_bench_model
+from report import RESULTS_DIR, environment, set_runtime_defaults, write_results
+
+
+def continuations(model: Any, tokenizer: Any, prompts: int, prompt_tokens: int, new_tokens: int) -> list[list[int]]:
+    """Random prompts (fixed seed) and the reference model's greedy continuation: whole token sequences."""
+    import torch
+
+    rng = random.Random(0)
+    first = len(tokenizer.all_special_ids) + 5
+    sequences = []
+    for _ in range(prompts):
+        prompt = [tokenizer.bos_token_id] + [rng.randrange(first, len(tokenizer)) for _ in range(prompt_tokens - 1)]
+        with torch.inference_mode():
+            output = model.generate(
+                torch.tensor([prompt]),
+                do_sample=False,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                suppress_tokens=list(range(len(tokenizer), model.config.vocab_size)),
+            )
+        sequences.append(output[0].tolist())
+    return sequences
+
+
+def compare(reference: Any, candidate: Any, sequences: list[list[int]], start: int, servable: int) -> dict[str, float]:
+    """Teacher-forced top-1 agreement, max |logit difference| and mean KL over positions ``start - 1 ..``."""
+    import torch
+
+    agree = positions = 0
+    max_abs = kl_sum = 0.0
+    with torch.inference_mode():
+        for sequence in sequences:
+            ids = torch.tensor([sequence])
+            ref = reference(input_ids=ids).logits[0, start - 1 : -1, :servable].float()
+            got = candidate(input_ids=ids).logits[0, start - 1 : -1, :servable].float()
+            agree += int((ref.argmax(-1) == got.argmax(-1)).sum())
+            positions += ref.shape[0]
+            max_abs = max(max_abs, float((ref - got).abs().max()))
+            ref_log, got_log = ref.log_softmax(-1), got.log_softmax(-1)
+            kl_sum += float((ref_log.exp() * (ref_log - got_log)).sum(-1).sum())
+    return {
+        "positions": positions,
+        "top1_agreement": agree / positions,
+        "max_abs_logit": max_abs,
+        "kl": kl_sum / positions,
+    }
+
+
+def measure(model_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from guard.engine.quantize import quantize_int8
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, attn_implementation="eager")
+    reference.eval()
+    started = time.perf_counter()
+    sequences = continuations(reference, tokenizer, args.prompts, args.prompt_tokens, args.new_tokens)
+    int8 = quantize_int8(copy.deepcopy(reference))
+    found = {"int8_vs_bf16": compare(reference, int8, sequences, args.prompt_tokens, len(tokenizer))}
+    found.update(
+        model=str(model_dir),
+        parameters=int(sum(p.numel() for p in reference.parameters())),
+        prompts=args.prompts,
+        prompt_tokens=args.prompt_tokens,
+        new_tokens=args.new_tokens,
+        seconds=time.perf_counter() - started,
+    )
+    return found
+
+
+def main() -> None:
+    set_runtime_defaults()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--prompt-tokens", type=int, default=32)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    results = {"dev": measure(dev_generator_dir(), args), "bench": measure(ensure_bench_model(), args)}
+    payload = {"benchmark": "engine-quality", "dtype": "bfloat16", "threads": args.threads, "results": results}
+    payload["environment"] = environment()
+    for name, r in results.items():
+        q = r["int8_vs_bf16"]
+        print(
+            f"{name:>5} int8 vs bf16: top-1 agreement {q['top1_agreement']:.4f} over {q['positions']} positions, "
+            f"max |logit diff| {q['max_abs_logit']:.4f}, mean KL {q['kl']:.2e}"
+        )
+    print(f"results: {write_results('engine-quality', payload, args.out)}")
+
+
+if __name__ == "__main__":
+    main()
