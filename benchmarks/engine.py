@@ -27,6 +27,7 @@ from typing import Any
 
 from model import MANIFEST, ensure_bench_model
 from report import RESULTS_DIR, environment, percentile, set_runtime_defaults, write_results
+from step_profile import print_profile, profile_engine
 from systems import (
     CacheSizing,
     ContinuousBatchingSystem,
@@ -185,6 +186,15 @@ async def run_closed(systems: list[System], maker: PromptMaker, plan: Plan, resu
             print(f"{workload:>14} {system.label:<28} {time.perf_counter() - started:6.1f} s")
 
 
+async def step_profile(systems: list[System], maker: PromptMaker, plan: Plan) -> dict[str, Any] | None:
+    """Where (d)'s decode step goes at batch 1 and the largest concurrency (step_profile.py), closed-loop prompts."""
+    engine = next((s for s in systems if isinstance(s, GuardEngineSystem)), None)
+    if engine is None:
+        return None
+    rows = sorted({1, max(plan.concurrencies)})
+    return await profile_engine(engine.engine, lambda: maker.request(plan.prompt_tokens, 1).prompt, rows)
+
+
 def poisson_requests(maker: PromptMaker, plan: Plan) -> tuple[list[Request], list[float]]:
     """Mixed lengths and unit-rate exponential arrival gaps (scaled by the rate once (b)'s capacity is known)."""
     rng = random.Random(plan.seed + 1)
@@ -324,6 +334,7 @@ async def benchmark(args: argparse.Namespace, plan: Plan) -> dict[str, Any]:
     try:
         await run_closed(systems, maker, plan, results)
         poisson = await run_poisson(systems, maker, plan, results)
+        profile = await step_profile(systems, maker, plan)
     finally:
         for system in systems:
             await system.stop()
@@ -344,6 +355,7 @@ async def benchmark(args: argparse.Namespace, plan: Plan) -> dict[str, Any]:
         "results": results,
         "poisson": poisson,
         "targets": check_targets(results),
+        "step_profile": profile,
     }
 
 
@@ -410,6 +422,8 @@ def main() -> None:
     payload["notes"] = run_notes(payload, plan)
     payload["runtime_s"] = time.perf_counter() - started
     print_tables(payload)
+    if payload.get("step_profile"):
+        print_profile(payload["step_profile"], "(d) decode step profile")
     path = write_results("engine", payload, args.out)
     print(f"results: {path} (and {path.with_name('engine-latest.json')}); {payload['runtime_s']:.0f} s in all")
 

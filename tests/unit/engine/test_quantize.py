@@ -31,7 +31,8 @@ def test_int8_keeps_the_greedy_tokens_of_a_tiny_gemma(guard_home: Path) -> None:
     from guard.engine.quantize import quantize_int8
 
     plan = plan_load(LocalEngineSettings(device="cpu", dtype="bfloat16", quantization="int8"), "gemma2")
-    assert plan.quantization == "int8" and "int8 weight-only (torchao)" in plan.describe()
+    assert plan.quantization == "int8"
+    assert "int8 weight-only (torchao)" in plan.describe()
     tokenizer = AutoTokenizer.from_pretrained(guard_home / "dev-models" / "gemma-2")
     model: Any = tiny_gemma2(tokenizer, seed=3, tie_word_embeddings=True).to(torch.bfloat16)
     embedding = model.get_input_embeddings().weight.detach().clone()
