@@ -4,6 +4,7 @@
 ``model.generate``; (c) transformers' ContinuousBatchingManager; (d) guard's engine. bf16, fixed threads, greedy,
 EOS ignored (exact new-token counts), warm-up excluded. Workloads: closed loops at concurrency 1/4/16/32 with
 128-token prompts and 128 new tokens, then 200 Poisson arrivals with mixed lengths at 0.8x (b)'s measured capacity.
+Last, (d)'s decode-step profile (body, projection, head, bookkeeping; ``step_profile.py``) at batch 1 and 32.
 
     python benchmarks/engine.py [--quick] [--systems a,b,c,d] [--threads N] [--out DIR]
     python benchmarks/engine.py --constrained   # (d) only: half the requests under a JSON Schema vs none
