@@ -37,6 +37,7 @@ class _StepTimer:
 
     def __init__(self, batcher: Any, model: Any) -> None:
         self.steps: list[dict[str, float]] = []
+        self.wrapped: list[tuple[Any, str, Any]] = []
         self._current: dict[str, float] = {}
         self._batcher = batcher
         self._wrap(batcher, "_decode_hidden", "body")
@@ -53,10 +54,20 @@ class _StepTimer:
             self._current["total"] = time.perf_counter() - started
             self.steps.append(self._current)
 
+        self.wrapped.append((batcher, "_step", None))
         batcher._step = timed_step
+
+    def remove(self) -> None:
+        """Put back what was there before (the methods, or a compiled forward set on the instance)."""
+        for owner, name, previous in reversed(self.wrapped):
+            if previous is None:
+                vars(owner).pop(name, None)
+            else:
+                setattr(owner, name, previous)
 
     def _wrap(self, owner: Any, name: str, phase: str) -> None:
         original: Callable[..., Any] = getattr(owner, name)
+        self.wrapped.append((owner, name, vars(owner).get(name)))  # an instance attribute (a compiled forward) or None
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -123,9 +134,7 @@ async def profile_engine(
                 "tok_s": count / medians["total"],
             }
     finally:
-        for name in ("_decode_hidden", "_accept", "_drop_cancelled", "_admit", "_step"):
-            batcher.__dict__.pop(name, None)
-        model.lm_head.__dict__.pop("forward", None)
+        timer.remove()
     return found
 
 
