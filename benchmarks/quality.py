@@ -1,4 +1,4 @@
-"""How far a changed generator (int8 weights) is from the bf16 one, teacher-forced on fixed prompts.
+"""How far a changed generator (int8 weights, or the compiled forward) is from bf16 eager, teacher-forced.
 
 For each model (the dev generator and the bench model) the bf16 model greedily continues fixed prompts; then both
 the bf16 model and the candidate read the same prompt + continuation in one forward, and at every continuation
@@ -6,7 +6,7 @@ position we compare their final (softcapped) logits over the servable ids (the t
 largest absolute logit difference, and the mean KL(bf16 || candidate) of the softmax distributions. Teacher forcing
 scores every position against the same history, so one early near-tie does not derail the rest.
 
-    python benchmarks/quality.py [--prompts 8] [--new-tokens 64] [--threads N]
+    python benchmarks/quality.py [--prompts 8] [--new-tokens 64] [--threads N] [--compiled] [--no-int8]
 """
 
 from __future__ import annotations
@@ -80,8 +80,14 @@ def measure(model_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     reference.eval()
     started = time.perf_counter()
     sequences = continuations(reference, tokenizer, args.prompts, args.prompt_tokens, args.new_tokens)
-    int8 = quantize_int8(copy.deepcopy(reference))
-    found = {"int8_vs_bf16": compare(reference, int8, sequences, args.prompt_tokens, len(tokenizer))}
+    found: dict[str, Any] = {}
+    if args.int8:
+        int8 = quantize_int8(copy.deepcopy(reference))
+        found["int8_vs_bf16"] = compare(reference, int8, sequences, args.prompt_tokens, len(tokenizer))
+    if args.compiled:  # the same bf16 weights through inductor: its kernels may round differently
+        compiled = copy.deepcopy(reference)
+        compiled.forward = torch.compile(compiled.forward, dynamic=True)
+        found["compiled_vs_eager"] = compare(reference, compiled, sequences, args.prompt_tokens, len(tokenizer))
     found.update(
         model=str(model_dir),
         parameters=int(sum(p.numel() for p in reference.parameters())),
@@ -100,20 +106,25 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--no-int8", dest="int8", action="store_false", help="skip int8 vs bf16 (needs torchao)")
+    parser.add_argument("--compiled", action="store_true", help="also bf16 torch.compile (inductor) vs eager")
+    parser.add_argument("--models", default="dev,bench", help="which models, comma-separated (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    results = {"dev": measure(dev_generator_dir(), args), "bench": measure(ensure_bench_model(), args)}
+    dirs = {"dev": dev_generator_dir, "bench": ensure_bench_model}
+    results = {name: measure(dirs[name](), args) for name in args.models.split(",")}
     payload = {"benchmark": "engine-quality", "dtype": "bfloat16", "threads": args.threads, "results": results}
     payload["environment"] = environment()
     for name, r in results.items():
-        q = r["int8_vs_bf16"]
-        print(
-            f"{name:>5} int8 vs bf16: top-1 agreement {q['top1_agreement']:.4f} over {q['positions']} positions, "
-            f"max |logit diff| {q['max_abs_logit']:.4f}, mean KL {q['kl']:.2e}"
-        )
+        for pair in ("int8_vs_bf16", "compiled_vs_eager"):
+            if q := r.get(pair):
+                print(
+                    f"{name:>5} {pair}: top-1 agreement {q['top1_agreement']:.4f} over {q['positions']} positions, "
+                    f"max |logit diff| {q['max_abs_logit']:.4f}, mean KL {q['kl']:.2e}"
+                )
     print(f"results: {write_results('engine-quality', payload, args.out)}")
 
 
