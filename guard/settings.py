@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_GENERATOR",
     "ApiSettings",
     "Backend",
+    "ConnectionSettings",
     "DatabaseSettings",
     "EngineSettings",
     "Env",
@@ -182,6 +183,24 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """Limits ``guard serve`` holds per connection (uvicorn has no header, body or send timeout of its own)."""
+
+    max_connections: Annotated[Positive, Env("GUARD_MAX_CONNECTIONS")] = 2048
+    """Open connections; beyond it the longest-idle one is closed, or with none idle the request gets a JSON 503."""
+    header_timeout_s: Annotated[Seconds, Env("GUARD_HEADER_TIMEOUT_S")] = 10.0
+    """From a connection's start (or a request's first byte) to its complete headers; past it 408 and closed."""
+    body_timeout_s: Annotated[Seconds, Env("GUARD_BODY_TIMEOUT_S")] = 30.0
+    """From a request's headers to the end of its body; past it 408 and closed."""
+    keep_alive_timeout_s: Annotated[Positive, Env("GUARD_KEEP_ALIVE_TIMEOUT_S")] = 5
+    """An idle keep-alive connection is closed after this long."""
+    send_timeout_s: Annotated[Seconds, Env("GUARD_SEND_TIMEOUT_S")] = 30.0
+    """A client that leaves its send buffer full this long is cut (a stream's generation cancelled, audited)."""
+    send_buffer_bytes: Annotated[Positive, Env("GUARD_SEND_BUFFER_BYTES")] = 64 * 1024
+    """Per connection: the server's write buffer high-water mark and the socket's send buffer (SO_SNDBUF)."""
+
+
+@dataclass(frozen=True, slots=True)
 class IntegrationSettings:
     """How the routes for other gateways' protocols (LiteLLM's guardrail API, LLM Guard's API) choose a policy."""
 
@@ -227,6 +246,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    connections: ConnectionSettings = field(default_factory=ConnectionSettings)
     keys: KeySettings = field(default_factory=KeySettings)
     integrations: IntegrationSettings = field(default_factory=IntegrationSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
