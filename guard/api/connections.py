@@ -27,7 +27,6 @@ import socket
 import uuid
 from asyncio import TimerHandle, Transport
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec

@@ -66,8 +66,7 @@ def port() -> Iterator[int]:
 
 
 def _connect(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    return sock
+    return socket.create_connection(("127.0.0.1", port), timeout=5)
 
 
 def _read_all(sock: socket.socket) -> bytes:
