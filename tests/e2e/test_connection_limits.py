@@ -33,14 +33,14 @@ LIMITS = {
     "GUARD_BODY_TIMEOUT_S": "3",
     "GUARD_SEND_TIMEOUT_S": "2",
     "GUARD_SEND_BUFFER_BYTES": "4096",
-    "GUARD_MAX_NEW_TOKENS": "1024",
+    "GUARD_MAX_NEW_TOKENS": "2048",
 }
 ABUSE_S = 8.0
 STALLED = 20
 CHAT = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}
 LONG_STREAM = {
     "messages": [{"role": "user", "content": "Write forever."}],
-    "max_tokens": 600,  # far more than the bounded buffers hold
+    "max_tokens": 2000,  # far more than the bounded buffers hold, and far longer than the test runs
     "temperature": 0,
     "stream": True,
 }
@@ -186,9 +186,23 @@ def _rss_watch(pid: int, stop: asyncio.Event, peak: list[int]) -> asyncio.Task[N
     return asyncio.create_task(sample())
 
 
-async def _abuse_while_normal_clients_run(server: Server, abuse: Abuse, pid: int) -> tuple[Counter[int], int]:
+async def _running_once_cut(server: Server, running: list[int]) -> None:
+    """Once every stalled stream's close is audited, how many sequences the engine still runs: only the normal
+    clients' (at most 8) if the cut cancelled the stalled streams' generations (2000 tokens each otherwise)."""
+    async with httpx.AsyncClient(base_url=server.base, headers=server.auth, timeout=30) as client:
+        for _ in range(60):
+            rows = (await client.get("/v1/audit", params={"outcome": "client_stalled", "limit": 100})).json()["items"]
+            if len(rows) >= STALLED:
+                running.append((await client.get("/readyz")).json()["engine"]["running"])
+                return
+            await asyncio.sleep(0.25)
+
+
+async def _abuse_while_normal_clients_run(
+    server: Server, abuse: Abuse, pid: int
+) -> tuple[Counter[int], int, list[int]]:
     statuses: Counter[int] = Counter()
-    peak = [0]
+    peak, running = [0], list[int]()
     watch = _rss_watch(pid, abuse.stop, peak)
     slow_header = b"POST /v1/scan HTTP/1.1\r\nHost: x\r\n"
     slow_body = (
@@ -198,13 +212,14 @@ async def _abuse_while_normal_clients_run(server: Server, abuse: Abuse, pid: int
     tasks = [asyncio.create_task(abuse.idle()) for _ in range(500)]
     await asyncio.sleep(1)  # the idle flood is in place first
     abuse.open_stalled()
+    tasks.append(asyncio.create_task(_running_once_cut(server, running)))
     tasks += [asyncio.create_task(abuse.slow(slow_header, b"X-Slow: 1\r\n")) for _ in range(20)]
     tasks += [asyncio.create_task(abuse.slow(slow_body, b" ")) for _ in range(20)]
     tasks += [asyncio.create_task(_normal(server, abuse.stop, statuses, i)) for i in range(8)]
     await asyncio.sleep(ABUSE_S)
     abuse.stop.set()
     await asyncio.gather(*tasks, watch)
-    return statuses, peak[0]
+    return statuses, peak[0], running
 
 
 def _drain(sock: socket.socket) -> bytes:
@@ -259,7 +274,7 @@ def test_abusive_connections_do_not_starve_normal_clients(
         idle_rss = psutil.Process(server.process.pid).memory_info().rss
 
         abuse = Abuse(server)
-        statuses, peak_rss = asyncio.run(_abuse_while_normal_clients_run(server, abuse, server.process.pid))
+        statuses, peak_rss, cut = asyncio.run(_abuse_while_normal_clients_run(server, abuse, server.process.pid))
 
         assert set(statuses) == {200}, statuses
         assert sum(statuses.values()) >= 24, statuses  # the normal clients kept being answered
@@ -276,6 +291,8 @@ def test_abusive_connections_do_not_starve_normal_clients(
             time.sleep(0.5)
         assert len(stalled) == STALLED, [(r["outcome"], r["http_status"]) for r in stalled]
         assert {(r["kind"], r["http_status"]) for r in stalled} == {("stream_close", 499)}
+        assert cut, "the stalled streams were not all cut during the abuse"
+        assert cut[0] <= 8, cut  # the cut cancelled their generations
         assert _engine_running(server) == 0
         for sock in abuse.stalled:  # what was in flight, then the end: never the whole answer
             assert b"data: [DONE]" not in _drain(sock)
