@@ -2,11 +2,11 @@
 (scan, short chat, short stream in turn) for a phase alone, then a phase beside 500 idle connections (reopened when
 closed), 20 slow-header and 20 slow-body clients and 20 streaming clients that never read (run from a separate
 process); their p95 latency loaded ÷ unloaded, per round and the median over rounds (goal ≤ 2), with guard's
-default connection limits. The server is `guard serve` (dev profile, SQLite) on a
+default connection limits or the e2e test's tighter ones. The server is `guard serve` (dev profile, SQLite) on a
 generator that never ends an answer by itself (the dev tokenizer on a tiny Gemma-2, as the e2e test builds it), so
 the stalled streams run until the send timeout cuts them.
 
-    python benchmarks/connections.py [--rounds 3] [--phase-s 15]
+    python benchmarks/connections.py [--rounds 3] [--phase-s 15] [--limits default|tight]
 """
 
 from __future__ import annotations
@@ -32,6 +32,15 @@ from report import RESULTS_DIR, environment, percentile, set_runtime_defaults, w
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 GUARD = Path(sys.executable).with_name("guard")
+TIGHT = {
+    "GUARD_MAX_CONNECTIONS": "400",
+    "GUARD_HEADER_TIMEOUT_S": "3",
+    "GUARD_BODY_TIMEOUT_S": "3",
+    "GUARD_SEND_TIMEOUT_S": "2",
+    "GUARD_SEND_BUFFER_BYTES": "4096",
+}
+"""``--limits tight``: the e2e test's limits (fewer connections than the flood, so idle ones are closed to make room,
+and every slow or stalled client cut within the phase)."""
 
 
 def endless_model(home: Path, target: Path) -> Path:
@@ -49,7 +58,7 @@ def endless_model(home: Path, target: Path) -> Path:
     return target
 
 
-def start_server(home: Path, scratch: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(home: Path, scratch: Path, limits: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, str]:
     from load import free_port
 
     port = free_port()
@@ -61,7 +70,8 @@ def start_server(home: Path, scratch: Path) -> tuple[subprocess.Popen[bytes], st
         GUARD_POLICY_DIR=str(REPO / "policies"),
         GUARD_MODEL=str(endless_model(home, scratch / "gemma-2")),
         PORT=str(port),
-    )  # the connection limits stay guard's defaults: the figure is what a default deployment pays
+        **limits,
+    )
     subprocess.run([str(GUARD), "db", "upgrade"], env=env, check=True, capture_output=True)
     log = (scratch / "server.log").open("w")
     process = subprocess.Popen([str(GUARD), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -198,14 +208,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--phase-s", type=float, default=15.0)
+    parser.add_argument(
+        "--limits", choices=("default", "tight"), default="default", help="guard's defaults, or the e2e test's"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
+    limits = TIGHT if args.limits == "tight" else {}
     set_runtime_defaults()
-    from guard.settings import ConnectionSettings, Settings
+    from guard.settings import Settings
 
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="guard-connections-") as scratch:
-        process, base, key = start_server(Settings.from_env(profile="dev").home, Path(scratch))
+        process, base, key = start_server(Settings.from_env(profile="dev").home, Path(scratch), limits)
         try:
             asyncio.run(phase(base, key, 3.0, abused=False))  # warm
             for _ in range(args.rounds):
@@ -235,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "benchmark": "connections",
         "phase_s": args.phase_s,
-        "limits": dataclasses.asdict(ConnectionSettings()),
+        "limits": {"name": args.limits, **dataclasses.asdict(Settings.from_env(environ=limits).connections)},
         "abuse": {"idle": 500, "slow_header": 20, "slow_body": 20, "stalled_streams": 20},
         "normal_clients": 8,
         "server_threads": os.environ.get("GUARD_THREADS", "0 (one per available core)"),
@@ -244,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "median_ratio": ratio,
         "only_200": only_200,
     }
-    print(f"results: {write_results('connections', payload, args.out)}")
+    print(f"results: {write_results(f'connections-{args.limits}', payload, args.out)}")
     return 0 if only_200 and ratio <= 2 else 1
 
 
