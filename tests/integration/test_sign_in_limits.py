@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from guard.app import StartupError, create_app
 from guard.audit import SubjectHasher, load_keyring
 from guard.audit.admin_events import REVIEWER_SIGN_IN, REVIEWER_SIGN_OUT, list_admin_events, verify_admin_events
+from guard.audit.migrate import upgrade
 from guard.models import Models
 from guard.store.api_keys import create_api_key
 from tests.integration.conftest import API_KEY, dev_settings
@@ -119,3 +120,31 @@ def test_an_unusable_sign_in_rate_stops_the_start(guard_home: Path, tmp_path: Pa
     settings = dev_settings(guard_home, f"sqlite+aiosqlite:///{tmp_path / 'guard.db'}")
     with pytest.raises(StartupError, match="GUARD_SIGN_IN_RATE"):
         create_app(replace(settings, api=replace(settings.api, sign_in_rate="lots")), models=models)
+
+
+async def test_a_missing_database_fails_closed_and_recovers(guard_home: Path, tmp_path: Path, models: Models) -> None:
+    folder = tmp_path / "db"
+    folder.mkdir()
+    url = f"sqlite+aiosqlite:///{folder / 'guard.db'}"
+    await asyncio.to_thread(upgrade, url)  # Alembic runs its own event loop
+    key, _ = await _reader(url)
+    app = create_app(dev_settings(guard_home, url), models=models)
+    async with AsyncTestClient(app=app) as client:
+        assert (await client.post("/audit/session", data={"key": key}, follow_redirects=False)).status_code == 303
+        assert (await client.get("/audit/api/decisions")).status_code == 200
+        await app.state.db_engine.dispose()
+        folder.rename(tmp_path / "aside")
+        try:
+            # Sessions, sign-ins and sign-outs all answer the JSON 503: never "signed out", never unaudited.
+            for response in (
+                await client.get("/audit/api/decisions"),
+                await client.get("/audit"),
+                await client.post("/audit/logout", follow_redirects=False),
+                await client.post("/audit/session", data={"key": key}, follow_redirects=False),
+            ):
+                assert response.status_code == 503, response.text
+                assert response.json()["error"]["code"] == "service_unavailable"
+                assert key not in response.text
+        finally:
+            (tmp_path / "aside").rename(folder)
+        assert (await client.get("/audit/api/decisions")).status_code == 200  # the same session, back without restart

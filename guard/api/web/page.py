@@ -13,12 +13,13 @@ from litestar import Controller, Request, Response, Router, get
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, ServiceUnavailableException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractMiddleware
 from litestar.params import Parameter
 from litestar.static_files import create_static_files_router
 from litestar.types import Message, Receive, Scope, Send
+from sqlalchemy.exc import SQLAlchemyError
 
 from guard.api.audit import audit_filters, decision_detail, decisions_page
 from guard.api.audit_schemas import AuditDecisionDetail, AuditPage, AuditStats
@@ -65,8 +66,11 @@ async def _session_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> 
     key_id = data.get("key_id") if isinstance(data, dict) else None
     if not isinstance(data, dict) or not isinstance(key_id, str):
         return None
-    if key_id != BOOTSTRAP_KEY_ID and not await is_live_key(connection.app.state.db_engine, key_id):
-        return None
+    try:
+        if key_id != BOOTSTRAP_KEY_ID and not await is_live_key(connection.app.state.db_engine, key_id):
+            return None
+    except (SQLAlchemyError, OSError):  # fail closed, and say so: not a silent sign-out
+        raise ServiceUnavailableException("the session could not be checked: the database is unreachable") from None
     return Principal(key_id=key_id, scopes=frozenset(data.get("scopes", ())), tenant=data.get("tenant"))
 
 
