@@ -181,7 +181,7 @@ class AuditWriter:
                 logger.error("audit commit of %d rows failed: %s", len(batch), failure.reason)
                 for pending in batch:
                     if not pending.future.done():
-                        pending.future.set_exception(AuditUnavailable(f"audit commit failed ({type(exc).__name__})"))
+                        pending.future.set_exception(AuditUnavailable(f"audit commit failed ({failure.reason})"))
             else:
                 for pending in batch:
                     if not pending.future.done():  # a caller that gave up still has its row
