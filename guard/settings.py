@@ -180,6 +180,8 @@ class ApiSettings:
     shutdown_timeout_s: Annotated[Count, Env("GUARD_SHUTDOWN_TIMEOUT_S")] = 30
     """On SIGTERM, how long in-flight requests (streams too) may take to finish before they are cancelled and the
     app shuts down."""
+    sign_in_rate: Annotated[str, Env("GUARD_SIGN_IN_RATE")] = "5/minute"
+    """Failed reviewer-page sign-ins allowed per client address and window (e.g. ``5/minute``); beyond, 429."""
 
 
 @dataclass(frozen=True, slots=True)
