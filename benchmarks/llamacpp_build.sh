@@ -28,7 +28,9 @@ fi
 # would be downloaded at configure time.
 cmake -S "$src/vendor/llama.cpp" -B "$PREFIX/build" \
   -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
-  -DLLAMA_USE_PREBUILT_UI=OFF >"$PREFIX/cmake-configure.log"
+  -DLLAMA_USE_PREBUILT_UI=OFF >"$PREFIX/cmake-configure.log" 2>&1 \
+  || { tail -30 "$PREFIX/cmake-configure.log"; exit 1; }
 cmake --build "$PREFIX/build" -j "$JOBS" --target llama-server llama-quantize llama-bench \
-  >"$PREFIX/cmake-build.log"
+  >"$PREFIX/cmake-build.log" 2>&1 \
+  || { grep -B2 -A10 "error" "$PREFIX/cmake-build.log" | tail -40; exit 1; }
 echo "$PREFIX/build/bin"
