@@ -497,7 +497,12 @@ class LlamaServerSystem(System):
         self.label = f"({key}) llama.cpp {dtype.upper() if dtype != 'bf16' else 'bf16'}"
         ggufs = ensure_ggufs(model_dir, (dtype,))
         self.details: dict[str, Any] = {"gguf": ggufs.checks[dtype], "llama_cpp_threads": threads}
-        self._server = LlamaServer(ggufs.paths[dtype], parallel=MAX_BATCH, ctx_per_slot=ctx_per_slot, threads=threads)
+        # This build's repacked Q8_0 CPU kernels crash on this EPYC (llama-server and llama-bench alike, SIGSEGV
+        # at the first batch); without repacking Q8_0 runs, at the cost of its interleaved-layout GEMM speed-up.
+        extra = ("--no-repack",) if dtype == "q8_0" else ()
+        self._server = LlamaServer(
+            ggufs.paths[dtype], parallel=MAX_BATCH, ctx_per_slot=ctx_per_slot, threads=threads, extra=extra
+        )
         self.details["server_args"] = self._server.args[1:]
         self._model_dir = model_dir
         self._client: Any = None
