@@ -484,7 +484,7 @@ class LlamaServerSystem(System):
     """(e) llama.cpp's ``llama-server`` (continuous batching, ``MAX_BATCH`` slots) over HTTP, each request streamed
     on its own new connection; timestamps are taken as the client reads the server-sent events."""
 
-    notes = (
+    shared_notes = (
         "(e) llama.cpp samples over all 256000 ids: it is sent token ids and its ids beyond the tokenizer are not "
         "masked (a logit_bias over ~254.5k ids would cost more than the mask); greedy is its top-k 1 sampler",
         "(e) is a separate process reached over local HTTP (server-sent events, a new connection per request); "
@@ -500,6 +500,11 @@ class LlamaServerSystem(System):
         # This build's repacked Q8_0 CPU kernels crash on this EPYC (llama-server and llama-bench alike, SIGSEGV
         # at the first batch); without repacking Q8_0 runs, at the cost of its interleaved-layout GEMM speed-up.
         extra = ("--no-repack",) if dtype == "q8_0" else ()
+        self.notes = (
+            (f"({key}) runs with --no-repack: this build's repacked Q8_0 kernels crash on this CPU",)
+            if extra
+            else self.shared_notes
+        )
         self._server = LlamaServer(
             ggufs.paths[dtype], parallel=MAX_BATCH, ctx_per_slot=ctx_per_slot, threads=threads, extra=extra
         )
