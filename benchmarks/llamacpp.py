@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import json
@@ -436,6 +437,8 @@ class LlamaServer:
         import httpx
 
         process = self._process = self._spawn()
+        # engine.py starts systems before its try/finally: a later system failing to start must not leave this running.
+        atexit.register(process.kill)
         deadline = time.monotonic() + ready_within
         async with httpx.AsyncClient(base_url=self.base_url, trust_env=False) as client:
             while time.monotonic() < deadline:
