@@ -39,8 +39,10 @@ from guard.pipeline import Pipeline
 from guard.policy import PolicyRegistry
 from guard.settings import Profile, Settings
 from guard.store.policy_versions import PolicyVersionConflict, record_policy_versions
-from guard.store.rate_limits import RateLimiter
+from guard.store.rate_limits import Rate, RateLimiter, parse_rate
 from guard.store.rate_limits_redis import RedisRateLimiter
+from guard.store.sessions import SESSION_NAMESPACE, ReviewerSessionStore
+from guard.store.sign_ins import SignIns
 from guard.tracing import OtelUnavailable, RouteSpanMiddleware, otel_plugin
 
 __all__ = ["StartupError", "create_app", "resolve_api_key"]
@@ -142,8 +144,30 @@ def _install_sighup(reloader: PolicyReloader) -> bool:
     return True
 
 
+def _sign_in_rate(settings: Settings) -> Rate:
+    try:
+        return parse_rate(settings.api.sign_in_rate)
+    except ValueError as exc:
+        raise StartupError(f"GUARD_SIGN_IN_RATE: {exc}") from None
+
+
+def _limits(
+    app: Litestar, settings: Settings, db_engine: AsyncEngine, hasher: SubjectHasher
+) -> RedisRateLimiter | None:
+    """Per-key rate limits (in Redis when configured, else the database), and the reviewer page's sessions and
+    sign-in failures, in the database so every replica on it shares them. Returns the Redis limiter to close."""
+    redis_url = settings.database.redis_url
+    redis_limiter = RedisRateLimiter(redis_url) if redis_url else None
+    app.state.rate_limiter = redis_limiter or RateLimiter(db_engine)
+    app.stores.register(SESSION_NAMESPACE, ReviewerSessionStore(db_engine), allow_override=True)
+    app.state.sign_ins = SignIns(db_engine, _sign_in_rate(settings))
+    app.state.subject_hasher = hasher
+    return redis_limiter
+
+
 def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
     policies = PolicyRegistry.from_directory(settings.policy.directory, settings.policy.default)
+    _sign_in_rate(settings)  # an unusable rate stops the start here, before any model loads
     api_key, generated = resolve_api_key(settings)
     if settings.profile is Profile.DEV and not settings.api.api_key:
         state = "generated" if generated else "reused"
@@ -169,9 +193,7 @@ def create_app(settings: Settings, *, models: Models | None = None) -> Litestar:
         )
         await loaded.engine.start()
         app.state.db_engine = db_engine
-        redis_url = settings.database.redis_url
-        redis_limiter = RedisRateLimiter(redis_url) if redis_url else None
-        app.state.rate_limiter = redis_limiter or RateLimiter(db_engine)
+        redis_limiter = _limits(app, settings, db_engine, hasher)
         app.state.pipeline = pipeline
         app.state.policy_reloader = reloader = PolicyReloader(
             settings.policy.directory, policies, db_engine, loaded.checks

@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_GENERATOR",
     "ApiSettings",
     "Backend",
+    "ConnectionSettings",
     "DatabaseSettings",
     "EngineSettings",
     "Env",
@@ -179,6 +180,26 @@ class ApiSettings:
     shutdown_timeout_s: Annotated[Count, Env("GUARD_SHUTDOWN_TIMEOUT_S")] = 30
     """On SIGTERM, how long in-flight requests (streams too) may take to finish before they are cancelled and the
     app shuts down."""
+    sign_in_rate: Annotated[str, Env("GUARD_SIGN_IN_RATE")] = "5/minute"
+    """Failed reviewer-page sign-ins allowed per client address and window (e.g. ``5/minute``); beyond, 429."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """Limits ``guard serve`` holds per connection (uvicorn has no header, body or send timeout of its own)."""
+
+    max_connections: Annotated[Positive, Env("GUARD_MAX_CONNECTIONS")] = 2048
+    """Open connections; beyond it the longest-idle one is closed, or with none idle the request gets a JSON 503."""
+    header_timeout_s: Annotated[Seconds, Env("GUARD_HEADER_TIMEOUT_S")] = 10.0
+    """From a connection's start (or a request's first byte) to its complete headers; past it 408 and closed."""
+    body_timeout_s: Annotated[Seconds, Env("GUARD_BODY_TIMEOUT_S")] = 30.0
+    """From a request's headers to the end of its body; past it 408 and closed."""
+    keep_alive_timeout_s: Annotated[Positive, Env("GUARD_KEEP_ALIVE_TIMEOUT_S")] = 5
+    """An idle keep-alive connection is closed after this long."""
+    send_timeout_s: Annotated[Seconds, Env("GUARD_SEND_TIMEOUT_S")] = 30.0
+    """A client that leaves its send buffer full this long is cut (a stream's generation cancelled, audited)."""
+    send_buffer_bytes: Annotated[Positive, Env("GUARD_SEND_BUFFER_BYTES")] = 64 * 1024
+    """Per connection: the server's write buffer high-water mark and the socket's send buffer (SO_SNDBUF)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +248,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    connections: ConnectionSettings = field(default_factory=ConnectionSettings)
     keys: KeySettings = field(default_factory=KeySettings)
     integrations: IntegrationSettings = field(default_factory=IntegrationSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)

@@ -6,7 +6,9 @@ between a chat chunk and a completion chunk. Getting the first event (``Opened``
 happens before the response starts, so refusals are ordinary JSON errors. Then each released segment goes out word
 by word, the finish chunk (with ``guard``) and the usage chunk when asked, then ``data: [DONE]`` once the closing
 record is committed, or an error event instead. A client that disconnects closes the iterator: the pipeline cancels
-its sequence (its engine slot is freed at the next step) and records a 499 close.
+its sequence (its engine slot is freed at the next step) and records a 499 close. So does a client that stops
+reading: once its send buffer has stayed full for ``GUARD_SEND_TIMEOUT_S`` the server cuts it
+(:mod:`guard.api.connections`), having first marked the stream stalled, so the close says ``client_stalled``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from litestar import Request
 from litestar.response import ServerSentEvent
 
 from guard.api.answers import created_now, guard_info, usage
+from guard.api.connections import on_send_timeout
 from guard.api.errors import ErrorBody, error_detail, request_id
 from guard.api.schemas import StreamOptions
 from guard.pipeline import Closed, Failed, Finished, Opened, StreamEvent, Text
@@ -96,6 +99,7 @@ async def _serialised(
             elif isinstance(event, Failed):
                 yield _error_event(request, event.message)
     finally:  # however it ends, the pipeline closes the stream (a 499 close if it was not answered)
+        on_send_timeout(request.scope, None)
         with anyio.CancelScope(shield=True):
             await events.aclose()
 
@@ -122,6 +126,7 @@ async def sse_response(
     if not isinstance(opened, Opened):
         raise TypeError(f"a stream opens with Opened, not {type(opened).__name__}")
     include_usage = bool(options and options.include_usage)
+    on_send_timeout(request.scope, opened.client.mark_stalled)  # told before a client that stopped reading is cut
     return _EventStream(
         _serialised(request, opened, events, shape, model, include_usage, token_bytes),
         headers={"X-Guard-Decision-Id": opened.decision_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

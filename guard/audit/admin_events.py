@@ -20,6 +20,8 @@ from guard.audit.chain import GENESIS_HASH, clean, event_hash
 from guard.audit.models import AdminEventRow
 
 __all__ = [
+    "REVIEWER_SIGN_IN",
+    "REVIEWER_SIGN_OUT",
     "AdminEvent",
     "BrokenLink",
     "list_admin_events",
@@ -28,6 +30,10 @@ __all__ = [
     "verify_admin_events",
     "verify_admin_events_on",
 ]
+
+REVIEWER_SIGN_IN = "reviewer.sign_in"
+"""A reviewer-page sign-in attempt, whatever its outcome (details: outcome, the address's HMAC; never the key)."""
+REVIEWER_SIGN_OUT = "reviewer.sign_out"
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,12 @@
 Callers enqueue a record and await a future. One writer task takes everything queued (up to ``max_batch``), gives
 the rows consecutive ``seq`` numbers, chains their hashes (guard.audit.chain), inserts them in one transaction and
 then resolves every caller's future. The queue is bounded: when it is full, or a commit fails, the caller gets
-:class:`AuditUnavailable` at once (the API answers 503 + Retry-After). After a failed commit the writer re-reads its
-chain head from the database, since a commit whose result is unknown may have landed.
+:class:`AuditUnavailable` at once (the API answers 503 + Retry-After). After a failed commit the writer drops the
+connection (SQLite may leave it unusable after a disk I/O error), re-reads its chain head from the database, since a
+commit whose result is unknown may have landed, and reports :attr:`AuditWriter.failure` (a full disk named as such)
+until a commit succeeds again: readiness is not ready meanwhile, and :meth:`AuditWriter.probe` tries such a commit
+(one admin event recording the outage), so the service comes back without a restart once space or the database is
+back. Writes are never refused for an earlier failure: each request tries its own commit.
 
 One chain per writer instance (``chain_id``), so replicas sharing a database each keep their own. Text is cleaned of
 NUL characters and lone surrogates, which PostgreSQL rejects (:func:`guard.audit.chain.clean`).
@@ -17,20 +21,24 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import msgspec
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from guard import metrics
+from guard.audit.admin_events import record_admin_event
 from guard.audit.chain import GENESIS_HASH, clean, seal
 from guard.audit.cuts import purge_cuts
 from guard.audit.models import DecisionRow
 from guard.audit.record import AuditRecord
 from guard.errors import GuardError
 
-__all__ = ["AuditUnavailable", "AuditWriter", "BatchStats"]
+__all__ = ["AuditUnavailable", "AuditWriter", "BatchStats", "Failure", "describe_failure"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +52,31 @@ class _Pending:
     record: AuditRecord
     future: asyncio.Future[None]
     queued_at: float = field(default_factory=time.perf_counter)
+
+
+_DISK_FULL = ("database or disk is full", "no space left on device", "could not extend file", "disk full")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A commit failure in words an operator acts on; only the exception's type and these fixed phrases, never its
+    message (which can quote SQL parameters)."""
+    chain = [exc, *(e for e in (exc.__cause__, getattr(exc, "orig", None)) if e is not None)]
+    text = " ".join(str(e).lower() for e in chain)
+    names = " ".join(type(e).__name__ for e in chain)
+    if any(phrase in text for phrase in _DISK_FULL) or "DiskFull" in names:  # SQLITE_FULL, ENOSPC, PG's 53100
+        return "disk full"
+    if "disk i/o error" in text:  # SQLITE_IOERR: e.g. a WAL or journal write that failed
+        return "disk I/O error"
+    return type(exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The writer's last commit failed: since when, why (:func:`describe_failure`) and how many commits failed."""
+
+    since: datetime
+    reason: str
+    commits: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +109,12 @@ class AuditWriter:
         self._batches = 0
         self._rows = 0
         self._largest = 0
+        self._failure: Failure | None = None
+
+    @property
+    def failure(self) -> Failure | None:
+        """Set while the last commit failed, cleared by the next that succeeds (readiness reads it)."""
+        return self._failure
 
     @property
     def queue_depth(self) -> int:
@@ -138,10 +177,11 @@ class AuditWriter:
                 await self._commit(batch)
             except Exception as exc:  # any failure: no caller may answer, and the writer goes on
                 self._head = None
-                logger.error("audit commit of %d rows failed: %s", len(batch), type(exc).__name__)
+                failure = self._failed(exc)
+                logger.error("audit commit of %d rows failed: %s", len(batch), failure.reason)
                 for pending in batch:
                     if not pending.future.done():
-                        pending.future.set_exception(AuditUnavailable(f"audit commit failed ({type(exc).__name__})"))
+                        pending.future.set_exception(AuditUnavailable(f"audit commit failed ({failure.reason})"))
             else:
                 for pending in batch:
                     if not pending.future.done():  # a caller that gave up still has its row
@@ -149,9 +189,44 @@ class AuditWriter:
             finally:
                 self._in_flight = 0
 
+    def _failed(self, exc: BaseException) -> Failure:
+        previous = self._failure
+        since = previous.since if previous is not None else datetime.now(UTC)
+        self._failure = Failure(since, describe_failure(exc), (previous.commits if previous else 0) + 1)
+        return self._failure
+
+    async def probe(self) -> None:
+        """While commits fail (readiness): commit one admin event recording the outage; its success clears
+        :attr:`failure`, its failure raises. A commit, not a read: a full disk still answers reads."""
+        failure = self._failure
+        if failure is None:
+            return
+        details = {"chain_id": self.chain_id, "since": failure.since.isoformat(), "failed_commits": failure.commits}
+        try:
+            async with self._transaction() as connection:
+                await record_admin_event(
+                    connection, actor="guard", action="audit_recovered", subject=failure.reason, details=details
+                )
+        except Exception as exc:
+            self._failed(exc)
+            raise
+        if self._failure is failure:  # no commit failed while this one ran
+            self._failure = None
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction whose connection is discarded, not pooled, when it fails."""
+        async with self._engine.connect() as connection:
+            try:
+                async with connection.begin():
+                    yield connection
+            except Exception:
+                await connection.invalidate()
+                raise
+
     async def _commit(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
-        async with self._engine.begin() as connection:
+        async with self._transaction() as connection:
             seq, prev = self._head if self._head is not None else await self._read_head(connection)
             rows = []
             for pending in batch:
@@ -163,6 +238,7 @@ class AuditWriter:
                 rows.append(row)
             await connection.execute(insert(DecisionRow), rows)
         self._head = (seq, prev)
+        self._failure = None
         metrics.AUDIT_COMMIT_SECONDS.observe(time.perf_counter() - started)
         self._batches += 1
         self._rows += len(batch)

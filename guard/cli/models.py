@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -11,6 +13,32 @@ from guard.cli.common import settings as load_settings
 from guard.settings import DEFAULT_GENERATOR
 
 __all__ = ["models"]
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _data_option(default: str, what: str) -> Callable[[_Command], _Command]:
+    """``--data``: a corpus folder beside the repository, read there and never copied into it."""
+    return click.option(
+        "--data",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=Path(default),
+        show_default=True,
+        help=f"{what}: read there, never copied into the repository.",
+    )
+
+
+def _out_option(what: str, *, directory: bool = False) -> Callable[[_Command], _Command]:
+    """``--out``: where a training command writes, instead of the committed weights."""
+    kind = click.Path(file_okay=False, path_type=Path) if directory else click.Path(dir_okay=False, path_type=Path)
+    return click.option("--out", type=kind, help=f"Where to write the {what} (default: the committed ones).")
+
+
+def _log_progress() -> None:
+    """Training commands log their progress with timestamps."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
 
 @click.group()
@@ -36,14 +64,8 @@ def build_dev(force: bool) -> None:
 
 
 @models.command("train-toxicity")
-@click.option(
-    "--data",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("../shared/data/toxicity"),
-    show_default=True,
-    help="The toxicity corpus (comments.jsonl): read there, never copied into the repository.",
-)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Where to write the delta.")
+@_data_option("../shared/data/toxicity", "The toxicity corpus (comments.jsonl)")
+@_out_option("delta", directory=True)
 @click.option("--epochs", default=2, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 def train_toxicity(data: Path, out: Path | None, epochs: int, seed: int) -> None:
@@ -52,25 +74,17 @@ def train_toxicity(data: Path, out: Path | None, epochs: int, seed: int) -> None
     Writes guard/devmodels/weights/ unless --out says otherwise; `guard models build-dev --force` then assembles the
     checkpoints from it. Never run in CI: the committed delta is what build-dev uses.
     """
-    import logging
-
     from guard.devmodels.toxicity_minilm import WEIGHTS_DIR
     from guard.devmodels.toxicity_train import train_toxicity as train
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    _log_progress()
     manifest = train(data, out or WEIGHTS_DIR, epochs=epochs, seed=seed)
     click.echo(f"trained {manifest['parameters']} parameters in {manifest['seconds']:.0f} s into {out or WEIGHTS_DIR}")
 
 
 @models.command("train-prohibited")
-@click.option(
-    "--data",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("../shared/data/prohibited"),
-    show_default=True,
-    help="The prohibited-use corpus (requests.jsonl, responses.jsonl): read there, never copied into the repository.",
-)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the weights.")
+@_data_option("../shared/data/prohibited", "The prohibited-use corpus (requests.jsonl, responses.jsonl)")
+@_out_option("weights")
 @click.option("--epochs", default=2, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=1, show_default=True, help="Torch threads (the result is reproducible per count).")
@@ -80,38 +94,28 @@ def train_prohibited(data: Path, out: Path | None, epochs: int, seed: int, threa
     Writes policies/prohibited/minilm-safety.safetensors and its training manifest unless --out says otherwise.
     Never run in CI: the committed weights are what the service loads.
     """
-    import logging
-
     from guard.checks.semantic import default_weights_path
     from guard.training.prohibited import train_prohibited as train
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    _log_progress()
     target = out or default_weights_path()
     manifest = train(data, target, epochs=epochs, seed=seed, threads=threads)
     click.echo(f"trained in {manifest['seconds']:.0f} s into {target} (languages: {', '.join(manifest['languages'])})")
 
 
 @models.command("train-ngram")
-@click.option(
-    "--data",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("../shared/data/prohibited"),
-    show_default=True,
-    help="The prohibited-use corpus: its Japanese, Korean and Chinese requests are read there, never copied.",
-)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the weights.")
+@_data_option("../shared/data/prohibited", "The prohibited-use corpus (its Japanese, Korean and Chinese requests)")
+@_out_option("weights")
 def train_ngram(data: Path, out: Path | None) -> None:
     """Retrain the ja/ko/zh character n-gram classifier of prohibited use (seconds; deterministic).
 
     Writes policies/prohibited/ngram-cjk.safetensors and its training manifest unless --out says otherwise.
     """
-    import logging
-
     from guard.checks.ngram import NGRAM_WEIGHTS_FILE
     from guard.checks.semantic import default_weights_path
     from guard.training.ngram import train_ngram as train
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    _log_progress()
     target = out or default_weights_path(NGRAM_WEIGHTS_FILE)
     manifest = train(data, target)
     dev = ", ".join(f"{lang} {f['recall']:.0%}/{f['fpr']:.0%}" for lang, f in manifest["dev"].items())
@@ -119,26 +123,20 @@ def train_ngram(data: Path, out: Path | None) -> None:
 
 
 @models.command("refit-injection")
-@click.option(
-    "--data",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("../shared/data"),
-    show_default=True,
-    help="The shared corpora (injection/, prohibited/): read there, never copied into the repository.",
-)
+@_data_option("../shared/data", "The shared corpora (injection/, prohibited/)")
+@_out_option("weights")
 @click.option("--threshold", default=0.9, show_default=True, help="Where the manifest's dev figures are taken.")
-def refit_injection(data: Path, threshold: float) -> None:
+def refit_injection(data: Path, out: Path | None, threshold: float) -> None:
     """Refit the injection head on the shipped prohibited-use encoder (minutes; deterministic).
 
-    Rewrites the head in policies/prohibited/minilm-safety.safetensors and records the refit in its manifest.
+    Writes the encoder with the new head and its manifest to --out; without it, rewrites the head in
+    policies/prohibited/minilm-safety.safetensors in place.
     """
-    import logging
-
     from guard.checks.semantic import default_weights_path
     from guard.training.injection_head import refit_injection_head
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    report = refit_injection_head(default_weights_path(), data, threshold)["injection_head_refit"]
+    _log_progress()
+    report = refit_injection_head(default_weights_path(), data, threshold, out)["injection_head_refit"]
     click.echo(f"refit in {report['seconds']:.0f} s; dev flagged at {threshold}: {report['dev']}")
 
 

@@ -31,6 +31,7 @@ def serve(host: str, port: int, profile: str | None) -> None:
 
     import uvicorn
 
+    from guard.api.connections import protocol_for
     from guard.app import create_app
     from guard.errors import GuardError
     from guard.models import load_models
@@ -54,6 +55,9 @@ def serve(host: str, port: int, profile: str | None) -> None:
         log_config=log_config,
         log_level="info",
         timeout_graceful_shutdown=settings.api.shutdown_timeout_s,
+        # header, body and send timeouts and the bound on open connections (README, Connection limits)
+        http=protocol_for(settings.connections),
+        timeout_keep_alive=settings.connections.keep_alive_timeout_s,
     )
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from guard.audit import AuditWriter
 from guard.checks import CheckItem, RequestScope
 from guard.checks.batcher import CheckBatcher
 from guard.engine import Engine, SamplingParams
@@ -41,12 +42,14 @@ def probe_items(policies: Iterable[LoadedPolicy], names: Iterable[str]) -> dict[
 
 
 class Health:
-    """Readiness of the checks and the engine, for /readyz; nothing is latched, so recovery needs no restart.
+    """Readiness of the checks, the engine and the audit writer, for /readyz; nothing is latched, so recovery needs no
+    restart.
 
     A check is not ready while its running batch is older than the check timeout (a hung call holds its worker
     thread) or while a probe item fails or times out through its batcher. The engine is not ready while its
     worker is down or its last step failed; then a one-token generation is the probe, and its step succeeding
-    clears the failure."""
+    clears the failure. The audit writer is not ready while its last commit failed (a full disk still answers the
+    database ping's read); then a commit is the probe (:meth:`AuditWriter.probe`), and its success clears it."""
 
     def __init__(
         self,
@@ -55,8 +58,10 @@ class Health:
         probe_items: Callable[[], dict[str, CheckItem]],
         *,
         check_timeout_s: float | None,
+        audit: AuditWriter | None = None,
     ) -> None:
         self.check_timeout_s = check_timeout_s
+        self._audit = audit
         self._batchers = batchers
         self._engine = engine
         self._probe_items = probe_items
@@ -65,7 +70,7 @@ class Health:
         self._probed: dict[str, str] = {}
 
     async def report(self) -> dict[str, str]:
-        """``{"check:<name>": state, "engine": state}``; every state is ``"ok"`` when ready."""
+        """``{"check:<name>": state, "engine": state, "audit": state}``; every state is ``"ok"`` when ready."""
         async with self._lock:  # concurrent readiness calls share one probe
             if time.monotonic() - self._probed_at >= PROBE_TTL_S:
                 self._probed = await self._probe()
@@ -74,6 +79,9 @@ class Health:
         for name, batcher in self._batchers.items():  # a hang shows at once, whatever the cached probe said
             if self.check_timeout_s is not None and (busy := batcher.busy_for()) > self.check_timeout_s:
                 report[f"check:{name}"] = f"stuck (a batch has run for {busy:.0f} s)"
+        if self._audit is not None and (failure := self._audit.failure) is not None:  # at once, like a hang
+            since = failure.since.isoformat(timespec="seconds")
+            report["audit"] = f"commits failing since {since} ({failure.reason}, {failure.commits} failed)"
         return report
 
     async def _probe(self) -> dict[str, str]:
@@ -82,11 +90,14 @@ class Health:
         outcomes = await asyncio.gather(
             *(self._bounded(self._batchers[name].run([items[name]])) for name in names),
             self._engine_state(),
+            self._bounded(self._audit.probe()) if self._audit is not None else asyncio.sleep(0),
             return_exceptions=True,
         )
         report = {f"check:{name}": _state(outcome) for name, outcome in zip(names, outcomes, strict=False)}
-        engine = outcomes[-1]
+        engine = outcomes[-2]
         report["engine"] = engine if isinstance(engine, str) else _state(engine)
+        if self._audit is not None:
+            report["audit"] = _state(outcomes[-1])
         return report
 
     async def _engine_state(self) -> str:

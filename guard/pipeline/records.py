@@ -163,14 +163,15 @@ def refusal_record(turn: Turn, *, outcome: str, status: int) -> AuditRecord:
     return _turn_record(turn, turn.findings, **turn.identity(), outcome=outcome, http_status=status, decision="block")
 
 
-def abandoned_record(turn: Turn) -> AuditRecord:
-    """A stream whose client went away: a 499 close."""
+def abandoned_record(turn: Turn, *, stalled: bool = False) -> AuditRecord:
+    """A stream whose client went away: a 499 close (outcome ``client_stalled`` when the server cut a client that
+    had stopped reading)."""
     turn.latency["total"] = elapsed_ms(turn.started)
     return _turn_record(
         turn,
         turn.findings,
         **turn.identity(),
-        outcome="error",
+        outcome="client_stalled" if stalled else "error",
         http_status=499,
         decision=turn.decision,
         coverage=0.0,

@@ -54,7 +54,9 @@ class Pipeline:
         self.writer = writer
         self.stage = CheckStage(models.checks, hasher, check_timeout_s=check_timeout_s)
         self.audit = AuditLog(writer)
-        self.health = Health(self.batchers, models.engine, self._probe_items, check_timeout_s=check_timeout_s)
+        self.health = Health(
+            self.batchers, models.engine, self._probe_items, check_timeout_s=check_timeout_s, audit=writer
+        )
         self._turns = Turns(
             policies,
             models.engine,

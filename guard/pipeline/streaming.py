@@ -12,7 +12,8 @@ The events, in order (the audit contract of ARCHITECTURE.md)::
 A violation stops the generation: nothing of the violating segment is released and the outcome's finish reason is
 ``content_filter`` (when nothing was released yet, the refusal is the whole answer, as unstreamed). An iterator
 closed before ``Closed`` or ``Failed`` (the client went away, the server is stopping) cancels the generation (its
-engine slot is freed at the next step) and records a 499 close, best effort.
+engine slot is freed at the next step) and records a 499 close, best effort; its outcome is ``client_stalled``
+when the server cut a client that had stopped reading (told through ``Opened.client``), else ``error``.
 """
 
 from __future__ import annotations
@@ -34,10 +35,21 @@ from guard.pipeline.stage import CheckStage
 from guard.pipeline.turn import ChatOutcome, Turn, elapsed_ms
 from guard.policy import strongest
 
-__all__ = ["Closed", "Failed", "Finished", "Opened", "StreamEvent", "Streams", "Text"]
+__all__ = ["ClientState", "Closed", "Failed", "Finished", "Opened", "StreamEvent", "Streams", "Text"]
 
 _CONTEXT_CHARS = 240
 """How much of a stream's released text the judging checks see before the next segment."""
+
+
+@dataclass(slots=True)
+class ClientState:
+    """What the server layer tells a stream about its client."""
+
+    stalled: bool = False
+    """The client stopped reading and the server cut it (send timeout)."""
+
+    def mark_stalled(self) -> None:
+        self.stalled = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +57,8 @@ class Opened:
     """The opening record (id ``decision_id``) is committed: the response may start."""
 
     decision_id: str
+    client: ClientState = field(default_factory=ClientState)
+    """Read when the stream is abandoned, to record why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +115,9 @@ class Streams:
 
     async def events(self, turn: Turn) -> AsyncGenerator[StreamEvent, None]:
         """The events of ``turn``, whose opening record is committed (see the module docstring)."""
-        closed = False
+        closed, opened = False, Opened(turn.decision_id)
         try:
-            yield Opened(turn.decision_id)
+            yield opened
             outcome: ChatOutcome | None = None
             try:
                 async with contextlib.aclosing(self._released(turn)) as released:
@@ -127,13 +141,14 @@ class Streams:
         finally:
             if not closed:  # the client went away (or the server is stopping): free the slot, record a 499
                 with anyio.CancelScope(shield=True):
-                    await self.abandon(turn)
+                    await self.abandon(turn, stalled=opened.client.stalled)
 
-    async def abandon(self, turn: Turn) -> None:
-        """The client went away mid-stream: free the engine slot and record a 499 close (best effort)."""
+    async def abandon(self, turn: Turn, *, stalled: bool = False) -> None:
+        """The client went away mid-stream (or was cut for not reading, ``stalled``): free the engine slot and
+        record a 499 close (best effort)."""
         if turn.deltas is not None:
             turn.deltas.cancel()
-        await self._audit.write_best_effort(abandoned_record(turn))
+        await self._audit.write_best_effort(abandoned_record(turn, stalled=stalled))
 
     async def _released(self, turn: Turn) -> AsyncGenerator[Text | Finished, None]:
         """The generation, segment by segment (sentences, see :mod:`guard.checks.segmenter`), each one through the

@@ -1,4 +1,5 @@
-"""The store: the tables beside the audit log (scoped API keys, per-key rate limits, policy versions), one module each.
+"""The store: the tables beside the audit log (scoped API keys, per-key rate limits, policy versions, reviewer sessions
+and sign-ins), one module each.
 
 It sits above :mod:`guard.audit` (a key change is recorded as an admin event in the same transaction) and never the
 other way round.

@@ -1,4 +1,4 @@
-"""The store's tables: API keys, policy versions and rate-limit windows.
+"""The store's tables: API keys, policy versions, rate-limit windows and reviewer sessions.
 
 They are declared on the audit's :class:`~guard.audit.models.Base`, so ``Base.metadata`` (re-exported here) holds
 every guard table once this module is imported: Alembic's ``env.py`` and the schema test import it from here.
@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guard.audit.models import Base, JsonB
 
-__all__ = ["ApiKeyRow", "Base", "PolicyVersionRow", "RateLimitWindowRow"]
+__all__ = ["ApiKeyRow", "Base", "PolicyVersionRow", "RateLimitWindowRow", "ReviewerSessionRow"]
 
 
 class PolicyVersionRow(Base):
@@ -63,3 +63,16 @@ class RateLimitWindowRow(Base):
     window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     """The window's start in epoch seconds (a multiple of the window length)."""
     count: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class ReviewerSessionRow(Base):
+    """One reviewer-page session, shared by every replica. The columns are the ones advanced-alchemy's
+    ``SQLAlchemyStore`` reads and writes; ``key`` is the sha256 of the cookie's session id, never the id itself."""
+
+    __tablename__ = "reviewer_sessions"
+
+    namespace: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    """The session data (key id, tenant, scopes; never the key)."""
+    expires_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), index=True)

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -99,3 +99,14 @@ class RateLimiter:
                 # Every period is at most a day, so a window that started over a day ago has ended.
                 await connection.execute(delete(windows).where(windows.window_start < int(now) - _LONGEST))
         return RateDecision(allowed=count <= rate.limit, count=count, retry_after_s=retry_after)
+
+    async def peek(self, key_id: str, rate: Rate, *, now: float | None = None) -> RateDecision:
+        """The current window's count for ``key_id`` without counting anything; ``allowed`` says whether one more
+        hit would still be within ``rate`` (a check before work that only failures are counted for)."""
+        now = time.time() if now is None else now
+        start, retry_after = window_of(now, rate.period_s)
+        windows = RateLimitWindowRow
+        query = select(windows.count).where(windows.key_id == key_id, windows.window_start == start)
+        async with self._engine.connect() as connection:
+            count = int((await connection.execute(query)).scalar_one_or_none() or 0)
+        return RateDecision(allowed=count < rate.limit, count=count, retry_after_s=retry_after)

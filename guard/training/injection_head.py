@@ -62,9 +62,10 @@ def _temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(minimize_scalar(loss, bounds=(0.05, 20.0), method="bounded").x)
 
 
-def refit_injection_head(weights: Path, data_dir: Path, threshold: float) -> dict[str, Any]:
-    """Refit ``head.injection`` in ``weights`` from ``data_dir`` (``../shared/data``); report dev figures at
-    ``threshold`` in the training manifest beside the weights."""
+def refit_injection_head(weights: Path, data_dir: Path, threshold: float, out: Path | None = None) -> dict[str, Any]:
+    """Refit ``head.injection`` of ``weights`` from ``data_dir`` (``../shared/data``) and write the result to ``out``
+    (default: ``weights`` itself), with dev figures at ``threshold`` in the training manifest beside it."""
+    target = out or weights
     from safetensors import safe_open
     from safetensors.torch import save_file
     from sklearn.linear_model import LogisticRegression
@@ -89,8 +90,9 @@ def refit_injection_head(weights: Path, data_dir: Path, threshold: float) -> dic
 
     tensors["head.injection.weight"] = torch.from_numpy(weight)
     tensors["head.injection.bias"] = torch.from_numpy(bias)
-    save_file(dict(sorted(tensors.items())), str(weights), metadata=metadata)
-    refit = SafetyEncoder.load(weights).heads["injection"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file(dict(sorted(tensors.items())), str(target), metadata=metadata)
+    refit = SafetyEncoder.load(target).heads["injection"]
     flagged = (1.0 - refit.probabilities(x_dev)[:, 0]) >= threshold
     by_kind: dict[str, list[bool]] = {}
     for (_, _, kind), hit in zip(dev, flagged, strict=True):
@@ -104,10 +106,10 @@ def refit_injection_head(weights: Path, data_dir: Path, threshold: float) -> dic
         "dev": {kind: round(float(np.mean(hits)), 4) for kind, hits in sorted(by_kind.items())},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    manifest_path = weights.with_name(f"{weights.stem}-training.json")
-    manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
+    source_manifest = weights.with_name(f"{weights.stem}-training.json")
+    manifest: dict[str, Any] = json.loads(source_manifest.read_text(encoding="utf-8"))
     manifest["injection_head_refit"] = report
-    manifest["sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    logger.info("refit the injection head of %s in %.0f s", weights, report["seconds"])
+    manifest["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+    target.with_name(f"{target.stem}-training.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    logger.info("refit the injection head of %s into %s in %.0f s", weights, target, report["seconds"])
     return manifest

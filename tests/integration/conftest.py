@@ -48,6 +48,7 @@ async def _reset_postgres(url: str) -> None:
         await connection.execute(
             text(
                 "DROP TABLE IF EXISTS audit_decisions, policy_versions, api_keys, admin_events, rate_limit_windows,"
+                " reviewer_sessions,"
                 " alembic_version"
             )
         )

@@ -19,7 +19,15 @@ from guard.store.models import Base
 
 pytestmark = pytest.mark.integration
 
-_TABLES = {"audit_decisions", "policy_versions", "api_keys", "admin_events", "rate_limit_windows", "alembic_version"}
+_TABLES = {
+    "audit_decisions",
+    "policy_versions",
+    "api_keys",
+    "admin_events",
+    "rate_limit_windows",
+    "reviewer_sessions",
+    "alembic_version",
+}
 
 
 async def _inspect(url: str) -> tuple[str | None, set[str], list[Any]]:

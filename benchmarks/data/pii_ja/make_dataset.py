@@ -12,14 +12,15 @@ Rows: ``{"text", "spans": [{"type": "PERSON"|"LOCATION", "start", "end"}], "lang
 
 from __future__ import annotations
 
-import json
 import random
-import re
-from collections import Counter
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from faker import Faker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/data: template_rows
+from template_rows import render, write_rows
 
 SEED = 3776
 PER_TEMPLATE = 12
@@ -55,26 +56,8 @@ TEMPLATES = [
 ]
 
 
-def render(template: str) -> dict[str, object]:
-    text, spans, cursor = "", [], 0
-    for match in re.finditer(r"\{([A-Z]+)\}", template):
-        text += template[cursor : match.start()]
-        slot = match.group(1)
-        value = VALUES[slot]()
-        spans.append(
-            {"type": "LOCATION" if slot == "ADDRESS" else slot, "start": len(text), "end": len(text) + len(value)}
-        )
-        text += value
-        cursor = match.end()
-    return {"text": text + template[cursor:], "spans": spans, "lang": "ja"}
-
-
 def main() -> None:
-    rows = [render(t) for t in TEMPLATES for _ in range(PER_TEMPLATE)]
-    rng.shuffle(rows)
-    out = Path(__file__).with_name("ja.jsonl")
-    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    print(out.name, len(rows), Counter(s["type"] for r in rows for s in r["spans"]))  # type: ignore[attr-defined]
+    write_rows(__file__, "ja.jsonl", TEMPLATES, PER_TEMPLATE, rng, lambda template: render(template, VALUES, "ja"))
 
 
 if __name__ == "__main__":

@@ -13,14 +13,15 @@ Rows: ``{"text", "spans": [{"type": "PERSON"|"LOCATION", "start", "end"}], "lang
 
 from __future__ import annotations
 
-import json
 import random
-import re
-from collections import Counter
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from faker import Faker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/data: template_rows
+from template_rows import render, write_rows
 
 SEED = 5151
 PER_TEMPLATE = 10
@@ -95,29 +96,15 @@ def _particle(name: str, previous: str) -> str:
     return with_final if final else without
 
 
-def render(template: str) -> dict[str, object]:
-    text, spans, cursor = "", [], 0
-    for match in re.finditer(r"\{([A-Za-z/]+)\}", template):
-        text += template[cursor : match.start()]
-        slot = match.group(1)
-        cursor = match.end()
-        if slot in _PARTICLES:
-            text += _particle(slot, text)
-            continue
-        value = VALUES[slot]()
-        spans.append(
-            {"type": "LOCATION" if slot == "ADDRESS" else slot, "start": len(text), "end": len(text) + len(value)}
-        )
-        text += value
-    return {"text": text + template[cursor:], "spans": spans, "lang": "ko"}
-
-
 def main() -> None:
-    rows = [render(t) for t in TEMPLATES for _ in range(PER_TEMPLATE)]
-    rng.shuffle(rows)
-    out = Path(__file__).with_name("dev.jsonl")
-    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    print(out.name, len(rows), Counter(s["type"] for r in rows for s in r["spans"]))  # type: ignore[attr-defined]
+    write_rows(
+        __file__,
+        "dev.jsonl",
+        TEMPLATES,
+        PER_TEMPLATE,
+        rng,
+        lambda template: render(template, VALUES, "ko", joiner=_particle),
+    )
 
 
 if __name__ == "__main__":

@@ -6,30 +6,26 @@ The JSON endpoints run the same queries as ``/v1/audit`` (same filters, tenant t
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
-from string import Template
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, Router, get, post
+from litestar import Controller, Request, Response, Router, get
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
-from litestar.exceptions import (
-    NotAuthorizedException,
-    PermissionDeniedException,
-)
+from litestar.exceptions import NotAuthorizedException, ServiceUnavailableException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractMiddleware
 from litestar.params import Parameter
-from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.types import Message, Receive, Scope, Send
+from sqlalchemy.exc import SQLAlchemyError
 
 from guard.api.audit import audit_filters, decision_detail, decisions_page
 from guard.api.audit_schemas import AuditDecisionDetail, AuditPage, AuditStats
-from guard.api.auth import BOOTSTRAP_KEY_ID, Principal, principal_for_key, principal_of, require_scope
-from guard.api.web.session import SESSION, mark_signed_in, same_origin
+from guard.api.auth import BOOTSTRAP_KEY_ID, Principal, principal_of, require_scope
+from guard.api.web.session import SESSION
+from guard.api.web.sign_in import READ_SCOPE, sign_in, sign_in_page, sign_out
 from guard.audit import AuditFilters
 from guard.audit.stats import decision_stats
 from guard.store.api_keys import is_live_key
@@ -37,7 +33,6 @@ from guard.store.api_keys import is_live_key
 __all__ = ["audit_page_router"]
 
 _HERE = Path(__file__).parent
-_SCOPE = "audit:read"
 _PRINCIPAL = "principal"
 # No inline script or style anywhere, so the policy can be strict; framing and referrers are refused too.
 SECURITY_HEADERS = {
@@ -47,7 +42,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
-_SIGN_IN = Template((_HERE / "templates" / "signin.html").read_text(encoding="utf-8"))
 _PAGE = (_HERE / "templates" / "audit.html").read_text(encoding="utf-8")
 
 
@@ -66,19 +60,17 @@ class SecurityHeadersMiddleware(AbstractMiddleware):
         await self.app(scope, receive, send_secured)
 
 
-def _sign_in_page(status: int, error: str | None = None) -> Response[str]:
-    notice = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-    return Response(_SIGN_IN.substitute(error=notice), status_code=status, media_type="text/html")
-
-
 async def _session_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
     """The signed-in reviewer, or None; a scoped key revoked since sign-in ends its sessions."""
     data = connection.scope.get("session")
     key_id = data.get("key_id") if isinstance(data, dict) else None
     if not isinstance(data, dict) or not isinstance(key_id, str):
         return None
-    if key_id != BOOTSTRAP_KEY_ID and not await is_live_key(connection.app.state.db_engine, key_id):
-        return None
+    try:
+        if key_id != BOOTSTRAP_KEY_ID and not await is_live_key(connection.app.state.db_engine, key_id):
+            return None
+    except (SQLAlchemyError, OSError):  # fail closed, and say so: not a silent sign-out
+        raise ServiceUnavailableException("the session could not be checked: the database is unreachable") from None
     return Principal(key_id=key_id, scopes=frozenset(data.get("scopes", ())), tenant=data.get("tenant"))
 
 
@@ -96,41 +88,15 @@ async def require_session(connection: ASGIConnection[Any, Any, Any, Any], _: Bas
 async def page(request: Request[Any, Any, Any]) -> Response[str]:
     """The reviewer page when signed in, else the sign-in form."""
     if await _session_principal(request) is None:
-        return _sign_in_page(200)
+        return sign_in_page(200)
     return Response(_PAGE, media_type="text/html")
-
-
-@post("/session", status_code=303)
-async def sign_in(request: Request[Any, Any, Any]) -> Response[Any]:
-    """Form post of a key with ``audit:read``: a new session, then back to the page. Nothing of the key is echoed,
-    stored in the session or put in a URL."""
-    if not same_origin(request):
-        raise PermissionDeniedException("cross-site sign-in refused")
-    form = await request.form()
-    key = form.get("key")
-    principal = await principal_for_key(request, key.strip()) if isinstance(key, str) and key.strip() else None
-    if principal is None:
-        return _sign_in_page(401, "That key was not accepted.")
-    if _SCOPE not in principal.scopes:
-        return _sign_in_page(403, f"That key lacks the {_SCOPE} scope.")
-    request.set_session({"key_id": principal.key_id, "tenant": principal.tenant, "scopes": sorted(principal.scopes)})
-    mark_signed_in(request)
-    return Redirect(path="/audit", status_code=303)
-
-
-@post("/logout", status_code=303)
-async def sign_out(request: Request[Any, Any, Any]) -> Redirect:
-    if not same_origin(request):
-        raise PermissionDeniedException("cross-site sign-out refused")
-    request.clear_session()
-    return Redirect(path="/audit", status_code=303)
 
 
 class ReviewerApi(Controller):
     """``/v1/audit``'s reads for the page, authenticated by the session cookie instead of a bearer key."""
 
     path = "/api"
-    guards = [require_session, require_scope(_SCOPE)]
+    guards = [require_session, require_scope(READ_SCOPE)]
     dependencies = {"filters": Provide(audit_filters, sync_to_thread=False)}
 
     @get("/decisions")

@@ -2,8 +2,9 @@
 https), the data (key id, tenant, scopes; never the key) in a server-side store, and a same-origin check on the
 form posts.
 
-The store is Litestar's ``audit_sessions`` store: in-memory by default, which is right for one replica; replicas
-behind a load balancer need a shared store registered under that name (e.g. ``RedisStore``) in ``app.stores``.
+The store is the app's ``audit_sessions`` store, which the app registers as the database-backed
+:class:`~guard.store.sessions.ReviewerSessionStore`: every replica on one database shares the sessions, and the
+table holds only the sha256 of each session id. A store that cannot be read or written fails closed (503).
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, MutableScopeHeaders
+from litestar.exceptions import ServiceUnavailableException
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
+from litestar.stores.base import Store
 from litestar.types import Empty, Message, ScopeSession
+from sqlalchemy.exc import SQLAlchemyError
+
+from guard.store.sessions import SESSION_NAMESPACE
 
 __all__ = ["SESSION", "SESSION_COOKIE", "mark_signed_in", "same_origin"]
 
@@ -33,6 +39,24 @@ class _Backend(ServerSideSessionBackend):
     """Litestar's server-side backend with a stricter cookie policy: a session exists only from a sign-in (anonymous
     visits get no cookie and no store entry), lives ``max_age`` from it (no sliding renewal), and its cookie is
     Secure whenever the request came over https."""
+
+    async def get(self, session_id: str, store: Store) -> bytes | None:
+        try:
+            return await super().get(session_id, store)
+        except (SQLAlchemyError, OSError):  # never treat an unreadable store as "signed out" or "signed in"
+            raise ServiceUnavailableException("the session could not be checked: the database is unreachable") from None
+
+    async def set(self, session_id: str, data: bytes, store: Store) -> None:
+        try:
+            await super().set(session_id, data, store)
+        except (SQLAlchemyError, OSError):
+            raise ServiceUnavailableException("the session could not be stored: the database is unreachable") from None
+
+    async def delete(self, session_id: str, store: Store) -> None:
+        try:
+            await super().delete(session_id, store)
+        except (SQLAlchemyError, OSError):
+            raise ServiceUnavailableException("the session could not be ended: the database is unreachable") from None
 
     async def store_in_message(
         self, scope_session: ScopeSession, message: Message, connection: ASGIConnection[Any, Any, Any, Any]
@@ -65,7 +89,7 @@ class _Config(ServerSideSessionConfig):
 
 
 SESSION = _Config(
-    key=SESSION_COOKIE, max_age=SESSION_MAX_AGE_S, samesite="strict", httponly=True, path="/", store="audit_sessions"
+    key=SESSION_COOKIE, max_age=SESSION_MAX_AGE_S, samesite="strict", httponly=True, path="/", store=SESSION_NAMESPACE
 )
 
 

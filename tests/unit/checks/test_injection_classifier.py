@@ -47,7 +47,9 @@ def test_the_classifier_catches_what_the_rules_missed_and_spares_look_alikes(enc
     assert caught == [True] * len(ISSUE_EXAMPLES)
     spared = check.run(_items(LOOK_ALIKES, with_classifier))
     assert [result.findings for result in spared] == [()] * len(LOOK_ALIKES)
-    assert all(0.0 <= result.scores["classifier"] < 0.5 for result in spared)
+    # Scored, and under the acting threshold. (Not "under 0.5": the table question scores 0.50 ± 0.01 depending on
+    # the CPU's bf16 kernels and thread count, a near-tie no test should pin.)
+    assert all(0.0 <= result.scores["classifier"] < with_classifier.classifier for result in spared)
     # The rule layers alone: no classifier score recorded, no classifier finding.
     for result in check.run(_items(ISSUE_EXAMPLES, rules_only)):
         assert "classifier" not in result.scores

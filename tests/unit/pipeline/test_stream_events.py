@@ -139,6 +139,19 @@ async def test_a_client_that_goes_away_cancels_the_generation_and_gets_a_499(mak
     assert (closing.kind, closing.outcome, closing.http_status, closing.coverage) == ("stream_close", "error", 499, 0.0)
 
 
+async def test_a_stream_cut_for_not_reading_closes_as_client_stalled(make: Any) -> None:
+    h = make()
+    stream = h.stream("Say hello.")
+    opened = await anext(stream)
+    assert isinstance(opened, Opened)
+    opened.client.mark_stalled()  # what the server layer does before it cuts the connection
+    await stream.aclose()
+
+    assert h.engine.streams[0].cancelled
+    closing = h.writer.records[-1]
+    assert (closing.kind, closing.outcome, closing.http_status) == ("stream_close", "client_stalled", 499)
+
+
 async def test_closing_right_after_opened_is_abandoned_too(make: Any) -> None:
     h = make()
     stream = h.stream("Say hello.")
