@@ -47,7 +47,10 @@ test: lint
 # Engine throughput/latency (a: pipeline, b: static batches, c: transformers CB, d: guard), the HTTP-level effect and
 # the policy checks' latency/throughput, the audit writer, and audit completeness under 2 minutes of load;
 # tables on stdout, JSON in benchmarks/results/. ~35 min on 2 cores; `$(BIN)/python benchmarks/engine.py --quick` is 3.
+# The bench extra (gguf) writes llama.cpp's model for engine.py's system (e), skipped unless llama.cpp is built
+# (benchmarks/llamacpp_build.sh).
 bench: $(STAMP)
+	$(BIN)/pip install --disable-pip-version-check -q -c constraints.txt -e '.[bench]'
 	GUARD_PROFILE=dev $(BIN)/guard models build-dev
 	$(BIN)/python benchmarks/model.py
 	$(BIN)/python benchmarks/engine.py
