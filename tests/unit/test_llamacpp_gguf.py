@@ -20,33 +20,24 @@ pytestmark = pytest.mark.unit
 BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def llamacpp() -> ModuleType:
+def _benchmark_module(name: str) -> ModuleType:
     sys.path.insert(0, str(BENCHMARKS))  # benchmarks/ scripts import their siblings by bare name
     try:
-        return importlib.import_module("llamacpp")
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCHMARKS))
 
 
+@pytest.fixture(scope="module")
+def llamacpp() -> ModuleType:
+    return _benchmark_module("llamacpp")
+
+
 def bench_config() -> dict[str, Any]:
-    return {
+    """The bench model's config (benchmarks/model.py) as its saved config.json spells it."""
+    config: dict[str, Any] = _benchmark_module("model").CONFIG
+    return config | {
         "model_type": "gemma2",
-        "vocab_size": 256000,
-        "hidden_size": 512,
-        "num_hidden_layers": 8,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 4,
-        "head_dim": 64,
-        "query_pre_attn_scalar": 64,
-        "intermediate_size": 2048,
-        "hidden_activation": "gelu_pytorch_tanh",
-        "layer_types": ["sliding_attention", "full_attention"] * 4,
-        "sliding_window": 4096,
-        "attn_logit_softcapping": 50.0,
-        "final_logit_softcapping": 30.0,
-        "tie_word_embeddings": True,
-        "max_position_embeddings": 8192,
         "rms_norm_eps": 1e-6,
         "rope_parameters": {"rope_theta": 10000.0, "rope_type": "default"},
     }
