@@ -18,11 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 import pytest
-import torch
-from transformers import AutoTokenizer
 
 from tests.e2e.serving import Server, running_server
-from tests.tiny_gemma import tiny_gemma2
 
 pytestmark = pytest.mark.e2e
 
@@ -44,20 +41,6 @@ LONG_STREAM = {
     "temperature": 0,
     "stream": True,
 }
-
-
-@pytest.fixture(scope="module")
-def endless_model(guard_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The dev generator's tokenizer on a tiny model that never ends an answer by itself, so a stream runs until
-    its client is cut."""
-    target = tmp_path_factory.mktemp("endless") / "gemma-2"
-    tokenizer = AutoTokenizer.from_pretrained(guard_home / "dev-models" / "gemma-2")
-    model = tiny_gemma2(tokenizer, seed=0, max_position_embeddings=8192)
-    with torch.no_grad():
-        model.model.embed_tokens.weight[tokenizer.all_special_ids] = 0.0  # logit 0: never the greedy choice
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
 
 
 class Abuse:
