@@ -44,7 +44,7 @@ def _injection_rows(rows: list[Any]) -> list[dict[str, Any]]:
 
 def _print(title: str, reports: list[Any]) -> None:
     print(f"\n## {title}")
-    for report in reports[:2]:
+    for report in [r for r in reports if "reliability" not in r.title]:
         print(f"\n{report.title}")
         print("  " + " | ".join(report.columns))
         for row in report.rows:

@@ -85,10 +85,17 @@ def train_toxicity(data: Path, out: Path | None, epochs: int, seed: int) -> None
 @models.command("train-prohibited")
 @_data_option("../shared/data/prohibited", "The prohibited-use corpus (requests.jsonl, responses.jsonl)")
 @_out_option("weights")
+@click.option(
+    "--injection-data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("../shared/data/injection"),
+    show_default=True,
+    help="The injection corpus (direct.jsonl, indirect.jsonl) the injection head trains on, with the encoder.",
+)
 @click.option("--epochs", default=2, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=1, show_default=True, help="Torch threads (the result is reproducible per count).")
-def train_prohibited(data: Path, out: Path | None, epochs: int, seed: int, threads: int) -> None:
+def train_prohibited(data: Path, out: Path | None, injection_data: Path, epochs: int, seed: int, threads: int) -> None:
     """Retrain the prohibited-use classifier (MiniLM top layers + request/response heads; ~20 min on 1 thread).
 
     Writes policies/prohibited/minilm-safety.safetensors and its training manifest unless --out says otherwise.
@@ -99,7 +106,7 @@ def train_prohibited(data: Path, out: Path | None, epochs: int, seed: int, threa
 
     _log_progress()
     target = out or default_weights_path()
-    manifest = train(data, target, epochs=epochs, seed=seed, threads=threads)
+    manifest = train(data, target, injection_dir=injection_data, epochs=epochs, seed=seed, threads=threads)
     click.echo(f"trained in {manifest['seconds']:.0f} s into {target} (languages: {', '.join(manifest['languages'])})")
 
 

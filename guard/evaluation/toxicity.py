@@ -3,7 +3,9 @@ policy's output toxicity check.
 
 A row is *acted on* when the check has any finding (a label at or above its threshold). Reported: the share of
 toxic comments acted on (recall), of non-toxic ones and of the ``hard_negative`` ones (benign look-alikes), per
-language; ROC-AUC of the ``toxicity`` score; its calibration (expected calibration error and a reliability table).
+language; ROC-AUC of the ``toxicity`` score; its calibration (expected calibration error and a reliability table);
+and its operating points (the same three shares were the ``toxicity`` threshold another value, the other labels left
+out), where a policy author reads which threshold a dev split allows.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from guard.evaluation.metrics import calibration_bins, expected_calibration_erro
 from guard.evaluation.report import Report
 from guard.policy import Policy
 
-__all__ = ["evaluate", "score_rows"]
+__all__ = ["Scored", "evaluate", "operating_points", "score_rows"]
 
 BATCH_SIZE = 32
+OPERATING_POINTS = tuple(step / 20 for step in range(4, 20))
+"""The ``toxicity`` thresholds of the operating-points table: 0.20 to 0.95 by 0.05."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,4 +105,25 @@ def evaluate(
         columns=["score_bin", "rows", "mean_score", "toxic_rate"],
         rows=[list(row) for row in calibration_bins(scores, labels)],
     )
-    return [rates, reliability]
+    return [rates, reliability, operating_points(scored)]
+
+
+def operating_points(scored: list[Scored]) -> Report:
+    """The share of toxic, non-toxic and hard-negative comments whose ``toxicity`` score reaches each threshold."""
+    toxic = [s.score for s in scored if s.toxic]
+    clean = [s for s in scored if not s.toxic]
+    hard = [s.score for s in clean if s.hard_negative]
+    rows: list[list[str | int | float]] = [
+        [
+            threshold,
+            rate(sum(x >= threshold for x in toxic), len(toxic)),
+            rate(sum(s.score >= threshold for s in clean), len(clean)),
+            rate(sum(x >= threshold for x in hard), len(hard)),
+        ]
+        for threshold in OPERATING_POINTS
+    ]
+    return Report(
+        title="Toxicity: operating points of the toxicity score alone (share at or above each threshold)",
+        columns=["threshold", "toxic", "non_toxic", "hard_neg"],
+        rows=rows,
+    )

@@ -33,7 +33,7 @@ from guard.checks.ngram import NGRAM_FORMAT, NgramFeatures
 from guard.checks.semantic import BENIGN, Head
 from guard.devmodels.toxicity_data import load_corpus as load_comments
 from guard.training.injection_data import load_injection
-from guard.training.prohibited_data import CATEGORIES, WRITTEN_DIR, Example, load_corpus
+from guard.training.prohibited_data import CATEGORIES, WRITTEN_CJK, WRITTEN_DIR, Example, load_corpus
 
 __all__ = ["LANGUAGES", "POLICY_THRESHOLD", "ngram_rows", "train_ngram"]
 
@@ -126,7 +126,8 @@ def ngram_rows(data_dir: Path, split: str) -> list[Example]:
             taken[row.source] = taken.get(row.source, 0) + 1
             rows.append(_benign(row.text, row.lang, f"toxicity: {row.source}", split))
     if split == "train":
-        for item in map(json.loads, (WRITTEN_DIR / "requests_cjk.jsonl").read_text(encoding="utf-8").splitlines()):
+        lines = [line for name in WRITTEN_CJK for line in (WRITTEN_DIR / name).read_text(encoding="utf-8").splitlines()]
+        for item in map(json.loads, filter(None, lines)):
             harmful = item["label"] != BENIGN
             rows.append(
                 Example(

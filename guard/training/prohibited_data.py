@@ -29,7 +29,10 @@ __all__ = [
     "BENCHMARK_SOURCES",
     "CATEGORIES",
     "SPLIT_SALT",
+    "WRITTEN_ANSWERS",
+    "WRITTEN_CJK",
     "WRITTEN_DIR",
+    "WRITTEN_REQUESTS",
     "Corpus",
     "Example",
     "load_corpus",
@@ -47,6 +50,12 @@ CATEGORIES: tuple[str, ...] = get_args(ProhibitedCategoryName)
 
 SPLITS = ("train", "dev", "test", "benchmark")
 WRITTEN_DIR = Path(__file__).parent / "data"
+WRITTEN_REQUESTS = ("requests_extra.jsonl", "requests_contrast.jsonl", "requests_written.jsonl")
+"""Our own English requests (train only); the last file adds violent-extremism and safe-but-scary requests."""
+WRITTEN_ANSWERS = ("responses_contrast.jsonl", "responses_written.jsonl")
+"""Our own answers beside their requests (train only); the last file adds a harmful completion per category."""
+WRITTEN_CJK = ("requests_cjk.jsonl", "requests_cjk_more.jsonl")
+"""Our own Japanese, Korean and Chinese requests for the character n-gram layer (train only)."""
 """Training-only rows we wrote ourselves: conversational follow-ups, statements, noise and safe-but-scary requests
 (``requests_extra.jsonl``), safety, health, education and history questions on the categories' topics
 (``requests_contrast.jsonl``), and safety advice, clinical, educational and news answers and refusals
@@ -199,7 +208,7 @@ def written(written_dir: Path = WRITTEN_DIR) -> tuple[list[Example], list[Exampl
             license="Apache-2.0",
             split="train",
         )
-        for name in ("requests_extra.jsonl", "requests_contrast.jsonl")
+        for name in WRITTEN_REQUESTS
         for _, item in _lines(written_dir / name)
     ]
     answers = [
@@ -213,6 +222,7 @@ def written(written_dir: Path = WRITTEN_DIR) -> tuple[list[Example], list[Exampl
             split="train",
             context=str(item["prompt"]),
         )
-        for _, item in _lines(written_dir / "responses_contrast.jsonl")
+        for name in WRITTEN_ANSWERS
+        for _, item in _lines(written_dir / name)
     ]
     return requests, answers

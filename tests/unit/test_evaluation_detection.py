@@ -12,6 +12,7 @@ from guard.devmodels.toxicity_data import normalise, split_of
 from guard.evaluation.datasets import DatasetError, dataset_kind
 from guard.evaluation.injection import evaluate as evaluate_injection
 from guard.evaluation.metrics import calibration_bins, expected_calibration_error, roc_auc
+from guard.evaluation.toxicity import Scored, operating_points
 from guard.policy import load_policy_file
 
 pytestmark = pytest.mark.unit
@@ -66,3 +67,16 @@ def test_injection_report_names_the_layer_and_rates() -> None:
     assert flags.summary["flagged indirect injections"] == 1.0
     assert flags.summary["roc_auc_direct"] == 1.0
     assert ["instruction_override:ignore_previous", 1, 0] in layers.rows
+
+
+def test_toxicity_operating_points_count_each_group_at_each_threshold() -> None:
+    scored = [
+        Scored(toxic=True, lang="en", hard_negative=False, score=0.9, acted=True),
+        Scored(toxic=True, lang="en", hard_negative=False, score=0.4, acted=False),
+        Scored(toxic=False, lang="en", hard_negative=True, score=0.6, acted=False),
+        Scored(toxic=False, lang="en", hard_negative=False, score=0.1, acted=False),
+    ]
+    rows = {row[0]: row[1:] for row in operating_points(scored).rows}
+    assert rows[0.4] == [1.0, 0.5, 1.0]  # at 0.4 both toxic rows and the hard negative reach it
+    assert rows[0.65] == [0.5, 0.0, 0.0]
+    assert rows[0.95] == [0.0, 0.0, 0.0]
