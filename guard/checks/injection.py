@@ -281,9 +281,14 @@ class InjectionCheck:
         wanted = [i for i, item in enumerate(items) if self._classified(item)]
         if not wanted or self.classifier is None:
             return results
-        embeddings = self.classifier.embed([items[i].text for i in wanted])  # the prohibited-use pass, cached
-        probabilities = self.classifier.heads[INJECTION_HEAD].probabilities(embeddings)[:, 1]
-        for i, probability in zip(wanted, map(float, probabilities), strict=True):
+        # A long text (a retrieved document, a tool result) is read window by window and scored by its most
+        # suspicious window; the first window is the prohibited-use check's pass, cached.
+        spans = {i: self.classifier.windows(items[i].text) for i in wanted}
+        texts = [items[i].text[start:end] for i in wanted for start, end in spans[i]]
+        probabilities = iter(self.classifier.heads[INJECTION_HEAD].probabilities(self.classifier.embed(texts))[:, 1])
+        for i in wanted:
+            scored = [(float(next(probabilities)), span) for span in spans[i]]
+            probability, (start, end) = max(scored, key=lambda pair: pair[0])
             item, result = items[i], results[i]
             config: InjectionConfig = item.config
             scores = {**result.scores, "classifier": round(probability, 4)}
@@ -295,8 +300,8 @@ class InjectionCheck:
                     score=round(probability, 4),
                     threshold=config.classifier,
                     action=config.action,
-                    start=0,
-                    end=len(item.text),
+                    start=start,
+                    end=end,
                     clause=CLAUSE,
                     stage=item.stage,
                     detail="classifier",

@@ -51,6 +51,11 @@ WEIGHTS_FORMAT = "guard-safety-minilm-1"
 WEIGHTS_FILE = Path("prohibited") / "minilm-safety.safetensors"
 MAX_LENGTH = 256
 """Tokens per text, or per request + answer pair (the longer of the two is cut first)."""
+WINDOW_STRIDE = 192
+"""Tokens between the starts of a long text's windows (:meth:`SafetyEncoder.windows`); each reads up to
+:data:`MAX_LENGTH` tokens, so neighbours overlap by about 60."""
+MAX_WINDOWS = 16
+"""Windows per text at most (about 3,100 tokens); what lies beyond is left to the rule layers."""
 ENCODE_BATCH = 32
 CACHE_SIZE = 2048
 """Embeddings kept for reuse by another head in the same stage (texts are never logged or stored)."""
@@ -231,6 +236,24 @@ class SafetyEncoder:
             neutralise(context), neutralise(text), truncation="longest_first", max_length=MAX_LENGTH
         )["input_ids"]
         return pair
+
+    def windows(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of ``text`` to read one by one: the whole text when the encoder reads all of it, else
+        its first :data:`MAX_LENGTH` tokens (the span of the plain pass, which another head may have cached) and
+        then a window every :data:`WINDOW_STRIDE` tokens, so a passage planted deep in a long document is read."""
+        offsets = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        size = MAX_LENGTH - 2  # [CLS] and [SEP]
+        if len(offsets) <= size:
+            return [(0, len(text))]
+        spans = [(0, len(text))]
+        for start in range(WINDOW_STRIDE, len(offsets), WINDOW_STRIDE):
+            if len(spans) == MAX_WINDOWS:
+                break
+            end = min(start + size, len(offsets)) - 1
+            spans.append((offsets[start][0], offsets[end][1]))
+            if start + size >= len(offsets):
+                break
+        return spans
 
     def embed(self, texts: Sequence[str], contexts: Sequence[str | None] | None = None) -> Matrix:
         """Mean-pooled embeddings, one row per text (with its context), from one pass over the texts not cached."""

@@ -81,3 +81,23 @@ def test_a_policy_asking_for_the_classifier_without_one_is_refused() -> None:
     with pytest.raises(CheckUnavailable, match="classifier"):
         InjectionCheck().validate(InjectionConfig(classifier=0.5))
     InjectionCheck().validate(InjectionConfig())  # the rule layers need nothing loaded
+
+
+def test_an_injection_planted_deep_in_a_long_document_is_read_in_its_window(encoder: SafetyEncoder) -> None:
+    filler = " ".join(
+        f"Section {n}: the warehouse received {n * 7} pallets of paper towels and shipped them to the branch stores."
+        for n in range(1, 25)
+    )
+    planted = ISSUE_EXAMPLES[0]
+    document = f"{filler} {planted}. {filler[:400]}"
+    spans = encoder.windows(document)
+    assert spans[0] == (0, len(document))  # the plain pass first (the encoder reads its first 256 tokens) ...
+    assert len(spans) > 2  # ... then later windows
+    assert encoder.windows(planted) == [(0, len(planted))]
+    config = InjectionConfig(threshold=0.99, classifier=0.7)  # rules out of the way: the classifier alone
+    (result,) = InjectionCheck(classifier=encoder).run(_items([document], config))
+    (finding,) = [f for f in result.findings if f.detail == "classifier"]
+    assert finding.start > len(filler) // 2  # the window that holds the planted sentence, not the document's start
+    assert finding.start <= document.index(planted) < document.index(planted) + len(planted) <= finding.end
+    (alone,) = InjectionCheck(classifier=encoder).run(_items([filler], config))
+    assert alone.findings == ()
