@@ -40,7 +40,7 @@ from guard.checks.semantic import (
     neutralise,
     pad,
 )
-from guard.training.prohibited_data import CATEGORIES, WRITTEN_DIR, Corpus, Example, load_corpus, written
+from guard.training.prohibited_data import CATEGORIES, Corpus, Example, load_corpus, written
 
 __all__ = ["CLASSES", "DEFAULT_THRESHOLDS", "TOP_LAYERS", "pad_states", "train_prohibited"]
 
@@ -264,24 +264,6 @@ def _injection_examples(data_dir: Path, split: str) -> list[Example]:
     ]
 
 
-def _injection_lookalikes(corpus: Corpus) -> list[Example]:
-    """More benign rows for the injection head: the English benign and safe-but-scary train requests of the
-    prohibited-use corpus (ordinary requests, which the injection corpus holds few of) and our own support-desk
-    messages (``injection_benign.jsonl``: a name, an account number and "please change …" read as orders)."""
-    ordinary = [
-        Example(row.text, BENIGN, f"prohibited:{row.kind}", row.lang, row.source, row.license, row.split)
-        for row in corpus.select("requests", "train", lang="en")
-        if row.label == BENIGN
-    ]
-    lines = (WRITTEN_DIR / "injection_benign.jsonl").read_text(encoding="utf-8").splitlines()
-    own = [
-        Example(json.loads(line)["text"], BENIGN, "written:benign", "en", "guard (written)", "Apache-2.0", "train")
-        for line in lines
-        if line.strip()
-    ]
-    return [*ordinary, *own]
-
-
 def _as_answers(requests: Sequence[Example]) -> list[Example]:
     """The train requests as answers read alone: the answer corpus's harmful answers are nearly all of one kind
     (jailbreak role-play, few categories), and a text that states harmful intent in a category is harmful output of
@@ -415,8 +397,7 @@ def train_prohibited(
         "response": (CLASSES, [*responses, *_as_answers(requests)], corpus.select("responses", "dev"), True),
     }
     if injection_dir is not None:
-        train_rows = [*_injection_examples(injection_dir, "train"), *_injection_lookalikes(corpus)]
-        dev_rows = _injection_examples(injection_dir, "dev")
+        train_rows, dev_rows = _injection_examples(injection_dir, "train"), _injection_examples(injection_dir, "dev")
         specs["injection"] = (INJECTION_CLASSES, train_rows, dev_rows, False)
     train, dev, states = _prepare(model, tokenizer, specs, seed)
     logger.info("cached the frozen layers' states in %.0f s", time.perf_counter() - started)
