@@ -66,10 +66,13 @@ def build_dev(force: bool) -> None:
 @models.command("train-toxicity")
 @_data_option("../shared/data/toxicity", "The toxicity corpus (comments.jsonl)")
 @_out_option("delta", directory=True)
-@click.option("--epochs", default=2, show_default=True)
+@click.option("--epochs", default=3, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-def train_toxicity(data: Path, out: Path | None, epochs: int, seed: int) -> None:
-    """Retrain the dev toxicity model's delta (MiniLM top layers + head; ~15 min on 1 CPU thread).
+@click.option(
+    "--hard-negative-weight", default=3.0, show_default=True, help="Loss weight of the corpus's benign look-alikes."
+)
+def train_toxicity(data: Path, out: Path | None, epochs: int, seed: int, hard_negative_weight: float) -> None:
+    """Retrain the dev toxicity model's delta (MiniLM's six layers + head; ~20 min on 1 CPU thread).
 
     Writes guard/devmodels/weights/ unless --out says otherwise; `guard models build-dev --force` then assembles the
     checkpoints from it. Never run in CI: the committed delta is what build-dev uses.
@@ -78,7 +81,7 @@ def train_toxicity(data: Path, out: Path | None, epochs: int, seed: int) -> None
     from guard.devmodels.toxicity_train import train_toxicity as train
 
     _log_progress()
-    manifest = train(data, out or WEIGHTS_DIR, epochs=epochs, seed=seed)
+    manifest = train(data, out or WEIGHTS_DIR, epochs=epochs, seed=seed, hard_negative_weight=hard_negative_weight)
     click.echo(f"trained {manifest['parameters']} parameters in {manifest['seconds']:.0f} s into {out or WEIGHTS_DIR}")
 
 

@@ -32,8 +32,8 @@ __all__ = [
     "encoder_dir",
 ]
 
-TOP_LAYERS = 4
-"""How many of MiniLM's six layers are fine-tuned (the delta's encoder part)."""
+TOP_LAYERS = 6
+"""How many of MiniLM's six layers are fine-tuned (the delta's encoder part): all six; the embeddings stay frozen."""
 TRAIN_MAX_LENGTH = 128
 """Tokens per text in training."""
 MAX_LENGTH = 256
