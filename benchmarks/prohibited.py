@@ -12,8 +12,12 @@ Reads ``../shared/data/prohibited`` (nothing of it is in the repository), splits
 - ``cjk_benign_other_test``: ja/ko/zh benign texts of the other shared corpora's test splits (prompts, quiz
   questions and documents of ``../shared/data/injection``, non-toxic comments of the toxicity corpus): false positives
   of the ja/ko/zh n-gram layer beyond the prohibited-use corpus's own benign sources;
-- ``ours``: the 650 requests we wrote for the first classifier (``benchmarks/data/prohibited/requests.jsonl``), never
-  trained on;
+- ``ours``: the 650 requests we wrote for the first classifier (``benchmarks/data/prohibited/requests.jsonl``) and
+  222 more written for a retrain that was measured and not shipped (``requests_more.jsonl``: 52 violent-extremism
+  and 20 other harmful requests, 150 safe-but-scary ones), never trained on;
+- ``ours_answers``: 110 answers we wrote beside their requests (``answers.jsonl``: six harmful completions per
+  category, 44 refusals, safety, clinical, educational, news and fiction answers on the same topics), never trained
+  on;
 - ``--dev``: the split the calibration and thresholds were chosen on, for reference.
 
 Writes ``benchmarks/data/prohibited/figures.json`` (figures, the policy stamp, the environment and the data manifest:
@@ -33,7 +37,8 @@ from typing import Any
 from report import environment, set_runtime_defaults
 
 REPO = Path(__file__).resolve().parent.parent
-OURS = [REPO / "benchmarks" / "data" / "prohibited" / "requests.jsonl"]
+OURS = [REPO / "benchmarks" / "data" / "prohibited" / name for name in ("requests.jsonl", "requests_more.jsonl")]
+OUR_ANSWERS = REPO / "benchmarks" / "data" / "prohibited" / "answers.jsonl"
 
 
 def _rows(examples: list[Any], *, with_context: bool = True) -> list[dict[str, Any]]:
@@ -95,6 +100,10 @@ def main() -> None:
         "ours": (
             [json.loads(line) for path in OURS for line in path.read_text("utf-8").splitlines() if line.strip()],
             "input",
+        ),
+        "ours_answers": (
+            [json.loads(line) for line in OUR_ANSWERS.read_text("utf-8").splitlines() if line.strip()],
+            "output",
         ),
     }
     if args.dev:

@@ -8,8 +8,9 @@ data), so a model of it alone learns the *style* of its sources — the first on
 ja/ko/zh questions. So the benign side also takes, by their own splits, the ja/ko/zh rows of sources that are
 not published benchmarks from ``../shared/data/injection`` (benign prompts and clean documents: questions, quizzes,
 role prompts) and ``../shared/data/toxicity/multilingual.jsonl`` (non-toxic comments; at most
-:data:`COMMENTS_PER_SOURCE` a source and split), and our own requests (``guard/training/data/requests_cjk.jsonl``:
-everyday, safety and scary-but-benign questions, and a few harmful instructions; train only). A multinomial logistic
+:data:`COMMENTS_PER_SOURCE` a source and split), and our own requests (:data:`WRITTEN_CJK` in ``guard/training/data/``:
+everyday, safety and scary-but-benign questions, harmful instructions and harmless contrasts of the same shape; train
+only). A multinomial logistic
 regression (scikit-learn, L-BFGS: deterministic) over hashed character 1-3-gram counts
 (:class:`guard.checks.ngram.NgramFeatures`), the temperature that minimises the dev set's log-loss folded into its
 weights. The offset: one value for the three languages (their dev splits hold 12 to 60 benign rows each, too few

@@ -50,10 +50,10 @@ CATEGORIES: tuple[str, ...] = get_args(ProhibitedCategoryName)
 
 SPLITS = ("train", "dev", "test", "benchmark")
 WRITTEN_DIR = Path(__file__).parent / "data"
-WRITTEN_REQUESTS = ("requests_extra.jsonl", "requests_contrast.jsonl", "requests_written.jsonl")
-"""Our own English requests (train only); the last file adds violent-extremism and safe-but-scary requests."""
-WRITTEN_ANSWERS = ("responses_contrast.jsonl", "responses_written.jsonl")
-"""Our own answers beside their requests (train only); the last file adds a harmful completion per category."""
+WRITTEN_REQUESTS = ("requests_extra.jsonl", "requests_contrast.jsonl")
+"""Our own English requests (train only)."""
+WRITTEN_ANSWERS = ("responses_contrast.jsonl",)
+"""Our own answers beside their requests (train only)."""
 WRITTEN_CJK = ("requests_cjk.jsonl", "requests_cjk_more.jsonl")
 """Our own Japanese, Korean and Chinese requests for the character n-gram layer (train only)."""
 """Training-only rows we wrote ourselves: conversational follow-ups, statements, noise and safe-but-scary requests
