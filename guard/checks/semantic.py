@@ -241,8 +241,10 @@ class SafetyEncoder:
         """Character spans of ``text`` to read one by one: the whole text when the encoder reads all of it, else
         its first :data:`MAX_LENGTH` tokens (the span of the plain pass, which another head may have cached) and
         then a window every :data:`WINDOW_STRIDE` tokens, so a passage planted deep in a long document is read."""
-        offsets = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
         size = MAX_LENGTH - 2  # [CLS] and [SEP]
+        if len(text) <= size:  # every token covers a character at least: short texts need no second tokenizer run
+            return [(0, len(text))]
+        offsets = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
         if len(offsets) <= size:
             return [(0, len(text))]
         spans = [(0, len(text))]
