@@ -95,9 +95,16 @@ def weight_bytes(model: Any) -> dict[str, int]:
     """Bytes each phase reads once per step: the decoder without its embedding, and the projection matrix."""
     decoder = model.get_decoder()
     embedding = decoder.get_input_embeddings().weight
-    body = sum(p.numel() * p.element_size() for p in decoder.parameters() if p is not embedding)
-    head = model.lm_head.weight
-    return {"body": body, "projection": head.numel() * head.element_size()}
+    return {"body": _module_bytes(decoder, embedding), "projection": _module_bytes(model.lm_head)}
+
+
+def _module_bytes(module: Any, skip: Any = None) -> int:
+    """Parameter bytes of ``module`` (without ``skip``), int8 layers' packed weights included (``weight_bytes``)."""
+    total = 0
+    for part in module.modules():
+        total += int(getattr(part, "weight_bytes", 0))
+        total += sum(p.numel() * p.element_size() for p in part.parameters(recurse=False) if p is not skip)
+    return total
 
 
 async def _profile_rows(engine: Any, prompts: Sequence[Sequence[int]], steps: int) -> None:

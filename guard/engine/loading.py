@@ -69,7 +69,9 @@ class LoadPlan:
         """One line for logs and /readyz, e.g. ``cpu, bfloat16, eager, 2 threads, OMP_WAIT_POLICY=PASSIVE``."""
         parts = [self.device, str(self.dtype).removeprefix("torch."), self.attn_implementation]
         if self.quantization != "none":
-            names = {"4bit": "4bit nf4", "8bit": "8bit", "int8": "int8 weight-only (torchao)"}
+            cpu = self.device == "cpu"
+            int8 = "int8 (PyTorch quantized, per-row activations)" if cpu else "int8 weight-only (torchao)"
+            names = {"4bit": "4bit nf4", "8bit": "8bit", "int8": int8}
             parts.append(names[self.quantization])
         if self.device_map is not None:
             parts.append(f"device_map={self.device_map}")
@@ -195,8 +197,9 @@ def _check_quantization(setting: str, device: str) -> Quantization:
         raise EngineUnavailable(f"GUARD_QUANTIZATION={setting!r} is not one of none, 8bit, 4bit, int8.")
     if setting == "none":
         return "none"
-    if setting == "int8":  # torchao weight-only int8: CPU or CUDA
-        require_torchao()
+    if setting == "int8":  # CPU: PyTorch's quantized linear; CUDA: torchao weight-only int8
+        if device != "cpu":
+            require_torchao()
         return "int8"
     if not device.startswith("cuda"):
         raise EngineUnavailable(
@@ -263,6 +266,11 @@ def plan_load(settings: LocalEngineSettings, model_type: str) -> LoadPlan:
     dtype = choose_dtype(settings.dtype, device)
     attn = _choose_attn(settings.attn_implementation, model_type, device, dtype)
     quantization = _check_quantization(settings.quantization, device)
+    if quantization == "int8" and device == "cpu" and settings.compile:
+        raise EngineUnavailable(
+            "GUARD_QUANTIZATION=int8 on CPU runs PyTorch's quantized linear eagerly (it is the fast path there); "
+            "torch.compile does not trace it: set GUARD_COMPILE=0."
+        )
     device_map = _check_device_map(settings.device_map, device)
     _check_compiler(device, attn, settings.compile)
     return LoadPlan(
@@ -335,7 +343,7 @@ def load_model(ref: str, plan: LoadPlan) -> tuple[Any, Any]:
         model.to(plan.device)  # accelerate/bitsandbytes already placed the other kinds
     model.eval()
     if plan.quantization == "int8":
-        quantize_int8(model)
+        quantize_int8(model, plan.device)
     logger.info("loaded %s: %s", ref, plan.describe())
     return model, tokenizer
 

@@ -1,10 +1,13 @@
-"""Weight-only int8 for the generator's linear layers through torchao (``GUARD_QUANTIZATION=int8``).
+"""int8 weights for the generator's linear layers (``GUARD_QUANTIZATION=int8``).
 
-Every ``nn.Linear`` of the model, the vocabulary projection included, keeps int8 weights with one bf16 scale per
-output row; activations stay in the model's dtype. On CPU this halves the bytes a decode step reads, but torchao's
-int8 kernels are only fast once compiled (measured eager: 3-6x slower than bf16; compiled, a 256k-row projection
-at batch 1 ~2.9x faster), so it is meant with ``GUARD_COMPILE=1``. The projection is untied from the input
-embedding, which stays bf16 (the lookup reads one row per token, not the whole matrix).
+Every ``nn.Linear`` of the model, the vocabulary projection included, keeps int8 weights with one scale per output
+row, so a decode step reads half the bytes of bf16. The projection is untied from the input embedding, which stays
+in the model's dtype (the lookup reads one row per token, not the whole matrix).
+
+- **CPU**: PyTorch's own quantized dynamic linear (:mod:`guard.engine.int8_cpu`; activations quantized per row at
+  each call, integer products), fast eagerly. torchao's weight-only int8 was measured 3-6x slower than bf16 eagerly
+  and not faster than bf16 compiled on a 2-core CPU (README, "Engine speed, issue 22").
+- **CUDA**: torchao's weight-only int8 (the ``quant`` extra), activations in the model's dtype.
 """
 
 from __future__ import annotations
@@ -33,14 +36,19 @@ def require_torchao() -> None:
         )
 
 
-def quantize_int8(model: Any) -> Any:
-    """Quantize ``model``'s linear layers in place (weight-only int8, per output row); returns the model."""
+def quantize_int8(model: Any, device: str = "cpu") -> Any:
+    """Quantize ``model``'s linear layers in place (int8 weights, per output row) for ``device``; returns the model."""
     import torch
-    from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
     head = model.get_output_embeddings()
     if head is not None and head.weight is model.get_input_embeddings().weight:
         head.weight = torch.nn.Parameter(head.weight.detach().clone(), requires_grad=False)  # untie: embedding stays
         model.config.tie_word_embeddings = False
+    if device == "cpu":
+        from guard.engine.int8_cpu import quantize_linears
+
+        return quantize_linears(model)
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
     quantize_(model, Int8WeightOnlyConfig())
     return model
