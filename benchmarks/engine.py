@@ -1,14 +1,15 @@
 """Serve a Gemma-2-shaped ~160M model four ways, side by side in one process and one run, and compare.
 
 (a) the model card's ``pipeline("text-generation")``, one request at a time; (b) padded static batching with
-``model.generate``; (c) transformers' ContinuousBatchingManager; (d) guard's engine; then, as the outside
+``model.generate``; (c) transformers' ContinuousBatchingManager; (d) guard's engine, and (d-int8) the same engine with
+``GUARD_QUANTIZATION=int8`` (int8 linear layers, PyTorch's quantized linear on CPU); then, as the outside
 reference, (e) and (e-q8) llama.cpp's ``llama-server`` on the same weights as GGUF bf16 and Q8_0 (another process;
 benchmarks/llamacpp.py, skipped unless built). bf16, fixed threads, greedy, EOS ignored (exact new-token counts),
 warm-up excluded. Workloads: closed loops at concurrency 1/4/16/32 with 128-token prompts and 128 new tokens, then
 200 Poisson arrivals with mixed lengths at 0.8x (b)'s measured capacity.
 Last, (d)'s decode-step profile (body, projection, head, bookkeeping; ``step_profile.py``) at batch 1 and 32.
 
-    python benchmarks/engine.py [--quick] [--systems a,b,c,d,e,e-q8] [--threads N] [--out DIR]
+    python benchmarks/engine.py [--quick] [--systems a,b,c,d,d-int8,e,e-q8] [--threads N] [--out DIR]
     python benchmarks/engine.py --constrained   # (d) only: half the requests under a JSON Schema vs none
 """
 
@@ -164,6 +165,7 @@ def build_systems(
         "b": lambda: StaticBatchSystem(load_model(model_dir), vocab, tokenizer.pad_token_id),
         "c": lambda: ContinuousBatchingSystem(model_dir, vocab, CacheSizing.for_sequences(longest)),
         "d": lambda: GuardEngineSystem(model_dir, threads),
+        "d-int8": lambda: GuardEngineSystem(model_dir, threads, quantization="int8"),
         **llama_factories(model_dir, threads, longest),
     }
     systems: list[System] = []
@@ -368,7 +370,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run: concurrency 1 and 4, 16 short Poisson")
     parser.add_argument(
-        "--systems", default="a,b,c,d,e,e-q8", help="which systems, comma-separated (default: %(default)s)"
+        "--systems", default="a,b,c,d,d-int8,e,e-q8", help="which systems, comma-separated (default: %(default)s)"
     )
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads")
     parser.add_argument("--model-dir", type=Path, default=None, help="default: the bench model (built if missing)")

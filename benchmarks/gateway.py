@@ -176,7 +176,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model_dir": str(args.model_dir),
         "requests": args.requests,
         "max_tokens": args.max_tokens,
-        "server": {"profile": "dev", "dtype": "bfloat16", "threads": os.environ.get("GUARD_THREADS") or "all cores"},
+        "server": {
+            "profile": "dev",
+            "dtype": "bfloat16",
+            "quantization": os.environ.get("GUARD_QUANTIZATION") or "none",
+            "threads": os.environ.get("GUARD_THREADS") or "all cores",
+        },
         "sequential": sequential,
         "concurrent": concurrent,
         "same_tokens": sequential["completion_tokens"] == concurrent["completion_tokens"],

@@ -637,9 +637,9 @@ async def fidelity_check(
     }
 
 
-def comparison_table(runs: Sequence[dict[str, Any]], guard: str = "d") -> str:
+def comparison_table(runs: Sequence[dict[str, Any]], guard: str = "d", guard_int8: str = "d-int8") -> str:
     """Median over engine.py runs (JSON payloads) of guard's and llama.cpp's closed-loop tok/s and TTFT p50, as a
-    Markdown table with guard ÷ llama.cpp ratios."""
+    Markdown table with guard ÷ llama.cpp ratios (bf16 ÷ bf16, guard int8 ÷ Q8_0 where the runs have it)."""
     from statistics import median
 
     def med(workload: str, key: str, metric: str) -> float:
@@ -647,18 +647,18 @@ def comparison_table(runs: Sequence[dict[str, Any]], guard: str = "d") -> str:
         return median(values) if values else float("nan")
 
     lines = [
-        "| concurrency | guard bf16 tok/s | llama.cpp bf16 | llama.cpp Q8_0 | guard ÷ llama bf16 | guard ÷ llama Q8_0 "
-        "| TTFT p50 ms guard / llama bf16 / Q8_0 |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| concurrency | guard bf16 tok/s | guard int8 | llama.cpp bf16 | llama.cpp Q8_0 | guard ÷ llama bf16 "
+        "| guard int8 ÷ llama Q8_0 | TTFT p50 ms guard bf16 / int8 / llama bf16 / Q8_0 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     workloads = [w for w in runs[0]["results"] if w.startswith("closed c=")]
+    keys = (guard, guard_int8, "e", "e-q8")
     for workload in workloads:
-        tok = {k: med(workload, k, "tok_s") for k in (guard, "e", "e-q8")}
-        ttft = {k: med(workload, k, "ttft_p50_s") * 1000 for k in (guard, "e", "e-q8")}
+        tok = {k: med(workload, k, "tok_s") for k in keys}
+        ttft = " / ".join(f"{med(workload, k, 'ttft_p50_s') * 1000:.0f}" for k in keys)
         lines.append(
-            f"| {workload.removeprefix('closed c=')} | {tok[guard]:.1f} | {tok['e']:.1f} | {tok['e-q8']:.1f} "
-            f"| {tok[guard] / tok['e']:.2f} | {tok[guard] / tok['e-q8']:.2f} "
-            f"| {ttft[guard]:.0f} / {ttft['e']:.0f} / {ttft['e-q8']:.0f} |"
+            f"| {workload.removeprefix('closed c=')} | {tok[guard]:.1f} | {tok[guard_int8]:.1f} | {tok['e']:.1f} "
+            f"| {tok['e-q8']:.1f} | {tok[guard] / tok['e']:.2f} | {tok[guard_int8] / tok['e-q8']:.2f} | {ttft} |"
         )
     return "\n".join(lines)
 

@@ -322,6 +322,8 @@ class GuardEngineSystem(System):
         from guard.engine.gemma import GemmaEngine
         from guard.settings import EngineSettings, LocalEngineSettings
 
+        if local.get("quantization", "none") != "none":
+            self.key, self.label = f"d-{local['quantization']}", f"(d) guard engine {local['quantization']}"
         self._local = LocalEngineSettings(dtype="bfloat16", threads=threads, **local)
         settings = EngineSettings(max_batch_size=MAX_BATCH, max_queue=256, local=self._local)
         self.engine = GemmaEngine.load(str(model_dir), settings, is_dev=False)
