@@ -483,6 +483,16 @@ LOGPROB_TOLERANCE = 0.003
 """F32 llama.cpp vs transformers, top-5 logprobs (measured here: 0.0022 at most over 48 positions)."""
 
 
+def repack_works(gguf: Path, threads: int) -> bool:
+    """Whether llama.cpp's repacked (interleaved-layout) CPU kernels run this model: a short ``llama-bench``."""
+    command = [str(binaries_dir() / "llama-bench"), "-m", str(gguf), "-t", str(threads)]
+    command += ["-p", "32", "-n", "4", "-r", "1"]
+    try:
+        return subprocess.run(command, capture_output=True, timeout=120, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 class LlamaServerSystem(System):
     """(e) llama.cpp's ``llama-server`` (continuous batching, ``MAX_BATCH`` slots) over HTTP, each request streamed
     on its own new connection; timestamps are taken as the client reads the server-sent events."""
@@ -500,9 +510,10 @@ class LlamaServerSystem(System):
         self.label = f"({key}) llama.cpp {dtype.upper() if dtype != 'bf16' else 'bf16'}"
         ggufs = ensure_ggufs(model_dir, (dtype,))
         self.details: dict[str, Any] = {"gguf": ggufs.checks[dtype], "llama_cpp_threads": threads}
-        # This build's repacked Q8_0 CPU kernels crash on this EPYC (llama-server and llama-bench alike, SIGSEGV
-        # at the first batch); without repacking Q8_0 runs, at the cost of its interleaved-layout GEMM speed-up.
-        extra = ("--no-repack",) if dtype == "q8_0" else ()
+        # On one earlier CPU this build's repacked Q8_0 kernels crashed at the first batch (llama-server and
+        # llama-bench alike); there Q8_0 runs without repacking, at the cost of its interleaved-layout speed-up.
+        extra = ("--no-repack",) if dtype == "q8_0" and not repack_works(ggufs.paths[dtype], threads) else ()
+        self.details["repack"] = dtype == "q8_0" and not extra
         self.notes = (
             (f"({key}) runs with --no-repack: this build's repacked Q8_0 kernels crash on this CPU",)
             if extra
