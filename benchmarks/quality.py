@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--no-int8", dest="int8", action="store_false", help="skip int8 vs bf16 (needs torchao)")
+    parser.add_argument("--no-int8", dest="int8", action="store_false", help="skip int8 vs bf16")
     parser.add_argument("--compiled", action="store_true", help="also bf16 torch.compile (inductor) vs eager")
     parser.add_argument("--models", default="dev,bench", help="which models, comma-separated (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
