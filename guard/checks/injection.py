@@ -22,7 +22,10 @@ The four rule layers are pure Python and regular expressions (well under a milli
 The **classifier** (where the policy sets ``classifier:``) is the injection head of the prohibited-use encoder
 (:class:`guard.checks.semantic.SafetyEncoder`), trained on public injection, jailbreak and indirect-injection corpora
 with benign look-alikes: it reads the same encoder pass as the prohibited-use classifier, so it adds one matrix
-product per text. Its finding spans the whole text (``detail: classifier``).
+product per text. Its finding spans the whole text or its most suspicious window (``detail: classifier``). A rule
+cue too weak to act alone (a combined rule score under the policy's ``threshold``) is combined with the classifier's
+probability as independent evidence, ``1 - (1 - rules)(1 - classifier)``, against the classifier threshold
+(``detail: classifier+rules`` when the classifier alone would not have crossed it).
 """
 
 from __future__ import annotations
@@ -293,18 +296,22 @@ class InjectionCheck:
             config: InjectionConfig = item.config
             scores = {**result.scores, "classifier": round(probability, 4)}
             findings = result.findings
-            if config.classifier is not None and probability >= config.classifier:
+            # Rule cues too weak to act alone (below the rules' threshold) still count as evidence: the two layers
+            # combine as independent signals, ``1 - (1 - rules)(1 - classifier)``, against the classifier's threshold.
+            cue = result.scores.get("rules", 0.0) if not findings else 0.0
+            combined = 1.0 - (1.0 - cue) * (1.0 - probability)
+            if config.classifier is not None and combined >= config.classifier:
                 finding = Finding(
                     check=self.name,
                     type="instruction_override",
-                    score=round(probability, 4),
+                    score=round(combined, 4),
                     threshold=config.classifier,
                     action=config.action,
                     start=start,
                     end=end,
                     clause=CLAUSE,
                     stage=item.stage,
-                    detail="classifier",
+                    detail="classifier" if probability >= config.classifier else "classifier+rules",
                 )
                 findings = (*findings, finding)
             results[i] = msgspec.structs.replace(result, findings=findings, scores=scores)
@@ -351,7 +358,8 @@ class InjectionCheck:
         if smuggled:
             # Invisible to the caller and never legitimate outside flags: the model does not get them either.
             rewritten = _TAG_RUN.sub(lambda match: match.group(0) if _is_flag(match) else "", rewritten)
-        return CheckResult(findings=tuple(findings.found), text=rewritten if rewritten != text else None)
+        scores = {"rules": round(plain.score, 4)} if plain is not None else {}
+        return CheckResult(findings=tuple(findings.found), text=rewritten if rewritten != text else None, scores=scores)
 
 
 @dataclass(slots=True)
