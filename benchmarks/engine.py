@@ -9,7 +9,8 @@ warm-up excluded. Workloads: closed loops at concurrency 1/4/16/32 with 128-toke
 200 Poisson arrivals with mixed lengths at 0.8x (b)'s measured capacity.
 Last, (d)'s decode-step profile (body, projection, head, bookkeeping; ``step_profile.py``) at batch 1 and 32.
 
-    python benchmarks/engine.py [--quick] [--systems a,b,c,d,d-int8,e,e-q8] [--threads N] [--out DIR]
+    python benchmarks/engine.py [--quick] [--systems a,b,c,d,d-int8,e,e-q8] [--threads N] [--decode-threads N]
+                                 [--out DIR]
     python benchmarks/engine.py --constrained   # (d) only: half the requests under a JSON Schema vs none
 """
 
@@ -155,17 +156,18 @@ async def warm_up(system: System, maker: PromptMaker) -> None:
 
 
 def build_systems(
-    keys: Sequence[str], model_dir: Path, tokenizer: Any, threads: int, plan: Plan
+    keys: Sequence[str], model_dir: Path, tokenizer: Any, threads: int, plan: Plan, decode_threads: int | None = None
 ) -> tuple[list[System], dict[str, str]]:
     """The requested systems in order; a system that cannot be built is reported, not fatal."""
     vocab = len(tokenizer)
+    local = {} if decode_threads is None else {"decode_threads": decode_threads}
     longest = max(plan.prompt_tokens + plan.new_tokens, plan.poisson_prompt[1] + plan.poisson_output[1])
     factories: dict[str, Callable[[], System]] = {
         "a": lambda: PipelineSystem(model_dir, vocab),
         "b": lambda: StaticBatchSystem(load_model(model_dir), vocab, tokenizer.pad_token_id),
         "c": lambda: ContinuousBatchingSystem(model_dir, vocab, CacheSizing.for_sequences(longest)),
-        "d": lambda: GuardEngineSystem(model_dir, threads),
-        "d-int8": lambda: GuardEngineSystem(model_dir, threads, quantization="int8"),
+        "d": lambda: GuardEngineSystem(model_dir, threads, **local),
+        "d-int8": lambda: GuardEngineSystem(model_dir, threads, quantization="int8", **local),
         **llama_factories(model_dir, threads, longest),
     }
     systems: list[System] = []
@@ -333,7 +335,9 @@ async def benchmark(args: argparse.Namespace, plan: Plan) -> dict[str, Any]:
     model_dir = args.model_dir or ensure_bench_model()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     maker = PromptMaker(tokenizer, plan.seed)
-    systems, unavailable = build_systems(args.systems.split(","), model_dir, tokenizer, args.threads, plan)
+    systems, unavailable = build_systems(
+        args.systems.split(","), model_dir, tokenizer, args.threads, plan, args.decode_threads
+    )
     for system in systems:
         await system.start()
         await warm_up(system, maker)
@@ -373,6 +377,9 @@ def parse_args() -> argparse.Namespace:
         "--systems", default="a,b,c,d,d-int8,e,e-q8", help="which systems, comma-separated (default: %(default)s)"
     )
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads")
+    parser.add_argument(
+        "--decode-threads", type=int, default=None, help="GUARD_DECODE_THREADS for (d) (default: the engine's)"
+    )
     parser.add_argument("--model-dir", type=Path, default=None, help="default: the bench model (built if missing)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--poisson-requests", type=int, default=None, help="default: 200 (16 with --quick)")

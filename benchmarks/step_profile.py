@@ -175,6 +175,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--compile", action="store_true", help="GUARD_COMPILE=1 (torch.compile the decode step)")
     parser.add_argument("--quantization", default=None, help="GUARD_QUANTIZATION (e.g. int8; default: the engine's)")
+    parser.add_argument("--decode-threads", type=int, default=None, help="GUARD_DECODE_THREADS (default: the engine's)")
     parser.add_argument("--label", default="", help="a name for this code version (goes into the JSON)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
@@ -200,6 +201,8 @@ async def _main(model_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     local: dict[str, Any] = {"compile": True} if args.compile else {}
     if args.quantization:
         local["quantization"] = args.quantization
+    if args.decode_threads is not None:
+        local["decode_threads"] = args.decode_threads
     system = GuardEngineSystem(model_dir, args.threads, **local)
     await system.start()
     try:

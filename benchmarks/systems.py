@@ -329,7 +329,8 @@ class GuardEngineSystem(System):
         self.engine = GemmaEngine.load(str(model_dir), settings, is_dev=False)
 
     def settings_summary(self) -> dict[str, Any]:
-        return {name: getattr(self._local, name) for name in ("dtype", "threads", "compile", "quantization")}
+        names = ("dtype", "threads", "decode_threads", "compile", "quantization")
+        return {name: getattr(self._local, name) for name in names if hasattr(self._local, name)}
 
     async def start(self) -> None:
         await self.engine.start()

@@ -92,10 +92,16 @@ class LocalEngineSettings:
     flash_attention_2 on CUDA with flash-attn >= 2.6, else eager."""
     threads: Annotated[Count, Env("GUARD_THREADS")] = 0
     """torch intra-op threads; 0 means one per available core."""
+    decode_threads: Annotated[Count, Env("GUARD_DECODE_THREADS")] = 0
+    """CPU: torch threads for the decoder layers of a decode step (one token per row); the vocabulary projection and
+    prefill keep ``threads``. 0 means ``threads``. Like llama.cpp's ``--threads`` beside ``--threads-batch``: with
+    ``OMP_WAIT_POLICY=PASSIVE`` every multi-threaded op wakes its threads, which costs more than a small model's
+    per-token layers gain (README, "Against llama.cpp")."""
     prefill_chunk: Annotated[Positive, Env("GUARD_PREFILL_CHUNK")] = 1024
     """Prompt tokens prefilled per step, so long prompts don't stall running streams."""
     quantization: Annotated[str, Env("GUARD_QUANTIZATION")] = "none"
-    """``none``; ``8bit``/``4bit`` (bitsandbytes nf4; CUDA, ``guard[gpu]``); ``int8`` (torchao, ``guard[quant]``)."""
+    """``none``; ``8bit``/``4bit`` (bitsandbytes nf4; CUDA, ``guard[gpu]``); ``int8`` (CPU: PyTorch's quantized linear;
+    CUDA: torchao, ``guard[quant]``)."""
     device_map: Annotated[str | None, Env("GUARD_DEVICE_MAP")] = None
     """e.g. ``auto`` to spread one model over several GPUs (CUDA only, ``guard[gpu]``)."""
     compile: Annotated[bool, Env("GUARD_COMPILE")] = False

@@ -87,8 +87,11 @@ class GemmaEngine:
             max_waiting=settings.max_queue,
             prefill_chunk=settings.local.prefill_chunk,
             grammars=self._grammars,
+            decode_threads=settings.local.decode_threads if self.device == "cpu" else 0,
         )
         details = plan.describe() if plan is not None else f"{self.device}, {self.dtype}"
+        if self.device == "cpu" and settings.local.decode_threads:
+            details += f", decode layers on {settings.local.decode_threads} thread(s)"
         self.description = (
             f"{model_id} ({'dev model, ' if is_dev else ''}{details}; continuous batching: "
             f"{settings.max_batch_size} slots, queue {settings.max_queue})"

@@ -14,11 +14,12 @@ sliding window and final-logit softcap included) on a slot cache (:mod:`guard.en
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +104,20 @@ class SequenceStream:
         self._sequence.cancelled = True
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads (0: unchanged), then restore the calling thread's count."""
+    before = torch.get_num_threads()
+    if not threads or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class ContinuousBatcher:
     def __init__(
         self,
@@ -116,8 +131,10 @@ class ContinuousBatcher:
         max_waiting: int,
         prefill_chunk: int,
         grammars: GrammarCompiler | None = None,
+        decode_threads: int = 0,
     ) -> None:
         self._model = model
+        self._decode_threads = decode_threads
         self._grammars = grammars
         self._config = model.config
         self._decode = decode
@@ -250,7 +267,8 @@ class ContinuousBatcher:
         self.steps += 1
         self._drop_cancelled()
         decoding = list(self._running)
-        hidden = [self._decode_hidden(decoding)] if decoding else []
+        with _torch_threads(self._decode_threads):
+            hidden = [self._decode_hidden(decoding)] if decoding else []
         admitted = self._admit()
         hidden += [torch.stack([state for _, state in admitted])] if admitted else []
         sequences = decoding + [sequence for sequence, _ in admitted]

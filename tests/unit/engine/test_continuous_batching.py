@@ -18,6 +18,7 @@ from guard.engine.base import EngineBusy, PromptTooLong, SamplingParams
 from guard.engine.gemma import GemmaEngine
 from guard.engine.loading import maybe_compile, plan_load
 from guard.engine.quantize import quantize_int8
+from guard.engine.scheduler import _torch_threads
 from guard.settings import EngineSettings, LocalEngineSettings
 from tests.tiny_gemma import tiny_gemma2
 
@@ -237,3 +238,31 @@ async def test_seeded_sampling_does_not_depend_on_batch_company(model: Any, toke
         await engine.stop()
     assert crowd[0] == alone
     assert alone.tokens_out == 12
+
+
+async def test_decode_layers_on_their_own_thread_count_keep_the_fidelity(model: Any, tokenizer: Any) -> None:
+    # GUARD_DECODE_THREADS: the decoder layers of decode steps run on one torch thread, the projection and prefill on
+    # the engine's own count; the tokens do not change and the worker's count is restored after every step.
+    engine = _engine(model, tokenizer, max_batch_size=4, local=LocalEngineSettings(prefill_chunk=8, decode_threads=1))
+    stop_ids = sorted(engine._batcher._stop_ids)
+    prompts = _prompts(tokenizer)
+    seen: list[int] = []
+    decode_hidden = engine._batcher._decode_hidden
+
+    def counting(sequences: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        return decode_hidden(sequences)
+
+    engine._batcher._decode_hidden = counting  # type: ignore[method-assign]
+    assert await _run_concurrently(engine, prompts) == _references(model, prompts, stop_ids)
+    assert seen
+    assert set(seen) == {1}
+
+
+def test_torch_threads_restores_the_count() -> None:
+    before = torch.get_num_threads()
+    with _torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with _torch_threads(0):
+        assert torch.get_num_threads() == before
