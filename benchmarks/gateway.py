@@ -180,6 +180,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "profile": "dev",
             "dtype": "bfloat16",
             "quantization": os.environ.get("GUARD_QUANTIZATION") or "none",
+            "decode_threads": os.environ.get("GUARD_DECODE_THREADS") or "0",
             "threads": os.environ.get("GUARD_THREADS") or "all cores",
         },
         "sequential": sequential,
