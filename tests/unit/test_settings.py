@@ -40,9 +40,9 @@ def _variables(cls: type[Any] = Settings) -> dict[str, str]:
 def test_every_field_reads_one_variable_and_an_empty_environment_gives_the_defaults() -> None:
     variables = _variables()
     assert all(name.startswith("GUARD_") for name in variables)
-    assert len(variables) == 46  # the 34 settings of before, the three key variables that used to bypass them,
-    # the two that choose the policies of the LiteLLM and LLM Guard routes, the reviewer page's sign-in limit and
-    # the six connection limits
+    assert len(variables) == 47  # the 34 settings of before, the three key variables that used to bypass them,
+    # the two that choose the policies of the LiteLLM and LLM Guard routes, the reviewer page's sign-in limit, the
+    # six connection limits and the decode step's thread count
     assert Settings.from_env(environ={}) == Settings()
 
 
