@@ -107,8 +107,11 @@ class SequenceStream:
 @contextlib.contextmanager
 def _torch_threads(threads: int) -> Iterator[None]:
     """Run the block with ``threads`` torch threads (0: unchanged), then restore the calling thread's count."""
+    if not threads:  # the default: nothing to ask torch on the per-step path
+        yield
+        return
     before = torch.get_num_threads()
-    if not threads or threads == before:
+    if threads == before:
         yield
         return
     torch.set_num_threads(threads)
