@@ -36,6 +36,7 @@ from guard.engine.base import (
     StreamDelta,
     TokenLogprob,
 )
+from guard.engine.decode_step import decode_step_for
 from guard.engine.detokenize import Decode, Detokenizer
 from guard.engine.grammar import GrammarCompiler
 from guard.engine.head import VocabularyHead
@@ -148,6 +149,7 @@ class ContinuousBatcher:
         self._prefill_chunk = max(1, prefill_chunk)
         self._device = model.device
         self._decoder = model.get_decoder()
+        self._decode_step = decode_step_for(model)
         self._head = VocabularyHead(model.config, servable_vocab=servable_vocab, grammars=grammars)
         self._cache = SlotKVCache(model.config, slots=max_running, dtype=model.dtype, device=model.device)
         self._waiting: deque[_Sequence] = deque()
@@ -338,8 +340,12 @@ class ContinuousBatcher:
         tokens = torch.tensor([[s.generated[-1]] for s in sequences], device=self._device)
         lengths = [s.length for s in sequences]
         positions = torch.tensor([[n - 1] for n in lengths], device=self._device)
-        self._cache.bind_decode(positions[:, 0], max(lengths))
-        return self._hidden(tokens, positions, max(lengths))[:, -1]
+        width = max(lengths)
+        self._cache.bind_decode(positions[:, 0], width)
+        if self._decode_step is not None:
+            masks = attention_masks(self._config, positions, width, self._model.dtype)
+            return self._decode_step(tokens, positions, masks, self._cache)[:, -1]
+        return self._hidden(tokens, positions, width)[:, -1]
 
     def _hidden(self, input_ids: torch.Tensor, positions: torch.Tensor, width: int) -> torch.Tensor:
         """The decoder (the model without its vocabulary head) on our cache: ``[rows, positions, hidden]``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from guard.engine import int8_cpu
 from guard.engine.base import EngineUnavailable
-from guard.engine.int8_cpu import Int8Linear
+from guard.engine.int8_cpu import FusedInt8, Int8Linear, quantize_linears
 from guard.engine.loading import plan_load
 from guard.engine.quantize import quantize_int8
 from guard.settings import LocalEngineSettings
@@ -63,6 +65,8 @@ def test_int8_keeps_the_greedy_tokens_of_a_tiny_gemma(guard_home: Path) -> None:
         quantized = model(input_ids=ids).logits.float()
     assert torch.equal(model.get_input_embeddings().weight, embedding)  # the lookup table stays bf16
     assert isinstance(model.lm_head, Int8Linear)  # the projection itself is int8
+    assert isinstance(model.model.layers[0].self_attn.k_proj, FusedInt8)  # q/k/v share one product
+    assert isinstance(model.model.layers[0].mlp.up_proj, FusedInt8)  # gate/up too
     assert not any(isinstance(m, torch.nn.Linear) for m in model.modules())
     with torch.inference_mode():
         assert model(input_ids=ids).logits.dtype == torch.bfloat16  # the model keeps its dtype around the int8 layers
@@ -87,3 +91,39 @@ def layer_weight(layer: Int8Linear) -> torch.Tensor:
     """The dequantized weight of ``layer`` (without its pinning columns)."""
     weight, _ = torch.ops.quantized.linear_unpack(layer._packed)
     return weight.dequantize()[:, : layer.in_features]
+
+
+class _Siblings(torch.nn.Module):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__()
+        self.q_proj = torch.nn.Linear(64, 64, bias=False)
+        self.k_proj = torch.nn.Linear(64, 32, bias=False)
+        self.v_proj = torch.nn.Linear(64, 32, bias=False)
+
+
+def test_fused_projections_give_each_member_its_own_layers_output_in_any_call_order() -> None:
+    torch.manual_seed(1)
+    linears = _Siblings()
+    alone = {name: Int8Linear(getattr(linears, name)) for name in ("q_proj", "k_proj", "v_proj")}
+    fused = quantize_linears(copy.deepcopy(linears))
+    x, other = torch.randn(3, 5, 64, dtype=torch.bfloat16), torch.randn(3, 5, 64, dtype=torch.bfloat16)
+    # transformers' order, then an unusual one: a member asked twice, and another input in between
+    for name in ("q_proj", "k_proj", "v_proj", "k_proj", "q_proj", "v_proj"):
+        assert torch.equal(getattr(fused, name)(x), alone[name](x)), name
+    assert torch.equal(fused.v_proj(other), alone["v_proj"](other))
+    assert torch.equal(fused.q_proj(x), alone["q_proj"](x))
+    assert not any(isinstance(m, torch.nn.Linear) for m in fused.modules())
+
+
+@pytest.mark.parametrize(("flags", "reduced"), [("fpu sse4_2 avx2 fma", True), ("avx2 avx512f avx512_vnni", False)])
+def test_activations_use_7_bits_without_vnni(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: str, reduced: bool
+) -> None:
+    # Without VNNI the integer kernels sum uint8 x int8 pairs in 16 bits: full-range activations saturate.
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    read = Path.read_text
+    monkeypatch.setattr(
+        Path, "read_text", lambda self, **kw: read(cpuinfo if str(self) == "/proc/cpuinfo" else self, **kw)
+    )
+    assert int8_cpu.reduce_range.__wrapped__() is reduced
