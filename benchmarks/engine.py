@@ -9,7 +9,7 @@ warm-up excluded. Workloads: closed loops at concurrency 1/4/16/32 with 128-toke
 200 Poisson arrivals with mixed lengths at 0.8x (b)'s measured capacity.
 Last, (d)'s decode-step profile (body, projection, head, bookkeeping; ``step_profile.py``) at batch 1 and 32.
 
-    python benchmarks/engine.py [--quick] [--systems a,b,c,d,d-int8,e,e-q8] [--threads N] [--decode-threads N]
+    python benchmarks/engine.py [--quick] [--systems a,b,c,d,d-int8,d-fp32,e,e-q8] [--threads N] [--decode-threads N]
                                  [--out DIR]
     python benchmarks/engine.py --constrained   # (d) only: half the requests under a JSON Schema vs none
 """
@@ -168,6 +168,7 @@ def build_systems(
         "c": lambda: ContinuousBatchingSystem(model_dir, vocab, CacheSizing.for_sequences(longest)),
         "d": lambda: GuardEngineSystem(model_dir, threads, **local),
         "d-int8": lambda: GuardEngineSystem(model_dir, threads, quantization="int8", **local),
+        "d-fp32": lambda: GuardEngineSystem(model_dir, threads, dtype="float32", **local),
         **llama_factories(model_dir, threads, longest),
     }
     systems: list[System] = []

@@ -664,12 +664,18 @@ def comparison_table(runs: Sequence[dict[str, Any]], guard: str = "d", guard_int
     ]
     workloads = [w for w in runs[0]["results"] if w.startswith("closed c=")]
     keys = (guard, guard_int8, "e", "e-q8")
+    # guard in float32 (GUARD_DTYPE=auto on a CPU without native bf16), where the runs measured it
+    fp32 = any("d-fp32" in r["results"].get(w, {}) for r in runs for w in workloads)
+    if fp32:
+        lines[0] += " guard fp32 tok/s | guard fp32 ÷ llama bf16 |"
+        lines[1] += "---:|---:|"
     for workload in workloads:
-        tok = {k: med(workload, k, "tok_s") for k in keys}
+        tok = {k: med(workload, k, "tok_s") for k in (*keys, "d-fp32")}
         ttft = " / ".join(f"{med(workload, k, 'ttft_p50_s') * 1000:.0f}" for k in keys)
         lines.append(
             f"| {workload.removeprefix('closed c=')} | {tok[guard]:.1f} | {tok[guard_int8]:.1f} | {tok['e']:.1f} "
             f"| {tok['e-q8']:.1f} | {tok[guard] / tok['e']:.2f} | {tok[guard_int8] / tok['e-q8']:.2f} | {ttft} |"
+            + (f" {tok['d-fp32']:.1f} | {tok['d-fp32'] / tok['e']:.2f} |" if fp32 else "")
         )
     return "\n".join(lines)
 

@@ -322,9 +322,12 @@ class GuardEngineSystem(System):
         from guard.engine.gemma import GemmaEngine
         from guard.settings import EngineSettings, LocalEngineSettings
 
+        dtype = local.pop("dtype", "bfloat16")
         if local.get("quantization", "none") != "none":
             self.key, self.label = f"d-{local['quantization']}", f"(d) guard engine {local['quantization']}"
-        self._local = LocalEngineSettings(dtype="bfloat16", threads=threads, **local)
+        elif dtype == "float32":  # what GUARD_DTYPE=auto picks on CPUs without native bf16
+            self.key, self.label = "d-fp32", "(d) guard engine float32"
+        self._local = LocalEngineSettings(dtype=dtype, threads=threads, **local)
         settings = EngineSettings(max_batch_size=MAX_BATCH, max_queue=256, local=self._local)
         self.engine = GemmaEngine.load(str(model_dir), settings, is_dev=False)
 

@@ -30,6 +30,7 @@ __all__ = [
     "Quantization",
     "choose_device",
     "choose_dtype",
+    "cpu_has_bf16",
     "load_model",
     "maybe_compile",
     "plan_load",
@@ -90,7 +91,7 @@ def choose_device(setting: str) -> str:
     return setting
 
 
-def _cpu_has_bf16() -> bool:
+def cpu_has_bf16() -> bool:
     """True on CPUs with native bf16 (AVX512-BF16/AMX): there bf16 is several times faster than fp32."""
     import torch
 
@@ -106,7 +107,7 @@ def choose_dtype(setting: str, device: str) -> Any:
         return named[setting]
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if _cpu_has_bf16() else torch.float32
+    return torch.bfloat16 if cpu_has_bf16() else torch.float32
 
 
 def _threads(setting: int) -> int:

@@ -36,11 +36,11 @@ from guard.engine.base import (
     StreamDelta,
     TokenLogprob,
 )
-from guard.engine.decode_step import decode_step_for
 from guard.engine.detokenize import Decode, Detokenizer
 from guard.engine.grammar import GrammarCompiler
 from guard.engine.head import VocabularyHead
 from guard.engine.kvcache import SlotKVCache, attention_masks
+from guard.engine.lean_forward import lean_forward_for
 from guard.engine.prefill import prefill_groups
 from guard.engine.sampling import Sampler
 
@@ -149,7 +149,7 @@ class ContinuousBatcher:
         self._prefill_chunk = max(1, prefill_chunk)
         self._device = model.device
         self._decoder = model.get_decoder()
-        self._decode_step = decode_step_for(model)
+        self._lean = lean_forward_for(model)
         self._head = VocabularyHead(model.config, servable_vocab=servable_vocab, grammars=grammars)
         self._cache = SlotKVCache(model.config, slots=max_running, dtype=model.dtype, device=model.device)
         self._waiting: deque[_Sequence] = deque()
@@ -340,19 +340,19 @@ class ContinuousBatcher:
         tokens = torch.tensor([[s.generated[-1]] for s in sequences], device=self._device)
         lengths = [s.length for s in sequences]
         positions = torch.tensor([[n - 1] for n in lengths], device=self._device)
-        width = max(lengths)
-        self._cache.bind_decode(positions[:, 0], width)
-        if self._decode_step is not None:
-            masks = attention_masks(self._config, positions, width, self._model.dtype)
-            return self._decode_step(tokens, positions, masks, self._cache)[:, -1]
-        return self._hidden(tokens, positions, width)[:, -1]
+        self._cache.bind_decode(positions[:, 0], max(lengths))
+        return self._hidden(tokens, positions, max(lengths))[:, -1]
 
     def _hidden(self, input_ids: torch.Tensor, positions: torch.Tensor, width: int) -> torch.Tensor:
-        """The decoder (the model without its vocabulary head) on our cache: ``[rows, positions, hidden]``."""
+        """The decoder (the model without its vocabulary head) on our cache: ``[rows, positions, hidden]`` — the
+        lean Gemma-2 forward where it applies (:mod:`guard.engine.lean_forward`), else transformers'."""
+        masks = attention_masks(self._config, positions, width, self._model.dtype)
+        if self._lean is not None:
+            return self._lean(input_ids, positions, masks, self._cache)
         output = self._decoder(
             input_ids=input_ids,
             position_ids=positions,
-            attention_mask=attention_masks(self._config, positions, width, self._model.dtype),
+            attention_mask=masks,
             past_key_values=self._cache,
             use_cache=True,
         )

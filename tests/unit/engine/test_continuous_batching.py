@@ -121,7 +121,7 @@ async def test_continuous_batching_is_token_identical_to_unpadded_generate(model
 
     assert got == expected
     assert engine._batcher.steps < sum(n for _, n, _ in REQUESTS)  # requests really shared decode steps
-    assert engine._batcher._decode_step is not None  # decode steps ran the lean Gemma-2 step (decode_step.py)
+    assert engine._batcher._lean is not None  # prefill and decode ran the lean Gemma-2 forward
     # The model is sensitive to both Gemma-2 features, so an engine that dropped either could not pass.
     assert _differences(_references(_without_softcap(model), prompts, stop_ids), expected) >= 1
     assert _differences(_references(_without_window(model), prompts, stop_ids), expected) >= 1
@@ -136,7 +136,7 @@ async def test_compiled_decoder_keeps_the_fidelity(model: Any, tokenizer: Any) -
     )
     assert "forward" in vars(compiled.get_decoder())
     engine = _engine(compiled, tokenizer, max_batch_size=4, local=LocalEngineSettings(prefill_chunk=8))
-    assert engine._batcher._decode_step is None  # the compiled decoder runs every step
+    assert engine._batcher._lean is None  # the compiled decoder runs every step
     prompts = _prompts(tokenizer)
     expected = _references(model, prompts, sorted(engine._batcher._stop_ids))
 
@@ -151,7 +151,7 @@ async def test_int8_engine_keeps_the_fidelity(model: Any, tokenizer: Any) -> Non
     stop_ids = sorted(engine._batcher._stop_ids)
     prompts = _prompts(tokenizer)
     expected = _references(quantized, prompts, stop_ids)
-    assert engine._batcher._decode_step is not None
+    assert engine._batcher._lean is not None
 
     assert await _run_concurrently(engine, prompts) == expected
     assert engine._batcher.steps < sum(n for _, n, _ in REQUESTS)

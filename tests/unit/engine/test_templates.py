@@ -237,9 +237,9 @@ async def test_the_engine_serves_each_family_through_its_loader(dev_models: Path
     base = GemmaEngine.load(str(dev_models / "gemma-1-base"), settings, is_dev=True)
     chat = GemmaEngine.load(str(dev_models / "systemgemma-2"), settings, is_dev=True)
     assert not base.has_chat_template
-    # Gemma-1 decodes through transformers' forward; SystemGemma2 (a Gemma-2) through the lean decode step
-    assert base._batcher._decode_step is None
-    assert chat._batcher._decode_step is not None
+    # Gemma-1 decodes through transformers' forward; SystemGemma2 (a Gemma-2) through the lean forward
+    assert base._batcher._lean is None
+    assert chat._batcher._lean is not None
     with pytest.raises(InvalidConversation, match="use /v1/completions"):
         base.render_chat([ChatMessage("user", "Hi")])
     await base.start()
