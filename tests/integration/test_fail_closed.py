@@ -61,18 +61,19 @@ class FaultyCheck:
 
 
 class FaultyDecoder:
-    """Test-only wrapper around the engine's real decoder: raises CUDA-style OOM, or is slow, when armed."""
+    """Test-only wrapper around the engine's real decoder forward (the lean Gemma-2 forward where the engine runs
+    it, else transformers' decoder): raises CUDA-style OOM, or is slow, when armed."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.oom = False
         self.delay_s = 0.0
 
-    def __call__(self, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.oom:
             raise torch.OutOfMemoryError("injected: CUDA out of memory")
         time.sleep(self.delay_s)
-        return self.inner(**kwargs)
+        return self.inner(*args, **kwargs)
 
 
 @pytest.fixture
@@ -88,8 +89,9 @@ def faulty(models: Models) -> Iterator[tuple[Models, dict[str, FaultyCheck]]]:
 @pytest.fixture
 def decoder(models: Models, monkeypatch: pytest.MonkeyPatch) -> FaultyDecoder:
     batcher = models.engine._batcher  # type: ignore[attr-defined]
-    wrapper = FaultyDecoder(batcher._decoder)
-    monkeypatch.setattr(batcher, "_decoder", wrapper)
+    name = "_lean" if batcher._lean is not None else "_decoder"
+    wrapper = FaultyDecoder(getattr(batcher, name))
+    monkeypatch.setattr(batcher, name, wrapper)
     return wrapper
 
 
