@@ -136,7 +136,9 @@ class FusedInt8(nn.Module):  # type: ignore[misc]  # torch is not type-checked h
 
 
 def _concatenated(linears: list[nn.Linear]) -> nn.Linear:
-    fused = nn.Linear(linears[0].in_features, sum(int(linear.out_features) for linear in linears), bias=False)
+    # On the meta device: no random initialisation of a weight that is replaced at once (large for a 9b MLP).
+    out_features = sum(int(linear.out_features) for linear in linears)
+    fused = nn.Linear(linears[0].in_features, out_features, bias=False, device="meta")
     fused.weight = nn.Parameter(torch.cat([linear.weight.detach() for linear in linears]), requires_grad=False)
     return fused
 
