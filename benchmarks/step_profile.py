@@ -41,7 +41,10 @@ class _StepTimer:
         self._current: dict[str, float] = {}
         self._batcher = batcher
         self._wrap(batcher, "_decode_hidden", "body")
-        self._wrap(model.lm_head, "forward", "projection")
+        if hasattr(batcher, "_project"):  # the batcher's own projection (compiled with GUARD_COMPILE)
+            self._wrap(batcher, "_project", "projection")
+        else:  # engine code before it
+            self._wrap(model.lm_head, "forward", "projection")
         for name in ("_accept", "_drop_cancelled"):
             self._wrap(batcher, name, "bookkeeping")
         self._wrap(batcher, "_admit", "admit")

@@ -24,6 +24,7 @@ from guard.engine.base import (
 )
 from guard.engine.chat_template import render_chat, supports_system_role
 from guard.engine.grammar import GrammarCompiler
+from guard.engine.lean_forward import lean_forward_applies
 from guard.engine.loading import (
     LoadPlan,
     choose_device,
@@ -62,6 +63,7 @@ class GemmaEngine:
         is_dev: bool,
         settings: EngineSettings,
         plan: LoadPlan | None = None,
+        compile_backend: str = "inductor",
     ) -> None:
         self._model = model
         self._tokenizer = tokenizer
@@ -88,6 +90,8 @@ class GemmaEngine:
             prefill_chunk=settings.local.prefill_chunk,
             grammars=self._grammars,
             decode_threads=settings.local.decode_threads if self.device == "cpu" else 0,
+            # GUARD_COMPILE on Gemma-2's lean forward: static-shape decode and projection graphs (compiled_step)
+            compile_backend=compile_backend if plan is not None and plan.compile else None,
         )
         details = plan.describe() if plan is not None else f"{self.device}, {self.dtype}"
         if self.device == "cpu" and settings.local.decode_threads:
@@ -115,7 +119,7 @@ class GemmaEngine:
         plan = plan_load(settings.local, read_model_type(ref))
         model, tokenizer = load_model(ref, plan)
         return cls(
-            maybe_compile(model, plan),
+            model if lean_forward_applies(model) else maybe_compile(model, plan),  # lean: the batcher compiles
             tokenizer,
             model_id=model_id or ref,
             revision=revision or getattr(model.config, "_commit_hash", None),
@@ -171,7 +175,7 @@ class GemmaEngine:
 
     async def start(self) -> None:
         if self._plan is not None and self._plan.compile:  # compile before the first request, not during it
-            sizes = sorted({1, 2, self._batcher.max_running})
+            sizes = self._batcher.warm_up_sizes
             await asyncio.to_thread(warm_up, self._plan, self._batcher.warm_up, sizes)
         self._batcher.start()
 

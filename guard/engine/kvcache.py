@@ -64,6 +64,11 @@ class SlotKVCache:
         for buffer in self._keys + self._values:
             buffer[target, :, :length].copy_(buffer[source, :, :length])
 
+    def buffers(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every layer's key and value buffers, ``[slots, kv_heads, capacity, head_dim]`` (a compiled decode step
+        writes and reads them in place: :mod:`guard.engine.compiled_step`)."""
+        return self._keys, self._values
+
     # -- what the next forward writes -----------------------------------------------------------------------------
 
     def bind_decode(self, positions: torch.Tensor, width: int) -> None:

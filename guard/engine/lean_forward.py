@@ -26,17 +26,25 @@ from transformers.models.gemma2.modeling_gemma2 import apply_rotary_pos_emb
 
 from guard.engine.loading import cpu_has_bf16
 
-__all__ = ["LeanGemma2", "lean_forward_for"]
+__all__ = ["LeanGemma2", "lean_forward_applies", "lean_forward_for"]
+
+
+def lean_forward_applies(model: Any) -> bool:
+    """Whether :class:`LeanGemma2` can run ``model``: Gemma-2, eager attention, not compiled, on one device."""
+    config = model.config
+    if getattr(config, "model_type", None) != "gemma2" or config._attn_implementation != "eager":
+        return False
+    if "forward" in vars(model.get_decoder()):
+        return False  # transformers' forward compiled (``maybe_compile``)
+    return len(set((getattr(model, "hf_device_map", None) or {"": 0}).values())) == 1  # not split by accelerate
 
 
 def lean_forward_for(model: Any) -> LeanGemma2 | None:
     """The lean forward for ``model``, or None where transformers' forward must run."""
+    if not lean_forward_applies(model):
+        return None
     config = model.config
     decoder = model.get_decoder()
-    if getattr(config, "model_type", None) != "gemma2" or config._attn_implementation != "eager":
-        return None
-    if "forward" in vars(decoder) or len(set((getattr(model, "hf_device_map", None) or {"": 0}).values())) > 1:
-        return None  # compiled (GUARD_COMPILE), or placed across devices by accelerate's hooks
     upcast = model.dtype == torch.bfloat16 and model.device.type == "cpu" and not cpu_has_bf16()
     return LeanGemma2(decoder, config, upcast_attention=upcast)
 

@@ -36,6 +36,7 @@ from guard.engine.base import (
     StreamDelta,
     TokenLogprob,
 )
+from guard.engine.compiled_step import CompiledStep
 from guard.engine.detokenize import Decode, Detokenizer
 from guard.engine.grammar import GrammarCompiler
 from guard.engine.head import VocabularyHead
@@ -136,6 +137,7 @@ class ContinuousBatcher:
         prefill_chunk: int,
         grammars: GrammarCompiler | None = None,
         decode_threads: int = 0,
+        compile_backend: str | None = None,
     ) -> None:
         self._model = model
         self._decode_threads = decode_threads
@@ -152,6 +154,11 @@ class ContinuousBatcher:
         self._lean = lean_forward_for(model)
         self._head = VocabularyHead(model.config, servable_vocab=servable_vocab, grammars=grammars)
         self._cache = SlotKVCache(model.config, slots=max_running, dtype=model.dtype, device=model.device)
+        self._compiled: CompiledStep | None = None
+        self._project: Callable[[torch.Tensor], torch.Tensor] = model.lm_head  # all 256k vocabulary rows, every row
+        if compile_backend is not None and self._lean is not None:
+            self._compiled = CompiledStep(self._lean, model, self._cache, backend=compile_backend)
+            self._project = self._compiled.project
         self._waiting: deque[_Sequence] = deque()
         self._running: list[_Sequence] = []
         self._wake = threading.Condition()
@@ -217,12 +224,21 @@ class ContinuousBatcher:
             self._wake.notify()
         return SequenceStream(sequence, queue)
 
+    @property
+    def warm_up_sizes(self) -> list[int]:
+        """Every bucket of a compiled step (static shapes), else a few (the compiled decoder's are dynamic)."""
+        return self._compiled.buckets if self._compiled is not None else sorted({1, 2, self.max_running})
+
     def warm_up(self, rows: int) -> None:
         """Run one prefill and one decode step with ``rows`` rows (compiles them); call before :meth:`start`."""
         prompt = [0] * 8
         with torch.inference_mode():
             self._cache.reserve(len(prompt) + 1)
             states = self._prefill([prompt] * rows, 0)
+            if self._compiled is not None:  # the decode graph compiled with the threads it will run on
+                self._compiled.warm_up(rows, decode_threads=_torch_threads(self._decode_threads))
+                self._cache.release()
+                return
             positions = torch.full((rows, 1), len(prompt), device=self._device)
             self._cache.bind_decode(positions[:, 0], len(prompt) + 1)
             tokens = torch.zeros((rows, 1), dtype=torch.long, device=self._device)
@@ -279,7 +295,7 @@ class ContinuousBatcher:
         sequences = decoding + [sequence for sequence, _ in admitted]
         if sequences:
             metrics.ENGINE_BATCH_SIZE.observe(len(sequences))
-            tokens, logprobs = self._head.choose(sequences, self._model.lm_head(torch.cat(hidden)))
+            tokens, logprobs = self._head.choose(sequences, self._project(torch.cat(hidden)))
             for sequence, token, logprob in zip(sequences, tokens, logprobs, strict=True):
                 self._accept(sequence, token, logprob)
         if not self._running:
@@ -337,11 +353,13 @@ class ContinuousBatcher:
 
     def _decode_hidden(self, sequences: list[_Sequence]) -> torch.Tensor:
         """One decoder forward for rows ``0..n-1``, each at its own position; ``[n, hidden]``."""
-        tokens = torch.tensor([[s.generated[-1]] for s in sequences], device=self._device)
-        lengths = [s.length for s in sequences]
-        positions = torch.tensor([[n - 1] for n in lengths], device=self._device)
-        self._cache.bind_decode(positions[:, 0], max(lengths))
-        return self._hidden(tokens, positions, max(lengths))[:, -1]
+        width = max(s.length for s in sequences)
+        tokens = torch.tensor([s.generated[-1] for s in sequences], device=self._device)
+        positions = torch.tensor([s.length - 1 for s in sequences], device=self._device)
+        if self._compiled is not None:
+            return self._compiled.decode(tokens, positions, width)
+        self._cache.bind_decode(positions, width)
+        return self._hidden(tokens[:, None], positions[:, None], width)[:, -1]
 
     def _hidden(self, input_ids: torch.Tensor, positions: torch.Tensor, width: int) -> torch.Tensor:
         """The decoder (the model without its vocabulary head) on our cache: ``[rows, positions, hidden]`` — the

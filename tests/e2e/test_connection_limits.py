@@ -171,9 +171,12 @@ def _rss_watch(pid: int, stop: asyncio.Event, peak: list[int]) -> asyncio.Task[N
 
 async def _running_once_cut(server: Server, running: list[int]) -> None:
     """Once every stalled stream's close is audited, how many sequences the engine still runs: only the normal
-    clients' (at most 8) if the cut cancelled the stalled streams' generations (2000 tokens each otherwise)."""
+    clients' (at most 8) if the cut cancelled the stalled streams' generations (2000 tokens each otherwise). The wait
+    is long: a stream is cut only once its buffers are full (tens of tokens at a 28-row decode on 2 cores) and its
+    send has then waited GUARD_SEND_TIMEOUT_S; a CI run saw this take longer than 15 s."""
     async with httpx.AsyncClient(base_url=server.base, headers=server.auth, timeout=30) as client:
-        for _ in range(60):
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
             rows = (await client.get("/v1/audit", params={"outcome": "client_stalled", "limit": 100})).json()["items"]
             if len(rows) >= STALLED:
                 running.append((await client.get("/readyz")).json()["engine"]["running"])

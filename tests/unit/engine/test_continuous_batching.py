@@ -127,10 +127,42 @@ async def test_continuous_batching_is_token_identical_to_unpadded_generate(model
     assert _differences(_references(_without_window(model), prompts, stop_ids), expected) >= 1
 
 
+async def test_compiled_step_keeps_the_fidelity(model: Any, tokenizer: Any) -> None:
+    """GUARD_COMPILE on Gemma-2 (static-shape decode and projection graphs per batch bucket over the lean forward,
+    guard.engine.compiled_step) on the staggered mixed batch: the same tokens as unpadded eager generate, with
+    rows padded to buckets, finished rows compacted and new prompts admitted while others decode. Dynamo's capture
+    is tested here, inductor's code generation in test_compiled_step.py."""
+    plan = plan_load(LocalEngineSettings(dtype="float32", compile=True), "gemma2")
+    engine = GemmaEngine(
+        model,
+        tokenizer,
+        model_id="fidelity",
+        revision=None,
+        is_dev=True,
+        settings=EngineSettings(max_batch_size=4, local=LocalEngineSettings(prefill_chunk=8)),
+        plan=plan,
+        compile_backend="eager",
+    )
+    batcher = engine._batcher
+    assert batcher._compiled is not None
+    assert batcher.warm_up_sizes == [1, 2, 4]
+    prompts = _prompts(tokenizer)
+    expected = _references(model, prompts, sorted(batcher._stop_ids))
+    decoded: list[int] = []
+    original = batcher._compiled.decode
+    batcher._compiled.decode = lambda tokens, *rest: decoded.append(len(tokens)) or original(tokens, *rest)  # type: ignore[method-assign]
+
+    assert await _run_concurrently(engine, prompts) == expected
+    assert {1, 2, 4} <= set(decoded[3:])  # the warm-up's three, then steps of every bucket, 3 rows padded to 4 too
+    assert 3 in decoded
+    assert "forward" not in vars(model.get_decoder())  # transformers' forward was left alone
+
+
 async def test_compiled_decoder_keeps_the_fidelity(model: Any, tokenizer: Any) -> None:
-    """GUARD_COMPILE's path (the decoder under torch.compile, dynamic shapes) on the same staggered mixed batch:
-    the same tokens as unpadded eager generate. Dynamo's capture (graph breaks, guards on the slot cache, the mask
-    dict, batched prefill) is what is tested; inductor's code generation is left out (minutes on 2 cores)."""
+    """``maybe_compile``'s path (transformers' decoder under torch.compile, dynamic shapes: GUARD_COMPILE for the
+    models the lean forward does not run) on the same staggered mixed batch: the same tokens as unpadded eager
+    generate. Dynamo's capture (graph breaks, guards on the slot cache, the mask dict, batched prefill) is what is
+    tested; inductor's code generation is left out (minutes on 2 cores)."""
     compiled = maybe_compile(
         copy.deepcopy(model), plan_load(LocalEngineSettings(dtype="float32", compile=True), "gemma2"), backend="eager"
     )
