@@ -2,15 +2,16 @@
 
 (a) the model card's ``pipeline("text-generation")``, one request at a time; (b) padded static batching with
 ``model.generate``; (c) transformers' ContinuousBatchingManager; (d) guard's engine, and (d-int8) the same engine with
-``GUARD_QUANTIZATION=int8`` (int8 linear layers, PyTorch's quantized linear on CPU); then, as the outside
+``GUARD_QUANTIZATION=int8`` (int8 linear layers, PyTorch's quantized linear on CPU), (d-fp32) in float32 and
+(d-compiled) with ``GUARD_COMPILE=1`` (static-shape decode graphs per batch bucket, inductor); then, as the outside
 reference, (e) and (e-q8) llama.cpp's ``llama-server`` on the same weights as GGUF bf16 and Q8_0 (another process;
 benchmarks/llamacpp.py, skipped unless built). bf16, fixed threads, greedy, EOS ignored (exact new-token counts),
 warm-up excluded. Workloads: closed loops at concurrency 1/4/16/32 with 128-token prompts and 128 new tokens, then
 200 Poisson arrivals with mixed lengths at 0.8x (b)'s measured capacity.
 Last, (d)'s decode-step profile (body, projection, head, bookkeeping; ``step_profile.py``) at batch 1 and 32.
 
-    python benchmarks/engine.py [--quick] [--systems a,b,c,d,d-int8,d-fp32,e,e-q8] [--threads N] [--decode-threads N]
-                                 [--out DIR]
+    python benchmarks/engine.py [--quick] [--systems a,b,c,d,d-int8,d-fp32,d-compiled,e,e-q8] [--threads N]
+                                 [--decode-threads N] [--out DIR]
     python benchmarks/engine.py --constrained   # (d) only: half the requests under a JSON Schema vs none
 """
 
@@ -169,6 +170,7 @@ def build_systems(
         "d": lambda: GuardEngineSystem(model_dir, threads, **local),
         "d-int8": lambda: GuardEngineSystem(model_dir, threads, quantization="int8", **local),
         "d-fp32": lambda: GuardEngineSystem(model_dir, threads, dtype="float32", **local),
+        "d-compiled": lambda: GuardEngineSystem(model_dir, threads, compile=True, **local),
         **llama_factories(model_dir, threads, longest),
     }
     systems: list[System] = []

@@ -664,18 +664,22 @@ def comparison_table(runs: Sequence[dict[str, Any]], guard: str = "d", guard_int
     ]
     workloads = [w for w in runs[0]["results"] if w.startswith("closed c=")]
     keys = (guard, guard_int8, "e", "e-q8")
-    # guard in float32 (GUARD_DTYPE=auto on a CPU without native bf16), where the runs measured it
-    fp32 = any("d-fp32" in r["results"].get(w, {}) for r in runs for w in workloads)
-    if fp32:
-        lines[0] += " guard fp32 tok/s | guard fp32 ÷ llama bf16 |"
-        lines[1] += "---:|---:|"
+    # guard compiled (GUARD_COMPILE) and in float32 (GUARD_DTYPE=auto on a CPU without native bf16), where measured
+    extras = [k for k in ("d-compiled", "d-fp32") if any(k in r["results"].get(w, {}) for r in runs for w in workloads)]
+
+    def extra_ttft(workload: str, key: str) -> str:
+        return f"{med(workload, key, 'ttft_p50_s') * 1000:.0f}"
+
+    for key in extras:
+        lines[0] += f" {key} tok/s | {key} ÷ llama bf16 | {key} TTFT p50 ms |"
+        lines[1] += "---:|---:|---:|"
     for workload in workloads:
-        tok = {k: med(workload, k, "tok_s") for k in (*keys, "d-fp32")}
+        tok = {k: med(workload, k, "tok_s") for k in (*keys, *extras)}
         ttft = " / ".join(f"{med(workload, k, 'ttft_p50_s') * 1000:.0f}" for k in keys)
         lines.append(
             f"| {workload.removeprefix('closed c=')} | {tok[guard]:.1f} | {tok[guard_int8]:.1f} | {tok['e']:.1f} "
             f"| {tok['e-q8']:.1f} | {tok[guard] / tok['e']:.2f} | {tok[guard_int8] / tok['e-q8']:.2f} | {ttft} |"
-            + (f" {tok['d-fp32']:.1f} | {tok['d-fp32'] / tok['e']:.2f} |" if fp32 else "")
+            + "".join(f" {tok[k]:.1f} | {tok[k] / tok['e']:.2f} | {extra_ttft(workload, k)} |" for k in extras)
         )
     return "\n".join(lines)
 

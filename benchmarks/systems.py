@@ -327,6 +327,8 @@ class GuardEngineSystem(System):
             self.key, self.label = f"d-{local['quantization']}", f"(d) guard engine {local['quantization']}"
         elif dtype == "float32":  # what GUARD_DTYPE=auto picks on CPUs without native bf16
             self.key, self.label = "d-fp32", "(d) guard engine float32"
+        if local.get("compile"):  # GUARD_COMPILE: static-shape decode step and projection (bf16 only here)
+            self.key, self.label = "d-compiled", "(d) guard engine compiled"
         self._local = LocalEngineSettings(dtype=dtype, threads=threads, **local)
         settings = EngineSettings(max_batch_size=MAX_BATCH, max_queue=256, local=self._local)
         self.engine = GemmaEngine.load(str(model_dir), settings, is_dev=False)
