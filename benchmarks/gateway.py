@@ -181,6 +181,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "dtype": "bfloat16",
             "quantization": os.environ.get("GUARD_QUANTIZATION") or "none",
             "decode_threads": os.environ.get("GUARD_DECODE_THREADS") or "0",
+            "compile": os.environ.get("GUARD_COMPILE") or "0",
             "threads": os.environ.get("GUARD_THREADS") or "all cores",
         },
         "sequential": sequential,

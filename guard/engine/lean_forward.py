@@ -13,8 +13,9 @@ products there take a slow path (a 128-token prefill of the bench model spent 74
 AMD EPYC). A float32 model, or a CPU with AVX512-BF16/AMX, computes exactly as before.
 
 The float32 fidelity tests run through it (``tests/unit/engine/test_continuous_batching.py``); the README's step
-profile gives its speed. Other architectures, other attention implementations, a compiled decoder and a model split
-across devices keep transformers' forward (:func:`lean_forward_for`).
+profile gives its speed. With ``GUARD_COMPILE`` its decode steps are compiled per batch bucket
+(:mod:`guard.engine.compiled_step`). Other architectures, other attention implementations and a model split across
+devices keep transformers' forward (:func:`lean_forward_for`).
 """
 
 from __future__ import annotations

@@ -350,7 +350,8 @@ def load_model(ref: str, plan: LoadPlan) -> tuple[Any, Any]:
 
 
 def maybe_compile(model: Any, plan: LoadPlan, *, backend: str = "inductor") -> Any:
-    """Compile the decoder's forward (the model without its vocabulary head) when ``plan.compile``.
+    """Compile the decoder's forward (the model without its vocabulary head) when ``plan.compile``: the path of the
+    models the lean Gemma-2 forward does not run (Gemma-2 on it compiles static-shape steps: ``compiled_step``).
 
     The decoder is what the engine calls each step, not ``generate()``: inside generate() Gemma-2's sliding-window
     cache hits the recompile limit, while a forward called with fixed-size cache buffers compiles once per shape kind

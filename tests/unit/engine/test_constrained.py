@@ -11,12 +11,14 @@ from typing import Any
 
 import jsonschema
 import pytest
+import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from guard.devmodels.script import TOOL_SCRIPT
 from guard.engine.base import ChatMessage, SamplingParams
 from guard.engine.gemma import GemmaEngine
 from guard.engine.grammar import InvalidGrammar, json_schema_grammar
+from guard.engine.loading import plan_load
 from guard.engine.tool_format import FunctionSpec, parse_calls, tool_call_grammar
 from guard.settings import EngineSettings, LocalEngineSettings
 from tests.unit.engine.test_continuous_batching import REQUESTS, _engine, _prompts, _references, fidelity_model
@@ -150,3 +152,56 @@ async def test_tool_choice_modes_on_the_dev_model(dev_engine: GemmaEngine) -> No
             jsonschema.validate(json.loads(calls[0].arguments), SCHEMA)
     finally:
         await dev_engine.stop()
+
+
+async def test_the_compiled_step_carries_grammars_logprobs_and_seeded_sampling(tokenizer: Any) -> None:
+    """GUARD_COMPILE's static-shape step (dynamo capture; float32) under the same mixed batch as the eager engine:
+    greedy rows with logprobs, grammar-constrained rows sampled with seeds: identical tokens, texts and logprobs."""
+    model = fidelity_model(tokenizer)
+    prompts = _prompts(tokenizer)
+    grammar = json_schema_grammar(SCHEMA)
+    settings = EngineSettings(max_batch_size=4, local=LocalEngineSettings(prefill_chunk=8))
+
+    async def workload(engine: GemmaEngine) -> list[Any]:
+        async def one(index: int, constrained: bool) -> Any:
+            _, max_new, delay = REQUESTS[index]
+            await asyncio.sleep(delay)
+            if constrained:
+                params = SamplingParams(max_tokens=200, temperature=1.0, seed=index, grammar=grammar)
+                return await _collect(engine, prompts[index], params)
+            stream = engine.stream(prompts[index], SamplingParams(max_tokens=max_new, temperature=0.0, logprobs=3))
+            return [(delta.token_ids, delta.logprobs) async for delta in stream]
+
+        await engine.start()
+        try:
+            return list(await asyncio.gather(*(one(i, c) for i in range(len(REQUESTS)) for c in (False, True))))
+        finally:
+            await engine.stop()
+
+    eager = await workload(GemmaEngine(model, tokenizer, model_id="f", revision=None, is_dev=True, settings=settings))
+    plan = plan_load(LocalEngineSettings(dtype="float32", compile=True), "gemma2")
+    compiled = GemmaEngine(
+        model,
+        tokenizer,
+        model_id="f",
+        revision=None,
+        is_dev=True,
+        settings=settings,
+        plan=plan,
+        compile_backend="eager",
+    )
+    assert compiled._batcher._compiled is not None
+    got = await workload(compiled)
+
+    assert got[1::2] == eager[1::2]  # the constrained, seeded rows: the same texts
+    # the greedy rows: the same tokens and top ids; logprobs equal to float32 rounding (padded rows change a batch)
+    assert [[(ids, [(lp.token_id, [t for t, _ in lp.top]) for lp in lps]) for ids, lps in r] for r in got[::2]] == [
+        [(ids, [(lp.token_id, [t for t, _ in lp.top]) for lp in lps]) for ids, lps in r] for r in eager[::2]
+    ]
+    values = [[lp.logprob, *(v for _, v in lp.top)] for r in eager[::2] for _, lps in r for lp in lps]
+    compiled_values = [[lp.logprob, *(v for _, v in lp.top)] for r in got[::2] for _, lps in r for lp in lps]
+    assert len(values) == sum(n for _, n, _ in REQUESTS)  # every greedy token carried its logprobs
+    torch.testing.assert_close(torch.tensor(compiled_values), torch.tensor(values), rtol=0, atol=1e-5)
+    for _, text, finish in eager[1::2]:
+        assert finish == "stop"
+        jsonschema.validate(json.loads(text), SCHEMA)
