@@ -9,10 +9,11 @@ Padded rows decode token 0 at position 0 into slots no running sequence holds (r
 free slots after them are prefilled before they are read), and their outputs are dropped.
 
 Inductor compiles with ``freezing``: the weights become constants it may pre-pack for its matrix kernels (on CPU
-oneDNN's blocked layout: the projection read ~1.7x faster than eager's, the decoder body ran ~2x faster at one
-row, measured on the bench model in ``benchmarks/step_profile.py``). The packed copies cost memory beside the
-model's own weights (which prefill, still eager, keeps reading). Prefill stays on the lean forward, eager.
-Gemma-1, other attention implementations, int8 and models split across devices keep ``maybe_compile``'s path.
+oneDNN's blocked layout: on the bench model the projection read ~1.6x faster than eager's, and a step was
+1.4-1.6x faster at one row, 1.2-1.5x at 32, in ``benchmarks/step_profile.py``). The packed copies cost memory
+beside the model's own weights (which prefill, still eager on the lean forward, keeps reading). Gemma-1, other
+attention implementations and models split across devices keep ``maybe_compile``'s path; int8 with
+``GUARD_COMPILE`` is refused when the load is planned.
 """
 
 from __future__ import annotations
