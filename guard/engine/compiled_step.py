@@ -75,14 +75,16 @@ class CompiledStep:
     def bucket(self, rows: int) -> int:
         return next(size for size in self.buckets if size >= rows)
 
+    def _padded(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` with zero rows appended up to its bucket."""
+        padding = self.bucket(tensor.shape[0]) - tensor.shape[0]
+        return torch.cat([tensor, tensor.new_zeros(padding, *tensor.shape[1:])]) if padding else tensor
+
     def decode(self, tokens: torch.Tensor, positions: torch.Tensor, width: int) -> torch.Tensor:
         """Hidden states ``[rows, hidden]`` of one decode step: ``tokens`` and ``positions`` are ``[rows]`` for
         slots ``0..rows-1``; keys ``0..width-1`` are visible (each row's own mask hides what it must not see)."""
         rows = tokens.shape[0]
-        padding = self.bucket(rows) - rows
-        if padding:
-            tokens = torch.cat([tokens, tokens.new_zeros(padding)])
-            positions = torch.cat([positions, positions.new_zeros(padding)])
+        tokens, positions = self._padded(tokens), self._padded(positions)
         keys, values = self._cache.buffers()
         if keys[0] is not self._marked:  # new buffers (the cache grew or was released): capacity stays symbolic
             for buffer in keys + values:
@@ -96,12 +98,8 @@ class CompiledStep:
 
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
         """The vocabulary projection of ``hidden`` (``[rows, hidden]``), rows padded to a bucket."""
-        rows = hidden.shape[0]
-        padding = self.bucket(rows) - rows
-        if padding:
-            hidden = torch.cat([hidden, hidden.new_zeros(padding, hidden.shape[1])])
         with self._inductor_settings:
-            return self._project(hidden)[:rows]  # type: ignore[no-any-return]
+            return self._project(self._padded(hidden))[: hidden.shape[0]]  # type: ignore[no-any-return]
 
     def warm_up(self, rows: int, *, decode_threads: AbstractContextManager[None]) -> None:
         """Compile bucket ``rows``'s two graphs (the cache must hold two positions); the decode graph inside

@@ -234,11 +234,11 @@ class ContinuousBatcher:
         prompt = [0] * 8
         with torch.inference_mode():
             self._cache.reserve(len(prompt) + 1)
-            states = self._prefill([prompt] * rows, 0)
-            if self._compiled is not None:  # the decode graph compiled with the threads it will run on
+            if self._compiled is not None:  # its graphs (prefill stays eager), decode on the threads it will run on
                 self._compiled.warm_up(rows, decode_threads=_torch_threads(self._decode_threads))
                 self._cache.release()
                 return
+            states = self._prefill([prompt] * rows, 0)
             positions = torch.full((rows, 1), len(prompt), device=self._device)
             self._cache.bind_decode(positions[:, 0], len(prompt) + 1)
             tokens = torch.zeros((rows, 1), dtype=torch.long, device=self._device)

@@ -16,7 +16,7 @@ from transformers import AutoTokenizer
 from guard.engine.compiled_step import CompiledStep, buckets
 from guard.engine.kvcache import SlotKVCache, attention_masks
 from guard.engine.lean_forward import lean_forward_for
-from tests.tiny_gemma import tiny_gemma2
+from tests.unit.engine.test_continuous_batching import fidelity_model
 
 pytestmark = pytest.mark.unit
 
@@ -25,17 +25,7 @@ SLOTS = 4
 
 @pytest.fixture(scope="module")
 def model(guard_home: Path) -> Any:
-    tokenizer = AutoTokenizer.from_pretrained(guard_home / "dev-models" / "gemma-2")
-    return tiny_gemma2(
-        tokenizer,
-        seed=11,
-        num_hidden_layers=2,
-        sliding_window=6,
-        attn_logit_softcapping=2.0,
-        final_logit_softcapping=5.0,
-        initializer_range=0.3,
-        max_position_embeddings=1024,
-    ).eval()
+    return fidelity_model(AutoTokenizer.from_pretrained(guard_home / "dev-models" / "gemma-2")).eval()
 
 
 def _prefilled(model: Any, lengths: list[int]) -> SlotKVCache:

@@ -18,10 +18,16 @@ from guard.devmodels.script import TOOL_SCRIPT
 from guard.engine.base import ChatMessage, SamplingParams
 from guard.engine.gemma import GemmaEngine
 from guard.engine.grammar import InvalidGrammar, json_schema_grammar
-from guard.engine.loading import plan_load
 from guard.engine.tool_format import FunctionSpec, parse_calls, tool_call_grammar
 from guard.settings import EngineSettings, LocalEngineSettings
-from tests.unit.engine.test_continuous_batching import REQUESTS, _engine, _prompts, _references, fidelity_model
+from tests.unit.engine.test_continuous_batching import (
+    REQUESTS,
+    _engine,
+    _prompts,
+    _references,
+    compiled_engine,
+    fidelity_model,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -179,17 +185,7 @@ async def test_the_compiled_step_carries_grammars_logprobs_and_seeded_sampling(t
             await engine.stop()
 
     eager = await workload(GemmaEngine(model, tokenizer, model_id="f", revision=None, is_dev=True, settings=settings))
-    plan = plan_load(LocalEngineSettings(dtype="float32", compile=True), "gemma2")
-    compiled = GemmaEngine(
-        model,
-        tokenizer,
-        model_id="f",
-        revision=None,
-        is_dev=True,
-        settings=settings,
-        plan=plan,
-        compile_backend="eager",
-    )
+    compiled = compiled_engine(model, tokenizer, settings)
     assert compiled._batcher._compiled is not None
     got = await workload(compiled)
 

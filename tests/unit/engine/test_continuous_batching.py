@@ -82,6 +82,21 @@ def _engine(model: Any, tokenizer: Any, **settings: Any) -> GemmaEngine:
     )
 
 
+def compiled_engine(model: Any, tokenizer: Any, settings: EngineSettings) -> GemmaEngine:
+    """GUARD_COMPILE's engine (float32) with dynamo's capture only (``backend="eager"``: no inductor code)."""
+    plan = plan_load(LocalEngineSettings(dtype="float32", compile=True), "gemma2")
+    return GemmaEngine(
+        model,
+        tokenizer,
+        model_id="fidelity",
+        revision=None,
+        is_dev=True,
+        settings=settings,
+        plan=plan,
+        compile_backend="eager",
+    )
+
+
 async def _run_concurrently(engine: GemmaEngine, prompts: list[list[int]]) -> list[list[int]]:
     async def one(prompt: list[int], max_new: int, delay: float) -> list[int]:
         await asyncio.sleep(delay)
@@ -132,17 +147,8 @@ async def test_compiled_step_keeps_the_fidelity(model: Any, tokenizer: Any) -> N
     guard.engine.compiled_step) on the staggered mixed batch: the same tokens as unpadded eager generate, with
     rows padded to buckets, finished rows compacted and new prompts admitted while others decode. Dynamo's capture
     is tested here, inductor's code generation in test_compiled_step.py."""
-    plan = plan_load(LocalEngineSettings(dtype="float32", compile=True), "gemma2")
-    engine = GemmaEngine(
-        model,
-        tokenizer,
-        model_id="fidelity",
-        revision=None,
-        is_dev=True,
-        settings=EngineSettings(max_batch_size=4, local=LocalEngineSettings(prefill_chunk=8)),
-        plan=plan,
-        compile_backend="eager",
-    )
+    settings = EngineSettings(max_batch_size=4, local=LocalEngineSettings(prefill_chunk=8))
+    engine = compiled_engine(model, tokenizer, settings)
     batcher = engine._batcher
     assert batcher._compiled is not None
     assert batcher.warm_up_sizes == [1, 2, 4]
