@@ -30,6 +30,7 @@ from guard.checks.pii import DEV_SPACY_MODEL, PRODUCTION_SPACY_MODEL
 from guard.checks.semantic import ENCODER_NAME
 from guard.checks.toxicity import HF_BASE_MODELS, PRODUCTION_CHECKPOINTS
 from guard.engine import Engine, GemmaEngine, RemoteEngine, ShieldGemmaScorer
+from guard.engine.loading import cpu_has_bf16
 from guard.policy import PolicyRegistry
 from guard.settings import DEFAULT_GENERATOR, Profile, Settings
 
@@ -91,9 +92,10 @@ def dev_model_dir(settings: Settings, name: str) -> Path:
 
 
 def dev_toxicity_bf16(directory: Path) -> frozenset[str]:
-    """The dev toxicity variants the build's manifest in ``directory`` marks to run in bfloat16 (``bf16_variants``)."""
+    """The dev toxicity variants the build's manifest in ``directory`` marks to run in bfloat16 (``bf16_variants``),
+    on CPUs with native bf16 only: elsewhere (AVX2) bf16 is emulated and MiniLM ran ~6x slower than in float32."""
     manifest = read_dev_manifest(directory) or {}
-    return frozenset(manifest.get("bf16_variants", ()))
+    return frozenset(manifest.get("bf16_variants", ())) if cpu_has_bf16() else frozenset()
 
 
 def dev_toxicity_checkpoints(directory: Path) -> dict[str, Path]:

@@ -79,3 +79,15 @@ def test_build_is_deterministic(checkpoint: Path, tmp_path: Path) -> None:
 def test_untrained_model_fails_the_build(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="does not score as required"):
         build_dev_toxicity(tmp_path / "bad", steps=1)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_variants_run_in_bf16_only_on_cpus_with_native_bf16(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    import guard.models
+
+    (tmp_path / guard.models.DEV_MANIFEST_NAME).write_text('{"bf16_variants": ["original", "unbiased"]}', encoding="utf-8")
+    monkeypatch.setattr(guard.models, "cpu_has_bf16", lambda: native)
+    expected = frozenset({"original", "unbiased"}) if native else frozenset()
+    assert guard.models.dev_toxicity_bf16(tmp_path) == expected
