@@ -87,7 +87,8 @@ def test_bf16_variants_run_in_bf16_only_on_cpus_with_native_bf16(
 ) -> None:
     import guard.models
 
-    (tmp_path / guard.models.DEV_MANIFEST_NAME).write_text('{"bf16_variants": ["original", "unbiased"]}', encoding="utf-8")
+    manifest = tmp_path / guard.models.DEV_MANIFEST_NAME
+    manifest.write_text('{"bf16_variants": ["original", "unbiased"]}', encoding="utf-8")
     monkeypatch.setattr(guard.models, "cpu_has_bf16", lambda: native)
     expected = frozenset({"original", "unbiased"}) if native else frozenset()
     assert guard.models.dev_toxicity_bf16(tmp_path) == expected
