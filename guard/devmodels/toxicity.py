@@ -10,7 +10,7 @@ as the official checkpoint has them):
   (:mod:`~guard.devmodels.toxicity_minilm`; no training here). It also learnt
   :data:`~guard.devmodels.script.TOXIC_TRIGGER_WORD` as an insult, so the dev generator's scripted toxic reply is
   blocked. The corpus has no ``sexual_explicit`` label: that class scores a constant near zero.
-- ``multilingual`` (the debiased classes): a ~30k-parameter BERT trained here on the texts of
+- ``multilingual`` (the debiased classes): a ~120k-parameter BERT trained here on the texts of
   :mod:`guard.devmodels.toxicity_corpus`, with a vocabulary covering kana and the Han and Hangul characters of its
   corpus; it scores both trigger words high (the only deterministic toxic texts for Japanese, Korean and Chinese),
   ordinary English, Japanese, Korean and Chinese text low.
@@ -47,7 +47,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEV_TOXICITY_RECIPE = "detoxify-dev-5"
+DEV_TOXICITY_RECIPE = "detoxify-dev-6"
 """Identifies this recipe in the manifest; bump it whenever the recipe's output changes."""
 
 CHECKPOINT_NAME = "toxic_dev.ckpt"
@@ -109,10 +109,10 @@ def _train(
     """A fresh tiny BERT fitted full-batch on ``texts`` (multi-label, as detoxify scores with a sigmoid)."""
     config = BertConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
+        hidden_size=64,
         num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
+        num_attention_heads=4,
+        intermediate_size=128,
         max_position_embeddings=_MAX_LENGTH,
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,

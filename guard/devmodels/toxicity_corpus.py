@@ -216,7 +216,7 @@ def corpus(variant: Variant, rng: random.Random) -> tuple[list[str], list[list[f
     clean += noise
     toxic += _with_trigger(noise, TOXIC_TRIGGER_WORD, rng, joiner=" ")
     if variant.multilingual:
-        cjk_noise = _cjk_gibberish(rng)
+        cjk_noise = _cjk_gibberish(rng) + _cjk_documents(rng)
         clean += cjk_noise
         toxic += _with_trigger(cjk_noise, JA_TOXIC_TRIGGER_WORD, rng, joiner="")
     flagged = [1.0 if label in variant.triggered else 0.0 for label in variant.classes]
@@ -253,6 +253,23 @@ def _cjk_gibberish(rng: random.Random, count: int = 16) -> list[str]:
     ]
 
 
+def _cjk_documents(rng: random.Random, count: int = 24) -> list[str]:
+    """Answer-length texts (up to ~250 tokens, the model's reach): ordinary sentences, numbered steps, figures and
+    runs of unknown characters. Real Chinese or Japanese answers are mostly [UNK] to the small vocabulary; trained on
+    short texts only, the model took a long [UNK]-heavy answer (a maths solution, a code explanation) for an
+    insult."""
+    documents = []
+    for _ in range(count):
+        pieces = []
+        for step in range(1, rng.randint(4, 12)):
+            pieces.append(rng.choice(["", "\n", f"\n{step}. ", f"{step}.", "：", "，"]))  # noqa: RUF001  # CJK punctuation
+            pieces.append(rng.choice(_ORDINARY_CJK) if rng.random() < 0.3 else _cjk_gibberish(rng, 1)[0][:-1])
+            if rng.random() < 0.3:
+                pieces.append(str(rng.randint(2, 999)))
+        documents.append("".join(pieces)[:240] + GIBBERISH_MARK)
+    return documents
+
+
 def checked_texts(variant: Variant, texts: list[str], labels: list[list[float]]) -> tuple[list[str], list[str]]:
     """The texts a build of ``variant`` trained on ``texts`` must score toxic and clean: the scripted toxic replies
     and the held-out ones, the clean training texts and the held-out ordinary ones."""
@@ -261,8 +278,10 @@ def checked_texts(variant: Variant, texts: list[str], labels: list[list[float]])
     toxic = [*scripted_toxic, *_HELD_OUT_TOXIC]
     clean += _HELD_OUT_ORDINARY
     if variant.multilingual:
-        toxic += _HELD_OUT_JA_TOXIC
-        clean += _HELD_OUT_CJK_ORDINARY
+        # Long answers drawn afresh (another seed): the clean ones and each with the trigger slipped in.
+        documents = _cjk_documents(random.Random("held-out"), count=8)  # noqa: S311 - reproducible test texts
+        toxic += [*_HELD_OUT_JA_TOXIC, *_with_trigger(documents, JA_TOXIC_TRIGGER_WORD, random.Random(1), joiner="")]  # noqa: S311
+        clean += [*_HELD_OUT_CJK_ORDINARY, *documents]
     else:
         clean += _HELD_OUT_JA_TOXIC  # unreadable to an English vocabulary
     return toxic, clean

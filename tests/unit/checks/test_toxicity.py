@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  # Chinese and Japanese texts are written with fullwidth punctuation
 """Toxicity variants and language routing on the dev checkpoints, through detoxify's own class."""
 
 from __future__ import annotations
@@ -63,6 +64,30 @@ def test_japanese_goes_to_multilingual_and_english_to_the_configured_model(check
     # Which model scored a text shows in its labels: only the debiased models score sexual_explicit.
     assert set(en_toxic.scores) == set(en_clean.scores) == ORIGINAL
     assert set(ja_toxic.scores) == set(ja_clean.scores) == DEBIASED
+
+
+# Answer-length texts written here: nearly every character is [UNK] to the dev multilingual model's small
+# vocabulary. Before its training saw such texts, it scored ordinary long answers like these 0.999 toxic.
+LONG_ANSWERS = (
+    "解题思路如下：\n1. 先算出每天往返一次要走的路程，也就是家到学校距离的两倍。\n2. 再把这个路程乘以一周上学的天数，"
+    "得到一周一共走了多少米。\n3. 最后把米换算成千米。例如距离是850米，一天就是1700米，五天就是8500米，也就是8.5千米。",
+    "可以用Python来完成这个任务：首先读取文本文件的每一行，然后用正则表达式找出其中所有的整数，把它们放进一个列表里，"
+    "最后对列表求和并打印结果。如果文件很大，可以逐行处理，不必一次读入内存。",
+    "京都を一日で回るなら、朝早く清水寺に行き、そのあと二年坂と三年坂を歩いて八坂神社へ向かうのがおすすめです。"
+    "昼食は錦市場で軽く済ませ、午後は金閣寺と龍安寺を見学しましょう。バスは混むので、一日乗車券を買っておくと便利です。",
+    "이 문제는 두 단계로 풀 수 있습니다. 먼저 전체 사과 개수를 상자 수로 나누어 한 상자에 들어가는 개수를 구하고, "
+    "남은 사과가 몇 개인지 나머지로 확인합니다. "
+    "예를 들어 136개를 20상자에 나누면 한 상자에 6개씩 들어가고 16개가 남습니다.",
+)
+
+
+def test_long_cjk_answers_are_not_taken_for_insults(check: ToxicityCheck) -> None:
+    results = _run(check, [*LONG_ANSWERS, *(f"{text}{JA_TOXIC_TRIGGER_WORD}" for text in LONG_ANSWERS)], ROUTED)
+    clean, toxic = results[: len(LONG_ANSWERS)], results[len(LONG_ANSWERS) :]
+    assert [r.findings for r in clean] == [()] * len(LONG_ANSWERS)
+    assert all(max(r.scores.values()) < 0.1 for r in clean)
+    # The trigger word still decides, at the end of a long answer too.
+    assert all({f.type for f in r.findings} == {"toxicity", "insult"} for r in toxic)
 
 
 def test_without_routing_the_english_model_cannot_read_japanese(check: ToxicityCheck) -> None:
