@@ -3,7 +3,8 @@
 Split: by source row (``source`` + ``path`` + ``source_id``, else the row number), ``sha256(SPLIT_SALT | key)`` into
 70/15/15 train/dev/test; rules are tuned on train and dev only. Sources that are published benchmarks
 (:data:`BENCHMARK_SOURCES`) are never looked at while tuning and are evaluated whole (leave-source-out). A dev, test
-or benchmark row whose normalised text occurs in an earlier split is dropped (the de-duplication report).
+or benchmark row whose normalised text occurs in an earlier split is dropped, and so is a benchmark row found inside a
+train or dev document (the corpus inserts some benchmark attacks into paragraphs): the de-duplication report.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ BENCHMARK_SOURCES: frozenset[str] = frozenset(
     }
 )
 """Published benchmarks among the sources: evaluated whole, never tuned on."""
+
+MIN_PAYLOAD_CHARS = 20
+"""Shorter normalised texts are not looked for inside training documents (a few words occur anywhere)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +73,14 @@ class InjectionCorpus:
             "benchmark_sources_left_out": sorted(BENCHMARK_SOURCES),
             "rows": dict(sorted(counts.items())),
             "rows_by_source": {source: dict(sorted(c.items())) for source, c in sorted(by_source.items())},
-            "dedup_rule": "exact normalised text (NFKC, case-fold, non-word characters to a space) of an earlier split",
+            "dedup_rule": (
+                "exact normalised text (NFKC, case-fold, non-word characters to a space) of an earlier split; a"
+                " benchmark row whose normalised text occurs inside a train or dev document"
+            ),
             "dedup_dropped": {
                 f"{file}/{split}": self.dropped[f"{file}/{split}"]
                 for file in ("direct", "indirect")
-                for split in ("dev", "test", "benchmark")
+                for split in ("dev", "test", "benchmark", "benchmark_inside_training_documents")
             },
         }
 
@@ -114,4 +121,22 @@ def load_injection(data_dir: Path) -> InjectionCorpus:
                 continue
             seen[split].add(key)
             corpus.rows.append(row)
+    return _without_payloads_seen_in_training(corpus)
+
+
+def _without_payloads_seen_in_training(corpus: InjectionCorpus) -> InjectionCorpus:
+    """Drop the benchmark rows that occur *inside* a train or dev document. The corpus builds some indirect rows by
+    inserting a benchmark's attack (XSafety, CyberSecEval) into an ordinary paragraph; those attacks were seen in
+    training, so scoring them as leave-source-out would overstate how the checks generalise."""
+    documents = "\n".join(
+        normalise(row.text) for row in corpus.rows if row.file == "indirect" and row.split in ("train", "dev")
+    )
+    kept = []
+    for row in corpus.rows:
+        key = normalise(row.text) if row.split == "benchmark" else ""
+        if len(key) >= MIN_PAYLOAD_CHARS and key in documents:
+            corpus.dropped[f"{row.file}/benchmark_inside_training_documents"] += 1
+            continue
+        kept.append(row)
+    corpus.rows = kept
     return corpus
