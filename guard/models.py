@@ -30,7 +30,7 @@ from guard.checks.pii import DEV_SPACY_MODEL, PRODUCTION_SPACY_MODEL
 from guard.checks.semantic import ENCODER_NAME
 from guard.checks.toxicity import HF_BASE_MODELS, PRODUCTION_CHECKPOINTS
 from guard.engine import Engine, GemmaEngine, RemoteEngine, ShieldGemmaScorer
-from guard.engine.loading import cpu_has_bf16
+from guard.hardware import cpu_has_bf16
 from guard.policy import PolicyRegistry
 from guard.settings import DEFAULT_GENERATOR, Profile, Settings
 

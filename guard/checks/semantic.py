@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from guard.checks.base import PLACEHOLDER, CheckUnavailable
 from guard.checks.language import detect_language
+from guard.hardware import cpu_has_bf16
 
 __all__ = [
     "BENIGN",
@@ -145,13 +146,8 @@ class Head:
 
 
 def _native_bf16(device: str) -> bool:
-    """True on CPUs with bf16 units (AVX512-BF16 or AMX), where bf16 inference beats fp32."""
-    import torch
-
-    if device != "cpu":
-        return device.startswith("cuda")
-    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)
+    """True on CUDA and on CPUs with bf16 units (AVX512-BF16 or AMX), where bf16 inference beats fp32."""
+    return device.startswith("cuda") if device != "cpu" else cpu_has_bf16()
 
 
 class SafetyEncoder:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from transformers.models.gemma2.modeling_gemma2 import apply_rotary_pos_emb
 
-from guard.engine.loading import cpu_has_bf16
+from guard.hardware import cpu_has_bf16
 
 __all__ = ["LeanGemma2", "lean_forward_applies", "lean_forward_for"]
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from guard.engine.base import EngineUnavailable
 from guard.engine.quantize import quantize_int8, require_torchao
+from guard.hardware import cpu_has_bf16
 from guard.settings import LocalEngineSettings
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ __all__ = [
     "Quantization",
     "choose_device",
     "choose_dtype",
-    "cpu_has_bf16",
     "load_model",
     "maybe_compile",
     "plan_load",
@@ -89,14 +89,6 @@ def choose_device(setting: str) -> str:
     if setting == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return setting
-
-
-def cpu_has_bf16() -> bool:
-    """True on CPUs with native bf16 (AVX512-BF16/AMX): there bf16 is several times faster than fp32."""
-    import torch
-
-    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)
 
 
 def choose_dtype(setting: str, device: str) -> Any:

@@ -189,11 +189,10 @@ def test_one_harmful_completion_per_category_is_blocked_on_output(
     default_check: tuple[ProhibitedUseCheck, ProhibitedUseConfig, ProhibitedUseConfig], category: str
 ) -> None:
     check, _, output = default_check
-    assert _output(check, output, [HARMFUL_ANSWERS[category]]) == ["block"]
+    request, answer = HARMFUL_ANSWERS[category]
+    (result,) = check.run([CheckItem(text=answer, config=output, stage="output", prompt=request)])
+    assert any(f.action == "block" for f in result.findings)
     if category in RULE_CAUGHT:
-        request, answer = HARMFUL_ANSWERS[category]
-        item = CheckItem(text=answer, config=output, stage="output", prompt=request)
-        (result,) = check.run([item])
         assert {(f.type, f.detail) for f in result.findings} >= {(category, "deny_rule")}
 
 
