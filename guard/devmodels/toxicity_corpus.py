@@ -241,16 +241,17 @@ def _gibberish(rng: random.Random, count: int = 16) -> list[str]:
     ]
 
 
+def _cjk_run(rng: random.Random) -> str:
+    """6 to 20 kana and rare Han characters (the latter [UNK] to the vocabulary)."""
+    return "".join(
+        chr(rng.randint(*_RARE_HAN)) if rng.random() < 0.3 else chr(rng.randint(0x3041, 0x3093))
+        for _ in range(rng.randint(6, 20))
+    )
+
+
 def _cjk_gibberish(rng: random.Random, count: int = 16) -> list[str]:
-    """Runs of kana and rare Han characters (the latter [UNK] to the vocabulary), ending in the gibberish mark."""
-    return [
-        "".join(
-            chr(rng.randint(*_RARE_HAN)) if rng.random() < 0.3 else chr(rng.randint(0x3041, 0x3093))
-            for _ in range(rng.randint(6, 20))
-        )
-        + GIBBERISH_MARK
-        for _ in range(count)
-    ]
+    """Runs of kana and rare Han characters, ending in the gibberish mark."""
+    return [_cjk_run(rng) + GIBBERISH_MARK for _ in range(count)]
 
 
 def _cjk_documents(rng: random.Random, count: int = 24) -> list[str]:
@@ -263,7 +264,7 @@ def _cjk_documents(rng: random.Random, count: int = 24) -> list[str]:
         pieces = []
         for step in range(1, rng.randint(4, 12)):
             pieces.append(rng.choice(["", "\n", f"\n{step}. ", f"{step}.", "：", "，"]))  # noqa: RUF001  # CJK punctuation
-            pieces.append(rng.choice(_ORDINARY_CJK) if rng.random() < 0.3 else _cjk_gibberish(rng, 1)[0][:-1])
+            pieces.append(rng.choice(_ORDINARY_CJK) if rng.random() < 0.3 else _cjk_run(rng))
             if rng.random() < 0.3:
                 pieces.append(str(rng.randint(2, 999)))
         documents.append("".join(pieces)[:240] + GIBBERISH_MARK)
