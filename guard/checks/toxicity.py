@@ -1,8 +1,9 @@
 """Toxicity with detoxify's own ``Detoxify`` class: three model variants, language routing, per-label thresholds.
 
 Each text goes to the variant its policy names for the text's language (``model``, ``languages``, ``non_english``;
-the language from :func:`guard.checks.language.detect_language`). The items of one ``run()`` call are grouped by
-variant and each variant scores its group in one ``predict(list)``. Every label's score is recorded in
+the language from :func:`guard.checks.language.identify_language`: ja/ko/zh by script, other languages by
+py3langid). The items of one ``run()`` call are grouped by variant and each variant scores its group in one
+``predict(list)``. Every label's score is recorded in
 ``CheckResult.scores``; each label at or above its threshold is a finding whose ``detail`` names the variant.
 
 Production loads each variant's official checkpoint from the torch hub cache (``guard models pull`` places them
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from guard.checks.base import CheckItem, CheckResult, CheckUnavailable, Finding
-from guard.checks.language import detect_language
+from guard.checks.language import identify_language, language_identifier
 from guard.policy.schema import TOXICITY_MODEL_LABELS, ToxicityConfig
 
 __all__ = ["HF_BASE_MODELS", "PRODUCTION_CHECKPOINTS", "ToxicityCheck"]
@@ -117,6 +118,7 @@ class ToxicityCheck:
             check = cls(_dev_loader(checkpoints, bf16), f"detoxify dev checkpoints in {_build_dir(checkpoints)}")
         for variant in variants:
             check.model(variant)
+        language_identifier()
         return check
 
     @property
@@ -171,4 +173,4 @@ class ToxicityCheck:
 def _variant(text: str, config: ToxicityConfig) -> str:
     if not config.languages and config.non_english is None:
         return config.model
-    return config.variant_for(detect_language(text))
+    return config.variant_for(identify_language(text))

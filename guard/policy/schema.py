@@ -20,6 +20,7 @@ __all__ = [
     "AuditOptions",
     "InjectionConfig",
     "InputChecks",
+    "LanguageCode",
     "Limits",
     "OutputChecks",
     "PiiConfig",
@@ -94,6 +95,14 @@ ToxicityLabel = Literal[
     "toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack", "sexual_explicit"
 ]
 """detoxify's labels (after its own renaming); which ones a model scores is :data:`TOXICITY_MODEL_LABELS`."""
+
+LanguageCode = Literal[
+    "en", "ja", "ko", "zh",
+    "fr", "es", "it", "pt", "tr", "ru",
+    "de", "nl", "pl", "sv", "da", "no", "fi", "cs", "ro", "hu", "id", "vi", "uk", "el", "he", "ar", "fa", "hi",
+]  # fmt: skip
+"""ISO 639-1 codes a toxicity section may route (``languages``): Gemma's seed languages, then detoxify
+``multilingual``'s training languages, then others py3langid tells apart (``guard.checks.language``)."""
 
 ToxicityModel = Literal["original", "unbiased", "multilingual"]
 """detoxify's model variants: ``original`` (BERT, Jigsaw 1), ``unbiased`` (RoBERTa, Jigsaw 2, debiased),
@@ -252,14 +261,15 @@ class ProhibitedUseConfig(_Strict, forbid_unknown_fields=True, frozen=True, kw_o
 class ToxicityConfig(_Strict, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """detoxify scores; a label at or above its threshold triggers ``action``.
 
-    Each text is scored by ``model``, unless its language (detected from its script: en, ja, ko, zh) is routed
-    elsewhere: ``languages`` names a variant per language, and ``non_english`` one for every other language not
-    listed. Every threshold must name a label of every variant the section can route to."""
+    Each text is scored by ``model``, unless its language (ja/ko/zh from the script, other languages by py3langid:
+    :data:`LanguageCode`) is routed elsewhere: ``languages`` names a variant per language, and ``non_english`` one
+    for every other language not listed. Every threshold must name a label of every variant the section can route
+    to."""
 
     enabled: bool = True
     action: Action = "block"
     model: ToxicityModel = "original"
-    languages: dict[Literal["en", "ja", "ko", "zh"], ToxicityModel] = {}
+    languages: dict[LanguageCode, ToxicityModel] = {}
     non_english: ToxicityModel | None = None
     thresholds: dict[ToxicityLabel, Score]
 

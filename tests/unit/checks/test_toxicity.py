@@ -90,6 +90,30 @@ def test_long_cjk_answers_are_not_taken_for_insults(check: ToxicityCheck) -> Non
     assert all({f.type for f in r.findings} == {"toxicity", "insult"} for r in toxic)
 
 
+# Written here: ordinary answers in detoxify multilingual's other training languages, and short English replies the
+# identifier cannot place (too few letters, or English not ruled out).
+OTHER_LANGUAGE_ANSWERS = {
+    "fr": "Pour préparer la réunion de jeudi, apportez le rapport trimestriel et la liste des questions ouvertes.",
+    "es": "La reunión se ha trasladado al jueves; por favor, traiga el informe trimestral y sus preguntas.",
+    "ru": "Встреча перенесена на четверг, пожалуйста, принесите квартальный отчёт и список вопросов.",
+}
+ENGLISH_SHORT = ("Idiot, Dumbass, Moron", "ok", "Thanks!", "Berlin", EN_CLEAN)
+
+
+def test_other_languages_go_to_non_english_and_short_english_stays(check: ToxicityCheck) -> None:
+    config = ToxicityConfig(model="original", non_english="multilingual", thresholds={"toxicity": 0.5})
+    results = _run(check, [*OTHER_LANGUAGE_ANSWERS.values(), *ENGLISH_SHORT], config)
+    others, english = results[: len(OTHER_LANGUAGE_ANSWERS)], results[len(OTHER_LANGUAGE_ANSWERS) :]
+    assert [set(r.scores) for r in others] == [DEBIASED] * len(others)
+    assert [set(r.scores) for r in english] == [ORIGINAL] * len(english)
+    # A language listed by name beats ``non_english``.
+    french_to_original = ToxicityConfig(
+        model="original", languages={"fr": "original"}, non_english="multilingual", thresholds={"toxicity": 0.5}
+    )
+    french, spanish = _run(check, [OTHER_LANGUAGE_ANSWERS["fr"], OTHER_LANGUAGE_ANSWERS["es"]], french_to_original)
+    assert (set(french.scores), set(spanish.scores)) == (ORIGINAL, DEBIASED)
+
+
 def test_without_routing_the_english_model_cannot_read_japanese(check: ToxicityCheck) -> None:
     (result,) = _run(check, [JA_TOXIC], ENGLISH_ONLY)
     assert result.findings == ()
@@ -172,7 +196,8 @@ def test_schema_checks_labels_against_every_routed_model() -> None:
     bad = [
         {"model": "original", "thresholds": {"sexual_explicit": 0.5}},
         {"model": "unbiased", "languages": {"ja": "original"}, "thresholds": {"sexual_explicit": 0.5}},
-        {"model": "unbiased", "languages": {"fr": "multilingual"}, "thresholds": {"toxicity": 0.5}},
+        {"model": "multilingual", "languages": {"xx": "multilingual"}, "thresholds": {"toxicity": 0.5}},
+        {"model": "multilingual", "languages": {"French": "multilingual"}, "thresholds": {"toxicity": 0.5}},
         {"model": "roberta", "thresholds": {"toxicity": 0.5}},
         {"thresholds": {"toxicity": 1.5}},
     ]
@@ -197,10 +222,11 @@ def test_production_file_names_are_detoxifys() -> None:
         assert MODEL_URLS[variant].rsplit("/", 1)[1] == name
 
 
-def test_shipped_policies_route_cjk_to_multilingual() -> None:
+def test_shipped_policies_route_every_other_language_to_multilingual() -> None:
     default = load_policy_file(ROOT / "policies" / "default.yaml").policy.output.toxicity
     strict = load_policy_file(ROOT / "policies" / "strict.yaml").policy.output.toxicity
     assert default is not None
     assert strict is not None
     assert default.variant_for("ja") == strict.variant_for("zh") == "multilingual"
+    assert default.variant_for("fr") == default.variant_for("ru") == strict.variant_for("es") == "multilingual"
     assert (default.variant_for("en"), strict.variant_for("en")) == ("original", "unbiased")
