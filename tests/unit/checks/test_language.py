@@ -31,9 +31,28 @@ def test_identify_language_names_the_language(language: str, text: str) -> None:
     assert language in IDENTIFIED_LANGUAGES
 
 
-@pytest.mark.parametrize("text", ["ok", "Thanks!", "Gracias", "Berlin", "lol", "Idiot, Dumbass, Moron", "", "42 + 17"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ok",
+        "Thanks!",
+        "Gracias",
+        "Berlin",
+        "lol",
+        "Idiot, Dumbass, Moron",
+        "",
+        "42 + 17",
+        "@helpdesk_team #urgent thanks https://example.com/faq/reset",  # handles, tags and links are not words
+        "FUK U DUM LOSER",  # shouted, misspelt English: no other language is likely either
+        "lolz ur so dum haha",
+    ],
+)
 def test_short_or_uncertain_text_stays_english(text: str) -> None:
     assert identify_language(text) == "en"
+
+
+def test_a_handle_does_not_hide_the_language() -> None:
+    assert identify_language("@marco sei un cretino totale, davvero.") == "it"
 
 
 def test_pii_routing_keeps_to_the_seed_languages() -> None:
