@@ -6,7 +6,7 @@ the prohibited-use layers route by it.
 
 :func:`identify_language` goes further for the checks whose models read other languages (detoxify's
 ``multilingual`` was trained on French, Spanish, Italian, Portuguese, Turkish and Russian beside English): text the
-script calls English is given to py3langid's naive-Bayes identifier (langid.py's model; ~0.1 ms a text), limited
+script calls English is given to py3langid's naive-Bayes identifier (langid.py's model; ~0.2 ms a text), limited
 to :data:`IDENTIFIED_LANGUAGES`. It answers another language only when English is nearly ruled out, so a short or
 mixed English text stays English.
 """
