@@ -1,6 +1,7 @@
 """Prohibited use, per Gemma Prohibited Use Policy category, in three layers the policy turns on per category.
 
-1. deny rules: case-insensitive regular expressions (cheap, precise, span-level findings);
+1. deny rules: case-insensitive regular expressions (cheap, precise, span-level findings), lifted for a category
+   where one of its ``exceptions`` matches (a question about a film's plot: the classifier still reads it);
 2. the classifier (the policy's ``embedding`` thresholds): all-MiniLM-L6-v2 fine-tuned on public corpora, a
    ``request`` head for inputs and a ``response`` head that reads an answer beside the request it answers
    (:mod:`guard.checks.semantic`; layer ``embedding``), one encoder pass per batch; for Japanese, Korean and Chinese
@@ -106,6 +107,7 @@ class ProhibitedUseCheck:
                 detail="deny_rule",
             )
             for category, rule in config.categories.items()
+            if not any(_compiled(exception).search(item.text) for exception in rule.exceptions)
             for pattern in rule.patterns
             for match in _compiled(pattern).finditer(item.text)
         ]

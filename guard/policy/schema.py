@@ -227,6 +227,9 @@ class ProhibitedCategory(_Strict, forbid_unknown_fields=True, frozen=True, kw_on
     action: Action = "block"
     patterns: list[str] = msgspec.field(default_factory=list)
     """Deny rules: case-insensitive regular expressions."""
+    exceptions: list[str] = msgspec.field(default_factory=list)
+    """Texts matching one of these case-insensitive regular expressions are not deny-ruled for this category (a
+    question about what happens in a film); the classifier and the judge still read them."""
     embedding: Score | None = None
     """Threshold on the embedding classifier's probability for this category (all-MiniLM-L6-v2 + the shipped head)."""
     judge: Score | None = None
@@ -236,11 +239,13 @@ class ProhibitedCategory(_Strict, forbid_unknown_fields=True, frozen=True, kw_on
     that ..."; unset, a built-in ShieldGemma-style guideline is used."""
 
     def __post_init__(self) -> None:
-        for pattern in self.patterns:
+        for pattern in (*self.patterns, *self.exceptions):
             try:
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"invalid regular expression ({exc.msg})") from None
+        if self.exceptions and not self.patterns:
+            raise ValueError("exceptions only lift deny rules: set patterns too")
         if not self.patterns and self.embedding is None and self.judge is None:
             raise ValueError("configure at least one layer: patterns, embedding or judge")
         if self.guideline is not None and self.judge is None:
