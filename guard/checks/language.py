@@ -36,6 +36,10 @@ languages and other widely written ones (a text in a language outside the list g
 
 _NOT_LANGUAGE = re.compile(r"@\w+|#\w+|https?://\S+|&#?\w+;")
 """Handles, hashtags, links and HTML entities: no evidence of the language a text is written in."""
+_READ_CHARS = 2000
+"""Only a text's first 2,000 characters are read: detoxify reads a text's first 256 tokens (about 1,000-1,500
+characters of prose), so those decide which variant should read it, and a long answer costs no more than a short
+one (py3langid's time grows with the text: ~0.25 ms per 100 words)."""
 _MIN_LETTERS = 10
 """Shorter texts ("ok", "Thanks!", a name) stay English: too few letters for character n-grams to tell."""
 _MAX_ENGLISH_PROBABILITY = 0.05
@@ -92,7 +96,8 @@ def language_identifier() -> Any:
 
 def identify_language(text: str) -> LanguageCode:
     """:func:`detect_language`'s answer, or for text it calls English the language py3langid finds, when the
-    text has enough letters and English is all but ruled out."""
+    text has enough letters and English is all but ruled out; both read the first :data:`_READ_CHARS` characters."""
+    text = text[:_READ_CHARS]
     seed = detect_language(text)
     if seed != "en":
         return seed

@@ -64,3 +64,11 @@ def test_pii_routing_keeps_to_the_seed_languages() -> None:
         "ko",
         "zh",
     ]
+
+
+def test_the_beginning_of_a_long_text_decides() -> None:
+    """Only the first 2,000 characters are read (detoxify reads a text's beginning too), so a long answer's
+    language is the one its beginning is written in and its cost is bounded."""
+    french, english = SENTENCES["fr"], SENTENCES["en"]
+    assert identify_language(" ".join([french] * 30) + " " + " ".join([english] * 300)) == "fr"
+    assert identify_language(" ".join([english] * 30) + " " + " ".join([SENTENCES["ja"]] * 300)) == "en"
