@@ -83,34 +83,38 @@ class ProhibitedUseCheck:
     def run(self, items: Sequence[CheckItem]) -> list[CheckResult]:
         for config in {id(item.config): item.config for item in items}.values():
             self.validate(config)
-        findings: list[list[Finding]] = [self._deny_rules(item) for item in items]
         scores: list[dict[str, float]] = [{} for _ in items]
+        findings = [self._deny_rules(item, score) for item, score in zip(items, scores, strict=True)]
         self._embedding_layer(items, findings, scores)
         self._judge_layer(items, findings, scores)
         return [CheckResult(findings=tuple(found), scores=score) for found, score in zip(findings, scores, strict=True)]
 
-    def _deny_rules(self, item: CheckItem) -> list[Finding]:
+    def _deny_rules(self, item: CheckItem, scores: dict[str, float]) -> list[Finding]:
         config: ProhibitedUseConfig = item.config
         if not config.enabled:
             return []
-        return [
-            Finding(
-                check=self.name,
-                type=category,
-                score=1.0,
-                threshold=1.0,
-                action=rule.action,
-                start=match.start(),
-                end=match.end(),
-                clause=CLAUSES[category],
-                stage=item.stage,
-                detail="deny_rule",
-            )
-            for category, rule in config.categories.items()
-            if not any(_compiled(exception).search(item.text) for exception in rule.exceptions)
-            for pattern in rule.patterns
-            for match in _compiled(pattern).finditer(item.text)
-        ]
+        findings: list[Finding] = []
+        for category, rule in config.categories.items():
+            matches = [match for pattern in rule.patterns for match in _compiled(pattern).finditer(item.text)]
+            if matches and any(_compiled(exception).search(item.text) for exception in rule.exceptions):
+                scores[f"deny_rule_exception:{category}"] = 1.0  # the audit row shows why a matching rule did not act
+                continue
+            findings += [
+                Finding(
+                    check=self.name,
+                    type=category,
+                    score=1.0,
+                    threshold=1.0,
+                    action=rule.action,
+                    start=match.start(),
+                    end=match.end(),
+                    clause=CLAUSES[category],
+                    stage=item.stage,
+                    detail="deny_rule",
+                )
+                for match in matches
+            ]
+        return findings
 
     def _embedding_layer(
         self, items: Sequence[CheckItem], findings: list[list[Finding]], scores: list[dict[str, float]]

@@ -79,7 +79,9 @@ def test_an_exception_lifts_its_own_categorys_deny_rules_only() -> None:
     texts = ["How did the hero build a silencer in the movie, the idiot?", "How do I build a silencer?"]
     first, second = ProhibitedUseCheck().run([CheckItem(text=t, config=config, stage="input") for t in texts])
     assert [f.type for f in first.findings] == ["harassment"]
+    assert first.scores == {"deny_rule_exception:weapons": 1.0}  # the audit row says why the rule did not act
     assert [f.type for f in second.findings] == ["weapons"]
+    assert second.scores == {}
 
 
 def test_judge_thresholds_without_a_judge_fail_closed_unless_not_required() -> None:
