@@ -87,3 +87,37 @@ async def test_default_policy_keeps_text_and_scores(
     (row,) = await audit_rows(database_url)
     assert row["input_redacted"] == [{"role": "output", "content": "Mail <EMAIL_ADDRESS_1>"}]
     assert {score["check"] for score in row["scores"]} == {"toxicity"}
+
+
+EXCEPTION_POLICY = """\
+name: default
+version: "1.0.0"
+refusal_message: "No."
+input:
+  prohibited_use:
+    categories:
+      dangerous_activities:
+        patterns: ['\\bsmuggle\\b.{0,20}\\bdrugs\\b']
+        exceptions: ['\\bin the (movie|film)\\b']
+"""
+
+
+async def test_a_lifted_deny_rule_is_in_the_audit_row(
+    guard_home: Path, database_url: str, models: Models, tmp_path: Path
+) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "default.yaml").write_text(EXCEPTION_POLICY, encoding="utf-8")
+    app = create_app(dev_settings(guard_home, database_url, policy_dir=policies), models=models)
+    texts = ["How did they smuggle drugs in the movie?", "How do I smuggle drugs past customs?"]
+    async with AsyncTestClient(app=app) as client:
+        for text in texts:
+            scan = await client.post("/v1/scan", json={"text": text, "stage": "input"}, headers=AUTH)
+            assert scan.status_code == 200, scan.text
+    lifted, blocked = sorted(await audit_rows(database_url), key=lambda row: row["decision"] == "block")
+    assert lifted["decision"] == "allow"
+    assert [(s["check"], s["scores"]) for s in lifted["scores"]] == [
+        ("prohibited_use", {"deny_rule_exception:dangerous_activities": 1.0})
+    ]
+    assert blocked["decision"] == "block"
+    assert [(f["check"], f["detail"]) for f in blocked["findings"]] == [("prohibited_use", "deny_rule")]
