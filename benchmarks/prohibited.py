@@ -18,6 +18,9 @@ Reads ``../shared/data/prohibited`` (nothing of it is in the repository), splits
 - ``ours_answers``: 110 answers we wrote beside their requests (``answers.jsonl``: six harmful completions per
   category, 44 refusals, safety, clinical, educational, news and fiction answers on the same topics), never trained
   on;
+- ``ours_extremism``: 39 violent-extremism requests (recruitment, attack planning, financing, glorification) and 40
+  safe questions on the same topics (history, research, prevention, news; tagged ``scary``) we wrote on 2026-12-07
+  (``requests_extremism.jsonl``), never trained on by the shipped weights;
 - ``--dev``: the split the calibration and thresholds were chosen on, for reference.
 
 Writes ``benchmarks/data/prohibited/figures.json`` (figures, the policy stamp, the environment and the data manifest:
@@ -39,6 +42,7 @@ from report import environment, set_runtime_defaults
 REPO = Path(__file__).resolve().parent.parent
 OURS = [REPO / "benchmarks" / "data" / "prohibited" / name for name in ("requests.jsonl", "requests_more.jsonl")]
 OUR_ANSWERS = REPO / "benchmarks" / "data" / "prohibited" / "answers.jsonl"
+OUR_EXTREMISM = REPO / "benchmarks" / "data" / "prohibited" / "requests_extremism.jsonl"
 
 
 def _rows(examples: list[Any], *, with_context: bool = True) -> list[dict[str, Any]]:
@@ -104,6 +108,10 @@ def main() -> None:
         "ours_answers": (
             [json.loads(line) for line in OUR_ANSWERS.read_text("utf-8").splitlines() if line.strip()],
             "output",
+        ),
+        "ours_extremism": (
+            [json.loads(line) for line in OUR_EXTREMISM.read_text("utf-8").splitlines() if line.strip()],
+            "input",
         ),
     }
     if args.dev:
