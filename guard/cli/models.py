@@ -98,7 +98,21 @@ def train_toxicity(data: Path, out: Path | None, epochs: int, seed: int, hard_ne
 @click.option("--epochs", default=2, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=1, show_default=True, help="Torch threads (the result is reproducible per count).")
-def train_prohibited(data: Path, out: Path | None, injection_data: Path, epochs: int, seed: int, threads: int) -> None:
+@click.option(
+    "--extra-requests",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    multiple=True,
+    help="More request files (JSONL: text, label) taught like guard/training/data's rows: an experiment.",
+)
+def train_prohibited(
+    data: Path,
+    out: Path | None,
+    injection_data: Path,
+    epochs: int,
+    seed: int,
+    threads: int,
+    extra_requests: tuple[Path, ...],
+) -> None:
     """Retrain the prohibited-use classifier (MiniLM top layers + request/response heads; ~20 min on 1 thread).
 
     Writes policies/prohibited/minilm-safety.safetensors and its training manifest unless --out says otherwise.
@@ -109,7 +123,15 @@ def train_prohibited(data: Path, out: Path | None, injection_data: Path, epochs:
 
     _log_progress()
     target = out or default_weights_path()
-    manifest = train(data, target, injection_dir=injection_data, epochs=epochs, seed=seed, threads=threads)
+    manifest = train(
+        data,
+        target,
+        injection_dir=injection_data,
+        epochs=epochs,
+        seed=seed,
+        threads=threads,
+        extra_requests=extra_requests,
+    )
     click.echo(f"trained in {manifest['seconds']:.0f} s into {target} (languages: {', '.join(manifest['languages'])})")
 
 

@@ -376,10 +376,11 @@ def train_prohibited(
     epochs: int = 2,
     seed: int = 0,
     threads: int = 1,
+    extra_requests: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Train on ``data_dir`` (``../shared/data/prohibited``; with ``injection_dir``, ``../shared/data/injection``
-    for the injection head too); write the weights to ``out`` and the manifest beside it
-    (``<stem>-training.json``). Returns the manifest."""
+    for the injection head too; ``extra_requests``: more request files taught like our own rows); write the weights
+    to ``out`` and the manifest beside it (``<stem>-training.json``). Returns the manifest."""
     started = time.perf_counter()
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -388,7 +389,7 @@ def train_prohibited(
     model = BertModel.from_pretrained(str(source), add_pooling_layer=False)
     model.eval()
     tokenizer = BertTokenizerFast.from_pretrained(str(source))
-    own_requests, own_answers = written()
+    own_requests, own_answers = written(extra=extra_requests)
     # Our own rows are few beside the corpus: each is taught twice.
     requests = [*corpus.select("requests", "train"), *own_requests, *own_requests]
     responses = [*corpus.select("responses", "train"), *own_answers, *own_answers]
@@ -414,7 +415,12 @@ def train_prohibited(
         train_rows=rows,
         dev=report,
         epochs=epochs,
-        written_rows={"requests": len(own_requests), "answers": len(own_answers), "taught": "twice each"},
+        written_rows={
+            "requests": len(own_requests),
+            "answers": len(own_answers),
+            "taught": "twice each",
+            **({"extra_request_files": [path.name for path in extra_requests]} if extra_requests else {}),
+        },
         seed=seed,
         threads=threads,
         seconds=time.perf_counter() - started,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -196,8 +196,10 @@ def load_corpus(data_dir: Path) -> Corpus:
     return corpus
 
 
-def written(written_dir: Path = WRITTEN_DIR) -> tuple[list[Example], list[Example]]:
-    """Our own training-only requests and answers (:data:`WRITTEN_DIR`)."""
+def written(written_dir: Path = WRITTEN_DIR, extra: Sequence[Path] = ()) -> tuple[list[Example], list[Example]]:
+    """Our own training-only requests and answers (:data:`WRITTEN_DIR`), plus ``extra`` request files of the same
+    format (an experiment's rows: ``guard models train-prohibited --extra-requests``)."""
+    files = [written_dir / name for name in WRITTEN_REQUESTS] + list(extra)
     requests = [
         Example(
             text=str(item["text"]),
@@ -208,8 +210,8 @@ def written(written_dir: Path = WRITTEN_DIR) -> tuple[list[Example], list[Exampl
             license="Apache-2.0",
             split="train",
         )
-        for name in WRITTEN_REQUESTS
-        for _, item in _lines(written_dir / name)
+        for path in files
+        for _, item in _lines(path)
     ]
     answers = [
         Example(
