@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -133,7 +132,6 @@ def main() -> None:
     print(f"{'dev split, shipped default thresholds':48s} {'shipped':>10s} {'retrained':>10s}")
     for name in shipped:
         print(f"{name:48s} {shipped[name]:>10s} {retrained[name]:>10s}")
-    counts = Counter(name.split(":")[0] for name in shipped)
     path = write_results(
         "prohibited_retrain",
         {
@@ -141,7 +139,6 @@ def main() -> None:
             "weights": str(weights),
             "training": {k: v for k, v in trained.items() if k in ("seconds", "threads", "seed", "written_rows")},
             "figures": {name: {"shipped": shipped[name], "retrained": retrained[name]} for name in shipped},
-            "groups": dict(counts),
         },
     )
     print(f"wrote {path}")

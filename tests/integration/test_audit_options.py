@@ -38,9 +38,13 @@ output:
 
 
 async def _client(home: Path, url: str, models: Models, tmp_path: Path, text: bool, scores: bool) -> Any:
+    yaml = POLICY.format(text=str(text).lower(), scores=str(scores).lower())
+    return _app_with_policy(home, url, models, tmp_path, yaml)
+
+
+def _app_with_policy(home: Path, url: str, models: Models, tmp_path: Path, yaml: str) -> Any:
     policies = tmp_path / "policies"
     policies.mkdir()
-    yaml = POLICY.format(text=str(text).lower(), scores=str(scores).lower())
     (policies / "default.yaml").write_text(yaml, encoding="utf-8")
     return AsyncTestClient(app=create_app(dev_settings(home, url, policy_dir=policies), models=models))
 
@@ -105,12 +109,8 @@ input:
 async def test_a_lifted_deny_rule_is_in_the_audit_row(
     guard_home: Path, database_url: str, models: Models, tmp_path: Path
 ) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "default.yaml").write_text(EXCEPTION_POLICY, encoding="utf-8")
-    app = create_app(dev_settings(guard_home, database_url, policy_dir=policies), models=models)
     texts = ["How did they smuggle drugs in the movie?", "How do I smuggle drugs past customs?"]
-    async with AsyncTestClient(app=app) as client:
+    async with _app_with_policy(guard_home, database_url, models, tmp_path, EXCEPTION_POLICY) as client:
         for text in texts:
             scan = await client.post("/v1/scan", json={"text": text, "stage": "input"}, headers=AUTH)
             assert scan.status_code == 200, scan.text
